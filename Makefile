@@ -9,12 +9,17 @@ STATICCHECK_VERSION := v0.8.2
 STATICCHECK   := $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)
 GO_PACKAGES   := ./...
 
-.PHONY: all build test unit integration lint fmt vet staticcheck fuzz clean
+.PHONY: all build demo test unit integration lint fmt vet staticcheck fuzz clean
 
 all: lint test build
 
 build:
 	$(GO) build -o $(BIN)/strata ./cmd/strata
+
+# The embedded demo: an in-process Kafka, local remote storage, a broker that tiers, crashes and
+# deletes, then the CLI's view of it. Needs nothing installed; leaves nothing behind.
+demo: build
+	$(BIN)/strata demo
 
 test: unit integration
 

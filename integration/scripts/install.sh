@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Installs what the integration tests run against, into $STRATA_CACHE (default ~/.cache/strata):
+#   - Apache Kafka's jars from Maven Central (integration/kafka/pom.xml), broker, tools, the
+#     LocalTieredStorage test jar and log4j2;
+#   - versitygw, an S3 server, built with `go install`.
+# Idempotent: each part is skipped when its cached copy is complete.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+install_kafka() {
+  local pom=$STRATA_INTEGRATION_DIR/kafka/pom.xml
+  # The marker holds a hash of the pom and the pins, so changing either reinstalls.
+  local want
+  want=$({ cat "$pom"; echo "$STRATA_KAFKA_VERSION $STRATA_KAFKA_STORAGE_TEST_CLASSIFIER"; } | sha256sum | cut -d' ' -f1)
+  if [ "$(cat "$STRATA_KAFKA_LIBS/.complete" 2>/dev/null)" = "$want" ]; then
+    return
+  fi
+  strata_need mvn java
+  strata_log "installing Apache Kafka $STRATA_KAFKA_VERSION jars into $STRATA_KAFKA_LIBS"
+  local t0=$SECONDS
+  # Copy into a fresh folder, then swap it in: an interrupted copy never looks complete.
+  local tmp=$STRATA_KAFKA_HOME/libs.tmp.$$
+  rm -rf "$tmp"
+  mkdir -p "$tmp"
+  # stdout goes to stderr: callers may capture this script's stdout (none is printed).
+  mvn -B -q -Dstyle.color=never -f "$pom" \
+    -Dkafka.version="$STRATA_KAFKA_VERSION" \
+    -Dkafka.storage.test.classifier="$STRATA_KAFKA_STORAGE_TEST_CLASSIFIER" \
+    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tmp" >&2
+  # The broker loads LocalTieredStorage from this jar; fail here rather than at broker start.
+  local jar
+  jar=$tmp/$(basename "$STRATA_KAFKA_STORAGE_TEST_JAR")
+  list_jar "$jar" | grep 'org/apache/kafka/server/log/remote/storage/LocalTieredStorage.class' >/dev/null ||
+    strata_die "$jar does not hold LocalTieredStorage"
+  rm -rf "$STRATA_KAFKA_LIBS"
+  mv "$tmp" "$STRATA_KAFKA_LIBS"
+  echo "$want" >"$STRATA_KAFKA_LIBS/.complete"
+  strata_log "installed Apache Kafka $STRATA_KAFKA_VERSION in $((SECONDS - t0))s"
+}
+
+list_jar() {
+  if command -v unzip >/dev/null 2>&1; then unzip -Z1 "$1"; else jar tf "$1"; fi
+}
+
+install_versitygw() {
+  if [ -x "$STRATA_VERSITYGW" ]; then
+    return
+  fi
+  strata_need go
+  strata_log "installing versitygw $STRATA_VERSITYGW_VERSION into $(dirname "$STRATA_VERSITYGW")"
+  local t0=$SECONDS
+  local tmp=$STRATA_CACHE/versitygw-$STRATA_VERSITYGW_VERSION/bin.tmp.$$
+  rm -rf "$tmp"
+  mkdir -p "$tmp"
+  GOBIN="$tmp" go install "github.com/versity/versitygw/cmd/versitygw@$STRATA_VERSITYGW_VERSION" >&2
+  mkdir -p "$(dirname "$STRATA_VERSITYGW")"
+  mv "$tmp/versitygw" "$STRATA_VERSITYGW"
+  rm -rf "$tmp"
+  strata_log "installed versitygw $STRATA_VERSITYGW_VERSION in $((SECONDS - t0))s"
+}
+
+# Runs started together on one machine install one at a time; the later ones find the cache done.
+mkdir -p "$STRATA_CACHE"
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"$STRATA_CACHE/.install.lock"
+  flock 9
+fi
+install_kafka
+install_versitygw
