@@ -1,0 +1,202 @@
+//go:build linux
+
+package cache
+
+import (
+	"bufio"
+	"flag"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stratalog/strata/proto"
+)
+
+var (
+	benchSegments   = flag.Int("cache.bench-segments", 1_000_000, "segments BenchmarkApplyMillion builds")
+	benchBlockCache = flag.Int64("cache.bench-block-cache", DefaultBlockCacheSize, "block cache of the stores the benchmarks open")
+)
+
+const (
+	benchPartitions = 1000 // user partitions
+	benchMetadata   = 50   // metadata partitions, Kafka's default
+	benchBatch      = 1000 // entries per Apply
+	benchSegsEpoch  = 100  // segments per leader epoch of a partition
+)
+
+// benchWorkload is the topic a broker tiering 1,000 partitions writes: for each segment,
+// COPY_SEGMENT_STARTED then COPY_SEGMENT_FINISHED, the partitions taking turns, a new leader
+// epoch every 100 segments of a partition, each user partition's records in the metadata
+// partition its number picks.
+type benchWorkload struct {
+	segments int
+	next     [benchMetadata]int64
+}
+
+func (w *benchWorkload) tp(k int) proto.TopicIDPartition {
+	return proto.TopicIDPartition{TopicID: testTopicID, Topic: "bench", Partition: int32(k % benchPartitions)}
+}
+
+// segment returns the id, start offset and epoch of the k-th segment.
+func (w *benchWorkload) segment(k int) (proto.SegmentID, int64, int32) {
+	j := k / benchPartitions
+	id := proto.SegmentID{TopicIDPartition: w.tp(k)}
+	id.ID[0], id.ID[1], id.ID[2], id.ID[3] = byte(k>>24), byte(k>>16), byte(k>>8), byte(k)
+	id.ID[15] = 0xbe
+	return id, int64(j) * 100, int32(j / benchSegsEpoch)
+}
+
+// batch returns the entries of events [from, from+n).
+func (w *benchWorkload) batch(from, n int) []Entry {
+	out := make([]Entry, 0, n)
+	for ev := from; ev < from+n && ev < 2*w.segments; ev++ {
+		k := ev / 2
+		id, start, epoch := w.segment(k)
+		var r proto.Record
+		if ev%2 == 0 {
+			r = &proto.SegmentMetadata{
+				SegmentID: id, StartOffset: start, EndOffset: start + 99, BrokerID: 1,
+				MaxTimestampMs: 1_700_000_000_000 + start, EventTimestampMs: 1_700_000_000_000 + start,
+				LeaderEpochs:       []proto.EpochEntry{{Epoch: epoch, StartOffset: start}},
+				SegmentSizeInBytes: 1 << 30, State: proto.CopySegmentStarted, TxnIndexEmpty: true,
+			}
+		} else {
+			r = &proto.SegmentMetadataUpdate{SegmentID: id, BrokerID: 1, EventTimestampMs: 1_700_000_000_001 + start, State: proto.CopySegmentFinished}
+		}
+		mp := id.Partition % benchMetadata
+		out = append(out, Entry{Partition: mp, Offset: w.next[mp], Record: r})
+		w.next[mp]++
+	}
+	return out
+}
+
+// BenchmarkApplyMillion builds a store of -cache.bench-segments segments (default 1,000,000)
+// over 1,000 user partitions in calls of 1,000 entries, on the real filesystem (TMPDIR), then
+// looks up random offsets. It reports apply throughput (events/s) and the CPU time the process
+// spent per event meanwhile, Pebble's background work included (cpu-ns/event: unlike the
+// throughput it does not depend on what else the machine runs), lookup latency (p50-ns,
+// p99-ns), the process's peak resident memory (peak-rss-MB) and the store's size on disk
+// (disk-MB). Run it as:
+//
+//	go test ./cache -run '^$' -bench BenchmarkApplyMillion -benchtime 1x
+func BenchmarkApplyMillion(b *testing.B) {
+	for b.Loop() {
+		dir := filepath.Join(b.TempDir(), "store")
+		s, err := Open(dir, WithBlockCacheSize(*benchBlockCache))
+		if err != nil {
+			b.Fatal(err)
+		}
+		w := &benchWorkload{segments: *benchSegments}
+		events := 2 * w.segments
+		cpu0, cpuOK := cpuTime()
+		start := time.Now()
+		for ev := 0; ev < events; ev += benchBatch {
+			res, err := s.Apply(w.batch(ev, benchBatch))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(res.Dropped) != 0 || res.Duplicates != 0 {
+				b.Fatalf("events %d..: %d dropped (%v), %d duplicates", ev, len(res.Dropped), res.Dropped[0].Err, res.Duplicates)
+			}
+		}
+		elapsed := time.Since(start)
+		b.ReportMetric(float64(events)/elapsed.Seconds(), "events/s")
+		if cpu1, ok := cpuTime(); ok && cpuOK {
+			b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/float64(events), "cpu-ns/event")
+		}
+
+		const lookups = 100_000
+		rng := rand.New(rand.NewPCG(1, 2))
+		lat := make([]time.Duration, lookups)
+		for i := range lat {
+			k := rng.IntN(w.segments)
+			id, first, epoch := w.segment(k)
+			offset := first + rng.Int64N(100)
+			t0 := time.Now()
+			m, ok, err := s.SegmentFor(id.TopicIDPartition, epoch, offset)
+			lat[i] = time.Since(t0)
+			if err != nil || !ok || m.SegmentID.ID != id.ID {
+				b.Fatalf("SegmentFor(%s, %d, %d) = %v, %t, %v; want segment %d", id.TopicIDPartition, epoch, offset, m.SegmentID, ok, err, k)
+			}
+		}
+		slices.Sort(lat)
+		b.ReportMetric(float64(lat[lookups/2].Nanoseconds()), "p50-ns")
+		b.ReportMetric(float64(lat[lookups*99/100].Nanoseconds()), "p99-ns")
+
+		if rss, ok := peakRSS(); ok {
+			b.ReportMetric(float64(rss)/(1<<20), "peak-rss-MB")
+		}
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(dirSize(b, dir))/(1<<20), "disk-MB")
+	}
+}
+
+// BenchmarkSegmentFor measures one lookup in a store of 100,000 segments.
+func BenchmarkSegmentFor(b *testing.B) {
+	s, err := Open(filepath.Join(b.TempDir(), "store"), WithBlockCacheSize(*benchBlockCache))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	w := &benchWorkload{segments: 100_000}
+	for ev := 0; ev < 2*w.segments; ev += benchBatch {
+		if _, err := s.Apply(w.batch(ev, benchBatch)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for b.Loop() {
+		id, first, epoch := w.segment(rng.IntN(w.segments))
+		if _, ok, err := s.SegmentFor(id.TopicIDPartition, epoch, first+50); err != nil || !ok {
+			b.Fatal(ok, err)
+		}
+	}
+}
+
+// cpuTime returns the CPU time the process has used, user and system.
+func cpuTime() (time.Duration, bool) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, false
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), true
+}
+
+// peakRSS returns the process's peak resident set size (VmHWM), where Linux reports it.
+func peakRSS() (int64, bool) {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10, err == nil
+		}
+	}
+	return 0, false
+}
+
+func dirSize(b *testing.B, dir string) int64 {
+	var total int64
+	err := filepath.Walk(dir, func(_ string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			total += info.Size()
+		}
+		return err
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return total
+}

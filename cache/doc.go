@@ -1,0 +1,36 @@
+// Package cache is the materialized view of Kafka's __remote_log_metadata topic (KIP-405),
+// kept on disk in Pebble: for every user partition, its remote log segments and their states,
+// the per-leader-epoch maps Kafka's RemoteLogMetadataCache keeps, the partition-delete state,
+// and for every metadata partition the offset up to which the view is built.
+//
+// It exists because Kafka keeps this view in memory and rebuilds it from the whole topic at every
+// restart, which makes long-running clusters slow to start and costs them gigabytes of memory
+// (KAFKA-19599, KAFKA-16454). Here the view survives restarts, so a consumer resumes each
+// metadata partition from NextOffset and reads only the tail; and nothing per segment lives in
+// memory, so memory stays flat however much history there is (the block cache bounds it; see
+// WithBlockCacheSize).
+//
+// What it is for:
+//   - Apply: the consumer hands over each fetch, decoded; the row changes of every record and
+//     the new next offset of each metadata partition are written in one synced Pebble batch, so
+//     the store is always a prefix of the topic and re-delivery is a no-op. Records that cannot
+//     be applied are dropped and listed (Result.Dropped), never fatal.
+//   - Queries that answer exactly as Kafka's RemoteLogMetadataCache does, state by state and
+//     epoch by epoch (SegmentFor, HighestOffsetForEpoch, Segments, SegmentsForEpoch,
+//     RemoteLogSizeForEpoch, NextSegmentWithTxnIndex), plus what an operator needs (Segment,
+//     Partitions, RemoteLogSize, PartitionDeleteState).
+//   - Operating it: Skip records an operator's choice to step over a record; ResetPartition
+//     rebuilds a metadata partition from a new offset; Check verifies the store against itself;
+//     Dump prints it in a stable order so that two stores can be diffed.
+//
+// What it is not for: it does not decode records (package proto does), consume the topic, know
+// which partitions are assigned or ready, or wait for anything (package rlmm does all of that);
+// it never talks to remote storage. It is not the source of truth: the topic is, and any store
+// can be thrown away and rebuilt from it.
+//
+// Where the semantics differ from Kafka's on purpose, the code that differs says so: partition
+// delete transitions are checked, snapshot records and records Kafka's constructors would
+// refuse are dropped instead of killing the consumer, segment lists are ordered, a segment
+// added again while still copying leaves the epochs it no longer names, and a user partition's
+// records must all come from one metadata partition under one topic name.
+package cache

@@ -1,0 +1,77 @@
+package cache
+
+import (
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"go.uber.org/zap"
+)
+
+// DefaultBlockCacheSize is the block cache of a store opened without WithBlockCacheSize.
+const DefaultBlockCacheSize = 8 << 20
+
+// Option configures Open.
+type Option interface{ apply(*options) }
+
+type options struct {
+	blockCacheSize int64
+	fs             vfs.FS
+	log            *zap.Logger
+}
+
+type optionFunc func(*options)
+
+func (f optionFunc) apply(o *options) { f(o) }
+
+// WithBlockCacheSize sets the size in bytes of Pebble's block cache, which holds recently read
+// data and index blocks. Default DefaultBlockCacheSize (8 MiB). With Pebble's memtables (up to
+// three of 16 MiB, accounted separately) it bounds the store's memory, whatever the number of
+// segments. A query whose blocks are not cached reads them from the filesystem (usually the
+// OS page cache) and decompresses them; raising the cache helps a broker that reads many
+// partitions' metadata at random. Must be positive.
+func WithBlockCacheSize(bytes int64) Option {
+	return optionFunc(func(o *options) { o.blockCacheSize = bytes })
+}
+
+// WithFS sets the filesystem the store lives on. Default vfs.Default, the operating system's.
+// Tests pass vfs.NewMem or vfs.NewCrashableMem.
+func WithFS(fs vfs.FS) Option { return optionFunc(func(o *options) { o.fs = fs }) }
+
+// WithLogger sets the logger of the store and of the Pebble instance under it. Default
+// zap.NewNop(). Dropped records are logged at debug level (Apply returns them; the caller
+// decides what is worth a warning); opening, skips and resets at info level.
+func WithLogger(l *zap.Logger) Option {
+	return optionFunc(func(o *options) {
+		if l == nil {
+			l = zap.NewNop()
+		}
+		o.log = l
+	})
+}
+
+func buildOptions(opts []Option) (options, error) {
+	o := options{blockCacheSize: DefaultBlockCacheSize, fs: vfs.Default, log: zap.NewNop()}
+	for _, opt := range opts {
+		if opt != nil {
+			opt.apply(&o)
+		}
+	}
+	if o.blockCacheSize <= 0 {
+		return o, fmt.Errorf("cache: block cache size %d: must be positive", o.blockCacheSize)
+	}
+	if o.fs == nil {
+		return o, fmt.Errorf("cache: nil filesystem")
+	}
+	return o, nil
+}
+
+// pebbleLogger sends Pebble's own messages to zap. Pebble calls Fatalf only when it cannot go
+// on and does not expect it to return; a library must not exit the process, so it panics.
+type pebbleLogger struct{ l *zap.SugaredLogger }
+
+func (p pebbleLogger) Infof(format string, args ...any)  { p.l.Debugf(format, args...) }
+func (p pebbleLogger) Errorf(format string, args ...any) { p.l.Errorf(format, args...) }
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	p.l.Errorf(format, args...)
+	panic(fmt.Sprintf("pebble: "+format, args...))
+}

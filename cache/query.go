@@ -1,0 +1,386 @@
+package cache
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/stratalog/strata/proto"
+)
+
+// Queries answer as Kafka's RemoteLogMetadataCache does (shared/kafka/KAFKA_SEMANTICS.md,
+// section 6). A user partition is identified by topic id and partition number; the topic name a
+// query passes is not compared (ids are unique across topics), and returned metadata carries
+// the name the partition's records carried. Every returned value is the caller's to keep and
+// modify. Every query reads through one Pebble iterator: it sees the store after some whole
+// Apply, never part of one.
+
+// view is one user partition as one Pebble iterator sees it. An iterator is a consistent view
+// of the store, so a query made of several seeks never mixes two states of the store.
+type view struct {
+	it     *pebble.Iterator
+	p      tpPrefix
+	tp     proto.TopicIDPartition // as the caller named it
+	row    partRow
+	loaded bool
+}
+
+// withView runs fn on a view of tp. fn calls load when it needs the partition row, or to
+// learn whether the store knows tp at all: a lookup that finds a row of the partition knows.
+func (s *Store) withView(tp proto.TopicIDPartition, fn func(v *view) error) error {
+	return s.read(func() error {
+		p := prefixOf(tp)
+		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p[:], UpperBound: p.upper()})
+		if err != nil {
+			return err
+		}
+		err = fn(&view{it: it, p: p, tp: tp})
+		return errors.Join(err, it.Close())
+	})
+}
+
+// withPartition runs fn on a view of tp whose partition row is loaded, or returns an error
+// wrapping ErrNotFound when the store does not know tp.
+func (s *Store) withPartition(tp proto.TopicIDPartition, fn func(v *view) error) error {
+	return s.withView(tp, func(v *view) error {
+		if err := v.load(); err != nil {
+			return err
+		}
+		return fn(v)
+	})
+}
+
+// load reads the partition row, or returns an error wrapping ErrNotFound.
+func (v *view) load() error {
+	if v.loaded {
+		return nil
+	}
+	key := v.p.partitionKey()
+	val, ok := v.get(key)
+	if !ok {
+		if err := v.it.Error(); err != nil {
+			return err
+		}
+		return fmt.Errorf("cache: user partition %s: %w", v.tp, ErrNotFound)
+	}
+	row, err := decodePart(val)
+	if err != nil {
+		return corruptf(key, "%v", err)
+	}
+	v.row, v.loaded = row, true
+	return nil
+}
+
+// get returns the value of key; it is valid until the iterator moves.
+func (v *view) get(key []byte) ([]byte, bool) {
+	if v.it.SeekGE(key) && bytes.Equal(v.it.Key(), key) {
+		return v.it.Value(), true
+	}
+	return nil, false
+}
+
+func (v *view) segment(id proto.UUID) (proto.SegmentMetadata, bool, error) {
+	key := v.p.segmentKey(id)
+	val, ok := v.get(key)
+	if !ok {
+		return proto.SegmentMetadata{}, false, v.it.Error()
+	}
+	m, err := decodeSegment(val, v.p, id)
+	if err != nil {
+		return proto.SegmentMetadata{}, false, corruptf(key, "%v", err)
+	}
+	return m, true, nil
+}
+
+// segmentFor is Kafka's remoteLogSegmentMetadata(epoch, offset): the floor entry of offset in
+// the epoch's referenced map, if offset is within that segment's part of the epoch. The
+// referenced row holds a copy of the segment, so this is one seek.
+func (v *view) segmentFor(epoch int32, offset int64) (proto.SegmentMetadata, bool, error) {
+	if !v.it.SeekLT(floorSeekKey(v.p.refKey(epoch, offset))) || !bytes.HasPrefix(v.it.Key(), v.p.refEpoch(epoch)) {
+		return proto.SegmentMetadata{}, false, v.it.Error()
+	}
+	m, err := decodeRef(v.it.Value(), v.p)
+	if err != nil {
+		return proto.SegmentMetadata{}, false, corruptf(v.it.Key(), "%v", err)
+	}
+	epochEnd := m.EndOffset
+	for _, e := range m.LeaderEpochs {
+		if e.Epoch > epoch {
+			epochEnd = e.StartOffset - 1
+			break
+		}
+	}
+	if offset > epochEnd {
+		return proto.SegmentMetadata{}, false, nil
+	}
+	return m, true, nil
+}
+
+// epochSegments is Kafka's listRemoteLogSegments(epoch): the referenced and unreferenced
+// segments of the epoch, in no particular order.
+func (v *view) epochSegments(epoch int32) ([]proto.SegmentMetadata, error) {
+	var out []proto.SegmentMetadata
+	ref := v.p.refEpoch(epoch)
+	for ok := v.it.SeekGE(ref); ok && bytes.HasPrefix(v.it.Key(), ref); ok = v.it.Next() {
+		m, err := decodeRef(v.it.Value(), v.p)
+		if err != nil {
+			return nil, corruptf(v.it.Key(), "%v", err)
+		}
+		out = append(out, m)
+	}
+	var unref []proto.UUID
+	prefix := v.p.unrefEpoch(epoch)
+	for ok := v.it.SeekGE(prefix); ok && bytes.HasPrefix(v.it.Key(), prefix); ok = v.it.Next() {
+		pk, err := parseKey(v.it.Key())
+		if err != nil {
+			return nil, corruptf(v.it.Key(), "%v", err)
+		}
+		unref = append(unref, pk.id)
+	}
+	if err := v.it.Error(); err != nil {
+		return nil, err
+	}
+	for _, id := range unref {
+		m, ok, err := v.segment(id)
+		if err == nil && !ok {
+			// Kafka throws RemoteResourceNotFoundException in the same place.
+			err = corruptf(v.p.unrefKey(epoch, id), "names segment %s, which the store does not hold", id)
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// sortByStart orders segments by start offset, then by id so that the order is total (Kafka
+// leaves segments with equal start offsets in no particular order).
+func sortByStart(ms []proto.SegmentMetadata) {
+	slices.SortFunc(ms, func(a, b proto.SegmentMetadata) int {
+		if a.StartOffset != b.StartOffset {
+			if a.StartOffset < b.StartOffset {
+				return -1
+			}
+			return 1
+		}
+		return bytes.Compare(a.SegmentID.ID[:], b.SegmentID.ID[:])
+	})
+}
+
+// SegmentFor returns the COPY_SEGMENT_FINISHED segment that holds offset in leader epoch
+// epoch, as Kafka's remoteLogSegmentMetadata(epoch, offset): the segment referenced at the
+// greatest start offset at or below offset in that epoch, if offset is within its part of the
+// epoch. Segments still copying or being deleted are never returned.
+func (s *Store) SegmentFor(tp proto.TopicIDPartition, epoch int32, offset int64) (proto.SegmentMetadata, bool, error) {
+	var m proto.SegmentMetadata
+	var ok bool
+	err := s.withView(tp, func(v *view) (err error) {
+		if m, ok, err = v.segmentFor(epoch, offset); err != nil || ok {
+			return err
+		}
+		return v.load()
+	})
+	return m, ok, err
+}
+
+// NextSegmentWithTxnIndex returns the first segment from SegmentFor(tp, epoch, offset) onwards,
+// walking the epoch by end offset + 1, whose transaction index is not empty, as Kafka's
+// nextSegmentWithTxnIndex.
+func (s *Store) NextSegmentWithTxnIndex(tp proto.TopicIDPartition, epoch int32, offset int64) (proto.SegmentMetadata, bool, error) {
+	var out proto.SegmentMetadata
+	var found bool
+	err := s.withView(tp, func(v *view) error {
+		m, ok, err := v.segmentFor(epoch, offset)
+		for ok && err == nil {
+			if !m.TxnIndexEmpty {
+				out, found = m, true
+				return nil
+			}
+			if m.EndOffset == math.MaxInt64 {
+				break
+			}
+			m, ok, err = v.segmentFor(epoch, m.EndOffset+1)
+		}
+		if err != nil {
+			return err
+		}
+		return v.load()
+	})
+	return out, found, err
+}
+
+// HighestOffsetForEpoch returns the highest offset copied in leader epoch epoch, as Kafka's
+// highestOffsetForEpoch: raised by every COPY_SEGMENT_FINISHED segment of the epoch, never
+// lowered, not even when those segments are deleted. None until a segment of the epoch finished
+// copying.
+func (s *Store) HighestOffsetForEpoch(tp proto.TopicIDPartition, epoch int32) (int64, bool, error) {
+	var row epochRow
+	err := s.withPartition(tp, func(v *view) error {
+		if v.row.hasCur && v.row.cur == epoch {
+			row = v.row.curRow
+			return nil
+		}
+		key := v.p.epochKey(epoch)
+		val, found := v.get(key)
+		if !found {
+			return v.it.Error()
+		}
+		var err error
+		if row, err = decodeEpoch(val); err != nil {
+			return corruptf(key, "%v", err)
+		}
+		return nil
+	})
+	return row.highest, row.hasHighest, err
+}
+
+// Segments returns every segment of tp not yet DELETE_SEGMENT_FINISHED, whatever its state,
+// ordered by start offset (then id): Kafka's listRemoteLogSegments(tp), which has no order.
+func (s *Store) Segments(tp proto.TopicIDPartition) ([]proto.SegmentMetadata, error) {
+	var out []proto.SegmentMetadata
+	err := s.withPartition(tp, func(v *view) error {
+		lo, hi := v.p.kindBounds(kindSegment)
+		for ok := v.it.SeekGE(lo); ok && bytes.Compare(v.it.Key(), hi) < 0; ok = v.it.Next() {
+			pk, err := parseKey(v.it.Key())
+			if err != nil {
+				return corruptf(v.it.Key(), "%v", err)
+			}
+			m, err := decodeSegment(v.it.Value(), v.p, pk.id)
+			if err != nil {
+				return corruptf(v.it.Key(), "%v", err)
+			}
+			out = append(out, m)
+		}
+		return v.it.Error()
+	})
+	if err != nil {
+		return nil, err
+	}
+	sortByStart(out)
+	return out, nil
+}
+
+// SegmentsForEpoch returns the segments of leader epoch epoch, as Kafka's
+// listRemoteLogSegments(tp, epoch): those referenced for reads and those unreferenced (still
+// copying, being deleted, or replaced by a later upload), ordered by start offset (then id).
+// An epoch no segment named yields none.
+func (s *Store) SegmentsForEpoch(tp proto.TopicIDPartition, epoch int32) ([]proto.SegmentMetadata, error) {
+	var out []proto.SegmentMetadata
+	err := s.withPartition(tp, func(v *view) (err error) {
+		out, err = v.epochSegments(epoch)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	sortByStart(out)
+	return out, nil
+}
+
+// RemoteLogSizeForEpoch returns the sum of the sizes of SegmentsForEpoch(tp, epoch), as Kafka's
+// remoteLogSize(tp, epoch): segments still copying or being deleted count. 0 for an epoch no
+// segment named.
+func (s *Store) RemoteLogSizeForEpoch(tp proto.TopicIDPartition, epoch int32) (int64, error) {
+	var size int64
+	err := s.withPartition(tp, func(v *view) error {
+		ms, err := v.epochSegments(epoch)
+		for _, m := range ms {
+			size += int64(m.SegmentSizeInBytes)
+		}
+		return err
+	})
+	return size, err
+}
+
+// RemoteLogSize returns the sum of the sizes of every segment of tp not yet
+// DELETE_SEGMENT_FINISHED, kept as a running total in the partition's row: one read, whatever
+// the number of segments. Kafka has no such query.
+func (s *Store) RemoteLogSize(tp proto.TopicIDPartition) (int64, error) {
+	var size int64
+	err := s.withPartition(tp, func(v *view) error {
+		size = v.row.bytes
+		return nil
+	})
+	return size, err
+}
+
+// Segment returns the current view of one segment, and false if the store does not hold it
+// (never added, or DELETE_SEGMENT_FINISHED). An unknown user partition wraps ErrNotFound.
+func (s *Store) Segment(id proto.SegmentID) (proto.SegmentMetadata, bool, error) {
+	var m proto.SegmentMetadata
+	var ok bool
+	err := s.withView(id.TopicIDPartition, func(v *view) (err error) {
+		if m, ok, err = v.segment(id.ID); err != nil || ok {
+			return err
+		}
+		return v.load()
+	})
+	return m, ok, err
+}
+
+// PartitionDeleteState returns the partition-delete state of tp, and false if no
+// partition-delete record was applied for it. A partition whose DELETE_PARTITION_FINISHED was
+// applied is unknown: the error wraps ErrNotFound.
+func (s *Store) PartitionDeleteState(tp proto.TopicIDPartition) (proto.PartitionDeleteState, bool, error) {
+	var st proto.PartitionDeleteState
+	var ok bool
+	err := s.withPartition(tp, func(v *view) error {
+		st, ok = v.row.delState, v.row.hasDelete
+		return nil
+	})
+	return st, ok, err
+}
+
+// SegmentCounts counts a partition's segments by state. DELETE_SEGMENT_FINISHED segments are
+// gone from the store and not counted.
+type SegmentCounts struct {
+	CopyStarted   int64
+	CopyFinished  int64
+	DeleteStarted int64
+}
+
+// Total is the number of segments the store holds for the partition.
+func (c SegmentCounts) Total() int64 { return c.CopyStarted + c.CopyFinished + c.DeleteStarted }
+
+// PartitionInfo describes one user partition the store knows.
+type PartitionInfo struct {
+	Partition         proto.TopicIDPartition // with the topic name its records carry
+	MetadataPartition int32                  // where its records come from
+	Segments          SegmentCounts
+	Bytes             int64 // RemoteLogSize
+	DeleteState       proto.PartitionDeleteState
+	HasDeleteState    bool
+}
+
+func (row *partRow) info(p tpPrefix) PartitionInfo {
+	return PartitionInfo{
+		Partition:         proto.TopicIDPartition{TopicID: p.topicID(), Topic: row.name, Partition: p.partition()},
+		MetadataPartition: row.mp,
+		Segments: SegmentCounts{
+			CopyStarted:   row.counts[proto.CopySegmentStarted],
+			CopyFinished:  row.counts[proto.CopySegmentFinished],
+			DeleteStarted: row.counts[proto.DeleteSegmentStarted],
+		},
+		Bytes:          row.bytes,
+		DeleteState:    row.delState,
+		HasDeleteState: row.hasDelete,
+	}
+}
+
+// Partitions returns every user partition the store knows, ordered by topic id and partition.
+// It reads one row per partition. The slice is the caller's.
+func (s *Store) Partitions() ([]PartitionInfo, error) {
+	var out []PartitionInfo
+	err := s.read(func() error {
+		return s.eachPartition(s.db, func(p tpPrefix, row *partRow) error {
+			out = append(out, row.info(p))
+			return nil
+		})
+	})
+	return out, err
+}

@@ -1,0 +1,355 @@
+package cache
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+	"go.uber.org/zap"
+)
+
+// Pebble's memtables: memTableSize each, at most memTableStopWrites queued for flushing before
+// writes wait, and one more may linger while an iterator still reads it. Pebble's default of
+// 4 MiB flushes a table to disk every few fetches when every fetch rewrites the rows of
+// hundreds of partitions; 16 MiB lets a flush keep only the last of many versions of those
+// rows, which cuts the CPU time of Apply under such a load by about a third
+// (BenchmarkApplyMillion), for 48 MiB of memory.
+const (
+	memTableSize       = 16 << 20
+	memTableStopWrites = 2
+)
+
+// Store is the materialized view of the metadata topic, in one Pebble instance.
+//
+// Concurrency: Apply, Skip and ResetPartition are serialized among themselves (the design has
+// one writer, the consumer loop; an operator's Skip may come from elsewhere). Every query may be
+// called from any number of goroutines, concurrently with a writer: each sees the store as it
+// was after some whole Apply, never part of one. Check waits only for an Apply in flight to
+// take its snapshot. Close waits for calls in flight; every call after it returns ErrClosed.
+type Store struct {
+	db  *pebble.DB
+	log *zap.Logger
+	dir string
+
+	writeMu sync.Mutex // serializes writers; held before mu
+	// parts is the writer's copy of the rows of the partitions it has read or written since
+	// Open, so that a fetch spread over many partitions does not read each partition's row
+	// back from Pebble. It holds nothing per segment, is filled as partitions are touched,
+	// is read and written only under writeMu, and changes only after a commit succeeds.
+	parts map[tpPrefix]partRow
+
+	mu     sync.RWMutex // read-held by every call, write-held by Close
+	closed bool
+}
+
+// Open opens the store in dir on the filesystem of the options, creating it if it does not
+// exist. Opening reads only Pebble's manifest and write-ahead log, however much history the
+// store holds: nothing is loaded into memory. While open, the store holds Pebble's block cache
+// and memtables, and the writer's copy of the rows of partitions it has written to (one row
+// per partition), nothing per segment.
+func Open(dir string, opts ...Option) (*Store, error) {
+	o, err := buildOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	po := &pebble.Options{
+		FS: o.fs,
+		// Pebble charges its memtables to the block cache; without room for them on top
+		// of the blocks, the cache would hold no blocks at all.
+		CacheSize:                   o.blockCacheSize + memTableSize*(memTableStopWrites+1),
+		MemTableSize:                memTableSize,
+		MemTableStopWritesThreshold: memTableStopWrites,
+		FormatMajorVersion:          pebble.FormatNewest,
+		Logger:                      pebbleLogger{o.log.Sugar()},
+	}
+	// Apply checks whether a segment exists before adding it; most such lookups miss, and the
+	// bloom filters answer them without reading a data block.
+	for i := range po.Levels {
+		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	db, err := pebble.Open(dir, po)
+	if err != nil {
+		return nil, fmt.Errorf("cache: open %s: %w", dir, err)
+	}
+	s := &Store{db: db, log: o.log, dir: dir, parts: make(map[tpPrefix]partRow)}
+	if err := s.checkFormat(); err != nil {
+		return nil, errors.Join(err, db.Close())
+	}
+	s.log.Info("cache opened", zap.String("dir", dir), zap.Int64("block_cache_bytes", o.blockCacheSize))
+	return s, nil
+}
+
+// checkFormat writes the format row into a new store and refuses a store of another format.
+func (s *Store) checkFormat() error {
+	v, closer, err := s.db.Get(formatKey0)
+	if errors.Is(err, pebble.ErrNotFound) {
+		it, err := s.db.NewIter(nil)
+		if err != nil {
+			return err
+		}
+		empty := !it.First()
+		if err := it.Close(); err != nil {
+			return err
+		}
+		if !empty {
+			return fmt.Errorf("cache: %s: %w", s.dir, corruptf(formatKey0, "missing in a store that holds rows"))
+		}
+		if err := s.db.Set(formatKey0, []byte{storeFormat}, pebble.Sync); err != nil {
+			return fmt.Errorf("cache: %s: write format: %w", s.dir, err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("cache: %s: read format: %w", s.dir, err)
+	}
+	defer closer.Close()
+	if len(v) != 1 || v[0] != storeFormat {
+		return fmt.Errorf("cache: %s: format %x, this version reads %d: %w", s.dir, v, storeFormat, ErrFormat)
+	}
+	return nil
+}
+
+// Close closes the store, after every call in flight has returned. Calling it again returns
+// ErrClosed.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	s.closed = true
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("cache: close %s: %w", s.dir, err)
+	}
+	return nil
+}
+
+// read runs fn while holding the store open.
+func (s *Store) read(fn func() error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	return fn()
+}
+
+// write runs fn as the only writer, while holding the store open.
+func (s *Store) write(fn func() error) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	return s.read(fn)
+}
+
+// getter is what pebble.DB, pebble.Batch and pebble.Snapshot have in common for point reads.
+type getter interface {
+	Get(key []byte) ([]byte, io.Closer, error)
+}
+
+// get calls fn with the value of key, if present; the value is valid only during fn.
+func get(r getter, key []byte, fn func(v []byte) error) (bool, error) {
+	v, closer, err := r.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("cache: read %s: %w", formatKey(key), err)
+	}
+	err = fn(v)
+	if cerr := closer.Close(); err == nil {
+		err = cerr
+	}
+	return true, err
+}
+
+func readOffset(r getter, mp int32) (int64, error) {
+	var next int64
+	key := offsetKey(mp)
+	_, err := get(r, key, func(v []byte) error {
+		n, err := decodeOffset(v)
+		if err != nil {
+			return corruptf(key, "%v", err)
+		}
+		next = n
+		return nil
+	})
+	return next, err
+}
+
+// NextOffset returns the offset after the last record applied or skipped in metadata partition
+// mp: where its consumer resumes. It is 0 for a partition never seen.
+func (s *Store) NextOffset(mp int32) (int64, error) {
+	var next int64
+	err := s.read(func() (err error) {
+		next, err = readOffset(s.db, mp)
+		return err
+	})
+	return next, err
+}
+
+// Offsets returns the next offset of every metadata partition seen. The map is the caller's.
+func (s *Store) Offsets() (map[int32]int64, error) {
+	out := make(map[int32]int64)
+	err := s.read(func() error {
+		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{tagOffset}, UpperBound: []byte{tagOffset + 1}})
+		if err != nil {
+			return err
+		}
+		for it.First(); it.Valid(); it.Next() {
+			pk, err := parseKey(it.Key())
+			if err != nil {
+				return errors.Join(corruptf(it.Key(), "%v", err), it.Close())
+			}
+			n, err := decodeOffset(it.Value())
+			if err != nil {
+				return errors.Join(corruptf(it.Key(), "%v", err), it.Close())
+			}
+			out[pk.mp] = n
+		}
+		return it.Close()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SkippedRecord is a record an operator chose to skip.
+type SkippedRecord struct {
+	Partition int32 // metadata partition
+	Offset    int64
+	Reason    string
+	At        time.Time // when Skip was called
+}
+
+// Skip records that the operator chose to skip the record at (mp, offset): one that could not be
+// decoded or applied and holds its metadata partition back. It moves the partition's next offset
+// to offset+1 and keeps the skip (Skipped lists it), in one synced batch. Records between the
+// next offset and offset are skipped with it; the normal case is offset == NextOffset(mp).
+// An offset below the next offset wraps ErrOffsetApplied: that record was applied or skipped.
+func (s *Store) Skip(mp int32, offset int64, reason string) error {
+	if mp < 0 || offset < 0 {
+		return fmt.Errorf("cache: skip metadata partition %d offset %d: %w", mp, offset, ErrInvalidEntry)
+	}
+	return s.write(func() error {
+		next, err := readOffset(s.db, mp)
+		if err != nil {
+			return err
+		}
+		if offset < next {
+			return fmt.Errorf("cache: skip metadata partition %d offset %d: next offset is %d: %w", mp, offset, next, ErrOffsetApplied)
+		}
+		b := s.db.NewBatch()
+		defer b.Close()
+		if err := b.Set(skippedKey(mp, offset), encodeSkipped(time.Now().UnixNano(), reason), nil); err != nil {
+			return err
+		}
+		if err := b.Set(offsetKey(mp), encodeOffset(offset+1), nil); err != nil {
+			return err
+		}
+		if err := b.Commit(pebble.Sync); err != nil {
+			return fmt.Errorf("cache: skip metadata partition %d offset %d: %w", mp, offset, err)
+		}
+		s.log.Info("record skipped", zap.Int32("metadata_partition", mp), zap.Int64("offset", offset), zap.String("reason", reason))
+		return nil
+	})
+}
+
+// Skipped returns every skip ever recorded, by metadata partition and offset. The slice is the
+// caller's.
+func (s *Store) Skipped() ([]SkippedRecord, error) {
+	var out []SkippedRecord
+	err := s.read(func() error {
+		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{tagSkipped}, UpperBound: []byte{tagSkipped + 1}})
+		if err != nil {
+			return err
+		}
+		for it.First(); it.Valid(); it.Next() {
+			pk, err := parseKey(it.Key())
+			if err != nil {
+				return errors.Join(corruptf(it.Key(), "%v", err), it.Close())
+			}
+			at, reason, err := decodeSkipped(it.Value())
+			if err != nil {
+				return errors.Join(corruptf(it.Key(), "%v", err), it.Close())
+			}
+			out = append(out, SkippedRecord{Partition: pk.mp, Offset: pk.offset, Reason: reason, At: time.Unix(0, at)})
+		}
+		return it.Close()
+	})
+	return out, err
+}
+
+// ResetPartition deletes every row derived from metadata partition mp (every user partition
+// whose events came from it, with all its segments and epochs) and sets mp's next offset to to,
+// in one synced batch. It is for rebuilding a metadata partition whose stored next offset fell
+// below the topic's log start offset: the records in between are gone, so what was derived from
+// them cannot be trusted, and the consumer starts again from to. Skips are kept.
+//
+// It reads the partition rows of every user partition (one seek each), not their segments.
+func (s *Store) ResetPartition(mp int32, to int64) error {
+	if mp < 0 || to < 0 {
+		return fmt.Errorf("cache: reset metadata partition %d to %d: %w", mp, to, ErrInvalidEntry)
+	}
+	return s.write(func() error {
+		b := s.db.NewBatch()
+		defer b.Close()
+		dropped := 0
+		err := s.eachPartition(s.db, func(p tpPrefix, row *partRow) error {
+			if row.mp != mp {
+				return nil
+			}
+			dropped++
+			delete(s.parts, p)
+			return b.DeleteRange(p[:], p.upper(), nil)
+		})
+		if err != nil {
+			return err
+		}
+		if err := b.Set(offsetKey(mp), encodeOffset(to), nil); err != nil {
+			return err
+		}
+		if err := b.Commit(pebble.Sync); err != nil {
+			return fmt.Errorf("cache: reset metadata partition %d to %d: %w", mp, to, err)
+		}
+		s.log.Info("metadata partition reset", zap.Int32("metadata_partition", mp), zap.Int64("next_offset", to), zap.Int("user_partitions_dropped", dropped))
+		return nil
+	})
+}
+
+// iterable is what pebble.DB, pebble.Batch and pebble.Snapshot have in common for iteration.
+type iterable interface {
+	NewIter(o *pebble.IterOptions) (*pebble.Iterator, error)
+}
+
+// eachPartition calls fn with every user partition's row, in key order, seeking from one
+// partition's prefix to the next so that it never reads their segments.
+func (s *Store) eachPartition(r iterable, fn func(p tpPrefix, row *partRow) error) error {
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: []byte{tagPartition}, UpperBound: []byte{tagPartition + 1}})
+	if err != nil {
+		return err
+	}
+	for valid := it.First(); valid; {
+		k := it.Key()
+		pk, perr := parseKey(k)
+		if perr != nil {
+			return errors.Join(corruptf(k, "%v", perr), it.Close())
+		}
+		if pk.kind != kindPartition {
+			return errors.Join(corruptf(k, "no partition row precedes it"), it.Close())
+		}
+		row, derr := decodePart(it.Value())
+		if derr != nil {
+			return errors.Join(corruptf(k, "%v", derr), it.Close())
+		}
+		if err := fn(pk.prefix, &row); err != nil {
+			return errors.Join(err, it.Close())
+		}
+		valid = it.SeekGE(pk.prefix.upper())
+	}
+	return it.Close()
+}
