@@ -1,0 +1,149 @@
+package rlmm
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestPropertiesMapToConfig(t *testing.T) {
+	cfg := defaultConfig()
+	WithProperties(map[string]string{
+		PropNumPartitions:                        "7",
+		PropReplicationFactor:                    "2",
+		PropRetentionMs:                          "86400000",
+		PropMinISR:                               "1",
+		PropConsumeWaitMs:                        "5000",
+		PropInitRetryMaxTimeout:                  "3000",
+		PropInitRetryInterval:                    "250",
+		PropLogDir:                               "/var/kafka/data",
+		PrefixCommonClient + "bootstrap.servers": "a:9092, b:9092",
+		PrefixCommonClient + "client.id":         "broker-1-rlmm",
+		PrefixProducer + "linger.ms":             "5",
+		PrefixConsumer + "fetch.max.bytes":       "1048576",
+		PrefixCommonClient + "some.unknown":      "x",
+	}).apply(&cfg)
+	if err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.numPartitions != 7 || cfg.replicationFactor != 2 || cfg.retentionMs != 86400000 || cfg.minISR != 1 ||
+		cfg.consumeWait != 5*time.Second || cfg.initRetryMaxTimeout != 3*time.Second || cfg.initRetryInterval != 250*time.Millisecond {
+		t.Fatalf("cfg = %+v", cfg)
+	}
+	if strings.Join(cfg.brokers, ",") != "a:9092,b:9092" || cfg.clientID != "broker-1-rlmm" || cfg.cacheDir != "/var/kafka/data/"+cacheSubdir {
+		t.Fatalf("brokers %v client %s dir %s", cfg.brokers, cfg.clientID, cfg.cacheDir)
+	}
+	if len(cfg.producerOpts) != 1 || len(cfg.consumerOpts) != 1 {
+		t.Fatalf("role options: %d producer, %d consumer", len(cfg.producerOpts), len(cfg.consumerOpts))
+	}
+	if len(cfg.warnings) != 1 || cfg.warnings[0] != PrefixCommonClient+"some.unknown" {
+		t.Fatalf("warnings = %v", cfg.warnings)
+	}
+}
+
+func TestInvalidPropertiesNameTheProperty(t *testing.T) {
+	cases := map[string]map[string]string{
+		PropNumPartitions:     {PropNumPartitions: "zero"},
+		PropRetentionMs:       {PropRetentionMs: "0"},
+		PropMinISR:            {PropMinISR: "0"},
+		PropConsumeWaitMs:     {PropConsumeWaitMs: "-5"},
+		"security.protocol":   {PrefixCommonClient + "security.protocol": "SSH"},
+		"sasl.mechanism":      {PrefixCommonClient + "security.protocol": "SASL_PLAINTEXT", PrefixCommonClient + "sasl.mechanism": "GSSAPI", PrefixCommonClient + "sasl.jaas.config": `x required username="u" password="p";`},
+		"must agree":          {PrefixProducer + "bootstrap.servers": "a:1", PrefixConsumer + "bootstrap.servers": "b:1"},
+		"ssl.truststore.type": {PrefixCommonClient + "security.protocol": "SSL", PrefixCommonClient + "ssl.truststore.type": "JKS"},
+	}
+	for want, props := range cases {
+		cfg := defaultConfig()
+		props[PrefixCommonClient+"bootstrap.servers"] = props[PrefixCommonClient+"bootstrap.servers"] + "x:1"
+		props[PropCacheDir] = "/tmp/x"
+		WithProperties(props).apply(&cfg)
+		err := cfg.validate()
+		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err = %v", want, err)
+		}
+	}
+	if err := (&config{}).validate(); err == nil {
+		t.Error("empty config validated")
+	}
+}
+
+func TestSecretsAreRedacted(t *testing.T) {
+	cfg := defaultConfig()
+	secret := "hunter2-very-secret"
+	WithProperties(map[string]string{
+		PrefixCommonClient + "bootstrap.servers": "a:1",
+		PrefixCommonClient + "security.protocol": "SASL_PLAINTEXT",
+		PrefixCommonClient + "sasl.mechanism":    "SCRAM-SHA-512",
+		PrefixCommonClient + "sasl.jaas.config":  `org.apache.kafka.common.security.scram.ScramLoginModule required username="alice" password="` + secret + `";`,
+		PrefixCommonClient + "ssl.key.password":  secret,
+		PropCacheDir:                             "/tmp/x",
+	}).apply(&cfg)
+	if cfg.sasl == nil || cfg.sasl.Name() != "SCRAM-SHA-512" {
+		t.Fatalf("sasl = %v", cfg.sasl)
+	}
+	s := cfg.String()
+	if strings.Contains(s, secret) || strings.Contains(s, "alice") || strings.Count(s, "(redacted)") != 2 {
+		t.Fatalf("config printed a secret: %s", s)
+	}
+	// An error about a secret names the property, never its value.
+	cfg2 := defaultConfig()
+	WithProperties(map[string]string{
+		PrefixCommonClient + "security.protocol": "SASL_SSL",
+		PrefixCommonClient + "sasl.mechanism":    "PLAIN",
+		PrefixCommonClient + "sasl.jaas.config":  `x required user="` + secret + `";`,
+	}).apply(&cfg2)
+	if err := cfg2.validate(); err == nil || strings.Contains(err.Error(), secret) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestTLSFromPEMFiles(t *testing.T) {
+	dir := t.TempDir()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "broker"}, NotBefore: time.Now().Add(-time.Hour),
+		NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	kder, _ := x509.MarshalPKCS8PrivateKey(key)
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
+	trust := filepath.Join(dir, "ca.pem")
+	store := filepath.Join(dir, "client.pem")
+	os.WriteFile(trust, certPEM, 0o600)
+	os.WriteFile(store, append(keyPEM, certPEM...), 0o600)
+
+	cfg := defaultConfig()
+	WithProperties(map[string]string{
+		PrefixCommonClient + "bootstrap.servers":                     "a:1",
+		PrefixCommonClient + "security.protocol":                     "SSL",
+		PrefixCommonClient + "ssl.truststore.type":                   "PEM",
+		PrefixCommonClient + "ssl.truststore.location":               trust,
+		PrefixCommonClient + "ssl.keystore.type":                     "PEM",
+		PrefixCommonClient + "ssl.keystore.location":                 store,
+		PrefixCommonClient + "ssl.endpoint.identification.algorithm": "",
+		PropCacheDir: dir,
+	}).apply(&cfg)
+	if err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.tls == nil || cfg.tls.RootCAs == nil || len(cfg.tls.Certificates) != 1 || !cfg.tls.InsecureSkipVerify || cfg.tls.VerifyConnection == nil {
+		t.Fatalf("tls = %+v", cfg.tls)
+	}
+	cfg2 := defaultConfig()
+	WithProperties(map[string]string{PrefixCommonClient + "security.protocol": "SSL", PrefixCommonClient + "ssl.truststore.location": filepath.Join(dir, "missing.pem")}).apply(&cfg2)
+	if err := cfg2.validate(); err == nil || !strings.Contains(err.Error(), "ssl.truststore.location") {
+		t.Fatalf("missing trust store: %v", err)
+	}
+}

@@ -1,0 +1,30 @@
+// Package rlmm is the remote log metadata manager a Go broker links in: Strata's equivalent of
+// Apache Kafka's TopicBasedRemoteLogMetadataManager (KIP-405), without its failure modes.
+//
+// A Manager owns one franz-go client and one cache.Store. It creates or checks the metadata
+// topic __remote_log_metadata, publishes segment and partition-delete events to the metadata
+// partition Kafka's partitioner picks, and runs one consumer loop that fetches the metadata
+// partitions of the user partitions this broker leads or follows and applies them to the store.
+//
+// What it guarantees:
+//
+//   - Read your writes: AddSegment, UpdateSegment and PutPartitionDelete return only once this
+//     manager's store has applied the very record they produced, or fail (ErrNotAssigned at once,
+//     ErrTimeout after the consume wait, ErrClosed, or the halt of the metadata partition).
+//     Waiting is by notification from the consumer loop, never by polling.
+//   - Per-partition readiness: a user partition is ready once its metadata partition has been
+//     applied up to the end offset seen when it was assigned. Reads of a partition that is not
+//     ready fail with ErrNotReady (retriable); of a partition not assigned, with ErrNotFound.
+//     WaitReady blocks until partitions are ready.
+//   - Restart reads only the tail: each metadata partition resumes from the offset stored in the
+//     store, in the same batch as the rows it produced. If that offset fell below the topic's log
+//     start while the broker was away, the metadata partition is rebuilt from the log start, with
+//     a warning.
+//   - A record that cannot be decoded halts its metadata partition only: that partition's user
+//     partitions report a *HaltError naming the offset and the cause; every other partition keeps
+//     working. WithSkipBadRecords, or Skip at run time, skips such records; each skip is kept in
+//     the store.
+//
+// It is not a remote storage manager (see package rsm) and does not decide what to tier or
+// delete (see package tier).
+package rlmm

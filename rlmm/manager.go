@@ -1,0 +1,272 @@
+package rlmm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+
+	"github.com/stratalog/strata/cache"
+	"github.com/stratalog/strata/proto"
+)
+
+// Manager is a running metadata manager. Its methods are safe for concurrent use.
+//
+// Lock order: writeMu before mu. writeMu serializes every write to the store made by the
+// manager (the consumer loop's Apply, a metadata partition's reset at assignment, an operator's
+// skip), so that no two of them interleave on one metadata partition; mu guards the assignment,
+// the progress of each metadata partition and the waiters, and is never held across network
+// calls or store writes.
+type Manager struct {
+	cfg    config
+	log    *zap.Logger
+	store  *cache.Store
+	client *kgo.Client
+	adm    *kadm.Client
+
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the consumer loop has returned
+
+	writeMu sync.Mutex
+
+	mu      sync.Mutex
+	closed  bool
+	parts   map[proto.TopicIDPartition]*userPart
+	mps     map[int32]*metaPart
+	changed chan struct{} // closed and replaced whenever readiness may have changed
+}
+
+type userPart struct {
+	mp     int32
+	leader bool
+	target int64 // end offset of mp when the partition was assigned: ready once applied reaches it
+}
+
+type metaPart struct {
+	applied int64 // next offset to apply; everything below is in the store
+	halt    *HaltError
+	users   int   // assigned user partitions that map here
+	watched bool  // consumed whole, for a remover (WatchMetadataPartitions)
+	target  int64 // end offset when watching began: the whole partition is ready once applied reaches it
+	waiters []*waiter
+	stats   PartitionStats
+}
+
+type waiter struct {
+	offset int64
+	ch     chan error // buffered, receives exactly once
+}
+
+// New validates the configuration, opens the store, connects, creates the metadata topic if
+// it is missing (or checks it), and starts the consumer loop. Reaching the cluster and the topic
+// is retried every initialization retry interval until the initialization timeout; then New
+// fails, having closed everything it opened. A topic with another partition count than
+// configured fails at once with ErrTopicMismatch.
+//
+// No partition is consumed until AssignPartitions.
+func New(ctx context.Context, opts ...Option) (*Manager, error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		if o != nil {
+			o.apply(&cfg)
+		}
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	for _, w := range cfg.warnings {
+		cfg.log.Warn("ignoring unsupported metadata manager property", zap.String("property", w))
+	}
+	cfg.log.Info("starting remote log metadata manager", zap.Stringer("config", &cfg))
+
+	store, err := cache.Open(cfg.cacheDir, append([]cache.Option{cache.WithLogger(cfg.log)}, cfg.cacheOpts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("rlmm: opening the store in %s: %w", cfg.cacheDir, err)
+	}
+	kopts := []kgo.Opt{
+		kgo.SeedBrokers(cfg.brokers...),
+		kgo.ClientID(cfg.clientID),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		// A direct consumer of no partition yet; AssignPartitions adds them.
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{TopicName: {}}),
+		// When the resume offset has expired, fetching restarts at the log start; the loop sees
+		// the gap and rebuilds that metadata partition.
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		// Kafka's consumer default (fetch.max.wait.ms 500), not franz-go's 5s: a partition added
+		// while the loop waits on caught-up ones is fetched no later than this.
+		kgo.FetchMaxWait(500 * time.Millisecond),
+	}
+	if cfg.tls != nil {
+		kopts = append(kopts, kgo.DialTLSConfig(cfg.tls))
+	}
+	if cfg.sasl != nil {
+		kopts = append(kopts, kgo.SASL(cfg.sasl))
+	}
+	kopts = append(kopts, cfg.producerOpts...)
+	kopts = append(kopts, cfg.consumerOpts...)
+	kopts = append(kopts, cfg.clientOpts...)
+	client, err := kgo.NewClient(kopts...)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	m := &Manager{
+		cfg:     cfg,
+		log:     cfg.log,
+		store:   store,
+		client:  client,
+		adm:     kadm.NewClient(client),
+		done:    make(chan struct{}),
+		parts:   map[proto.TopicIDPartition]*userPart{},
+		mps:     map[int32]*metaPart{},
+		changed: make(chan struct{}),
+	}
+	if err := m.initTopic(ctx); err != nil {
+		client.Close()
+		store.Close()
+		return nil, err
+	}
+	loopCtx, cancel := context.WithCancel(context.Background())
+	m.cancel = cancel
+	go m.loop(loopCtx)
+	return m, nil
+}
+
+// initTopic creates or checks the metadata topic, retrying transient failures.
+func (m *Manager) initTopic(ctx context.Context) error {
+	deadline := time.Now().Add(m.cfg.initRetryMaxTimeout)
+	for attempt := 1; ; attempt++ {
+		err := m.ensureTopic(ctx)
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, ErrTopicMismatch) || errors.Is(err, ErrConfig) || errors.Is(err, ErrNoTopic) {
+			return err
+		}
+		if ctx.Err() != nil || time.Now().Add(m.cfg.initRetryInterval).After(deadline) {
+			return fmt.Errorf("rlmm: initialization failed after %d attempts in %s: %w", attempt, m.cfg.initRetryMaxTimeout, err)
+		}
+		m.log.Warn("metadata topic not ready, retrying", zap.Int("attempt", attempt), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("rlmm: initialization: %w (last error: %v)", ctx.Err(), err)
+		case <-time.After(m.cfg.initRetryInterval):
+		}
+	}
+}
+
+func (m *Manager) ensureTopic(ctx context.Context) error {
+	reqCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	details, err := m.adm.ListTopics(reqCtx, TopicName)
+	if err != nil {
+		return fmt.Errorf("rlmm: describing %s: %w", TopicName, err)
+	}
+	if d, ok := details[TopicName]; ok && d.Err == nil {
+		return m.checkPartitions(len(d.Partitions))
+	} else if ok && !errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
+		return fmt.Errorf("rlmm: describing %s: %w", TopicName, d.Err)
+	}
+	if m.cfg.noCreateTopic {
+		return fmt.Errorf("%w: %s (is tiered storage enabled on this cluster?)", ErrNoTopic, TopicName)
+	}
+	retention := strconv.FormatInt(m.cfg.retentionMs, 10)
+	minISR := strconv.Itoa(m.cfg.minISR)
+	policy, disabled := "delete", "false"
+	configs := map[string]*string{
+		"cleanup.policy":        &policy,
+		"retention.ms":          &retention,
+		"min.insync.replicas":   &minISR,
+		"remote.storage.enable": &disabled,
+	}
+	resp, err := m.adm.CreateTopic(reqCtx, m.cfg.numPartitions, m.cfg.replicationFactor, configs, TopicName)
+	if err == nil {
+		err = resp.Err
+	}
+	switch {
+	case err == nil:
+		m.log.Info("created the metadata topic", zap.String("topic", TopicName), zap.Int32("partitions", m.cfg.numPartitions),
+			zap.Int16("replication.factor", m.cfg.replicationFactor))
+		return nil
+	case errors.Is(err, kerr.TopicAlreadyExists):
+		// Another broker created it between our look and our create: check what it made.
+		return fmt.Errorf("rlmm: %s was created concurrently; checking it again", TopicName)
+	}
+	return fmt.Errorf("rlmm: creating %s: %w", TopicName, err)
+}
+
+func (m *Manager) checkPartitions(n int) error {
+	if int32(n) != m.cfg.numPartitions {
+		return fmt.Errorf("%w: %s has %d partitions but %s=%d; the partition of every user partition's events depends on the count, so it can never change",
+			ErrTopicMismatch, TopicName, n, PropNumPartitions, m.cfg.numPartitions)
+	}
+	return nil
+}
+
+// Close stops the consumer loop and the client and closes the store. Pending writes fail with
+// ErrClosed. When Close returns, every goroutine the manager started has ended. Close is
+// idempotent.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	for _, st := range m.mps {
+		st.failWaiters(ErrClosed)
+	}
+	m.broadcastLocked()
+	m.mu.Unlock()
+
+	m.cancel()
+	<-m.done
+	m.client.Close()
+	m.writeMu.Lock()
+	defer m.writeMu.Unlock()
+	return m.store.Close()
+}
+
+// Store returns the manager's store, for read-only use by tools (Dump, Check, Skipped).
+func (m *Manager) Store() *cache.Store { return m.store }
+
+// NumPartitions is the metadata topic's partition count.
+func (m *Manager) NumPartitions() int32 { return m.cfg.numPartitions }
+
+func (m *Manager) broadcastLocked() {
+	close(m.changed)
+	m.changed = make(chan struct{})
+}
+
+func (st *metaPart) failWaiters(err error) {
+	for _, w := range st.waiters {
+		w.ch <- err
+	}
+	st.waiters = nil
+}
+
+// releaseWaiters completes the waiters whose record is now applied, and fails those at or after
+// a halt.
+func (st *metaPart) releaseWaiters() {
+	kept := st.waiters[:0]
+	for _, w := range st.waiters {
+		switch {
+		case w.offset < st.applied:
+			w.ch <- nil
+		case st.halt != nil && w.offset >= st.halt.Offset:
+			w.ch <- st.halt
+		default:
+			kept = append(kept, w)
+		}
+	}
+	clear(st.waiters[len(kept):])
+	st.waiters = kept
+}
