@@ -24,6 +24,13 @@ const remoteLogMetadataFormatter = "org.apache.kafka.server.log.remote.metadata.
 // if the consumer fails or prints fewer lines.
 func kafkaFormatterLines(t testing.TB, p int32, n int) []string {
 	t.Helper()
+	return kafkaFormatterLinesAt(t, metadataTopic, p, -1, n)
+}
+
+// kafkaFormatterLinesAt is kafkaFormatterLines on any topic, from offset (the first offset
+// when negative).
+func kafkaFormatterLinesAt(t testing.TB, topic string, p int32, offset int64, n int) []string {
+	t.Helper()
 	java := requireTool(t, "java")
 	libs := requireEnv(t, envKafkaLibs)
 	brokers := requireEnv(t, envKafkaBrokers)
@@ -45,16 +52,22 @@ func kafkaFormatterLines(t testing.TB, p int32, n int) []string {
 		t.Fatal(err)
 	}
 
+	from := "earliest"
+	if offset >= 0 {
+		from = strconv.FormatInt(offset, 10)
+	}
 	ctx := testContext(t, 2*time.Minute)
 	cmd := exec.CommandContext(ctx, java,
 		"-Xmx256m", "-XX:TieredStopAtLevel=1", // a short-lived JVM: start fast, stay small
+		// Topic names need not be ASCII; without a locale Java would print them as '?'.
+		"-Dfile.encoding=UTF-8", "-Dstdout.encoding=UTF-8", "-Dsun.stdout.encoding=UTF-8",
 		"-Dlog4j2.configurationFile="+log4j,
 		"-cp", filepath.Join(libs, "*"),
 		"org.apache.kafka.tools.consumer.ConsoleConsumer",
 		"--bootstrap-server", brokers,
-		"--topic", metadataTopic,
+		"--topic", topic,
 		"--partition", strconv.Itoa(int(p)),
-		"--offset", "earliest",
+		"--offset", from,
 		"--max-messages", strconv.Itoa(n),
 		"--timeout-ms", "60000",
 		"--formatter", remoteLogMetadataFormatter,

@@ -31,6 +31,7 @@ const (
 	envS3Region     = "STRATA_S3_REGION"
 	envAccessKey    = "AWS_ACCESS_KEY_ID"
 	envSecretKey    = "AWS_SECRET_ACCESS_KEY"
+	envState        = "STRATA_IT_STATE" // the harness's state folder, removed when it stops the servers
 )
 
 // metadataTopic is the fixed name of Kafka's tiered-storage metadata topic.
@@ -124,17 +125,32 @@ func createTopic(t testing.TB, adm *kadm.Client, topic string, configs map[strin
 	return resp.ID
 }
 
-// topicDetail returns what the broker's metadata says of topic, or fails the test.
+// topicDetail returns what the broker's metadata says of topic, or fails the test. A topic
+// just created may be unknown to the broker, or have no leader, for a moment: that is waited
+// out.
 func topicDetail(t testing.TB, adm *kadm.Client, topic string) kadm.TopicDetail {
 	t.Helper()
-	md, err := adm.Metadata(testContext(t, 30*time.Second), topic)
-	if err == nil {
-		err = md.Topics[topic].Err
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		md, err := adm.Metadata(testContext(t, 30*time.Second), topic)
+		if err == nil {
+			err = md.Topics[topic].Err
+		}
+		if err == nil {
+			for _, p := range md.Topics[topic].Partitions {
+				if err == nil && (p.Err != nil || p.Leader < 0) {
+					err = fmt.Errorf("partition %d has no leader (%v)", p.Partition, p.Err)
+				}
+			}
+		}
+		if err == nil {
+			return md.Topics[topic]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metadata of %s: %v", topic, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	if err != nil {
-		t.Fatalf("metadata of %s: %v", topic, err)
-	}
-	return md.Topics[topic]
 }
 
 // segmentBytes is the segment size of tiered test topics: the smallest Kafka accepts.

@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stratalog/strata/proto"
@@ -233,36 +232,12 @@ type tieredTopic struct {
 // minTieredSegments is how many segments tierSomeSegments has Kafka tier at least.
 const minTieredSegments = 3
 
-// localSize is the size of partition 0 of topic in the broker's own log directories, without
-// what is tiered.
-func localSize(t testing.TB, adm *kadm.Client, broker int32, topic string) int64 {
-	t.Helper()
-	var ts kadm.TopicsSet
-	ts.Add(topic, 0)
-	dirs, err := adm.DescribeBrokerLogDirs(testContext(t, 30*time.Second), broker, ts)
-	if err != nil {
-		t.Fatalf("describe log dirs of broker %d: %v", broker, err)
-	}
-	var size int64
-	found := false
-	for _, d := range dirs {
-		if p, ok := d.Topics.Lookup(topic, 0); ok {
-			size += p.Size
-			found = true
-		}
-	}
-	if !found {
-		t.Fatalf("broker %d's log dirs do not hold %s-0", broker, topic)
-	}
-	return size
-}
-
 // tierSomeSegments creates a one-partition topic with remote storage enabled and 1 MiB
-// segments, produces about 5 MiB to it, and waits until Kafka has tiered every closed segment
+// segments, produces about 5 MiB to it, and waits until Kafka has tiered every record produced
 // into LocalTieredStorage and nothing is being tiered any more: at least minTieredSegments .log
-// files are there, and __remote_log_metadata holds a COPY_SEGMENT_STARTED and a
-// COPY_SEGMENT_FINISHED for each of them and for no other segment. The topic is deleted when
-// the test ends.
+// files are there, __remote_log_metadata holds a COPY_SEGMENT_STARTED and a
+// COPY_SEGMENT_FINISHED for each of them and for no other segment, and the last of them ends at
+// the last offset produced. The topic is deleted when the test ends.
 func tierSomeSegments(t *testing.T) *tieredTopic {
 	t.Helper()
 	adm := kafkaAdmin(t)
@@ -281,6 +256,7 @@ func tierSomeSegments(t *testing.T) *tieredTopic {
 	)
 	rng := rand.New(rand.NewPCG(1, 2))
 	ctx := testContext(t, 2*time.Minute)
+	var lastOffset int64
 	for range 20 {
 		recs := make([]*kgo.Record, 64)
 		for i := range recs {
@@ -290,35 +266,39 @@ func tierSomeSegments(t *testing.T) *tieredTopic {
 			}
 			recs[i] = &kgo.Record{Value: v}
 		}
-		if err := producer.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		res := producer.ProduceSync(ctx, recs...)
+		if err := res.FirstErr(); err != nil {
 			t.Fatalf("produce to %s: %v", topic, err)
+		}
+		for _, r := range res {
+			lastOffset = max(lastOffset, r.Record.Offset)
 		}
 	}
 
 	dir := tieredPartitionDir(t, tp)
 	log := newMetadataLog(t)
 	var segs []tieredSegment
-	log.waitFor(fmt.Sprintf("Kafka tiering every closed segment of %s into %s", topic, dir), 3*time.Minute,
+	log.waitFor(fmt.Sprintf("Kafka tiering every record of %s into %s", topic, dir), 3*time.Minute,
 		func() bool {
-			// Kafka deletes a local segment only once it is tiered, and never the active one,
-			// so a partition whose local size fits in one segment has tiered all the others:
-			// Kafka rolls a segment only when the next batch would take it past segment.bytes,
-			// so any two consecutive segments together exceed it.
-			if localSize(t, adm, brokerID, topic) > segmentBytes {
-				return false
-			}
+			// Kafka tiers the closed segments, then, since local.retention.ms is a second, also
+			// rolls the active segment once it is a second old and tiers it: until the last
+			// offset produced is in a tiered segment, another segment is still to come.
 			segs = listTieredSegments(t, dir)
 			events := segmentEvents(log.Records, tp)
 			if len(segs) < minTieredSegments || len(events) != len(segs) {
 				return false
 			}
+			var end int64 = -1
 			for _, s := range segs {
 				ev, ok := events[s.ID]
 				if !ok || segmentState(ev) != proto.CopySegmentFinished {
 					return false
 				}
+				if m, ok := ev[0].Decoded.(*proto.SegmentMetadata); ok {
+					end = max(end, m.EndOffset)
+				}
 			}
-			return true
+			return end == lastOffset
 		})
 	for i := range segs {
 		segs[i].readLogFile(t)

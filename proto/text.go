@@ -71,6 +71,8 @@ func (r *SegmentMetadataSnapshot) String() string {
 	writeCustomMetadata(&b, r.CustomMetadata)
 	b.WriteString(", state=")
 	b.WriteString(r.State.String())
+	b.WriteString(", txnIdxEmpty=")
+	b.WriteString(strconv.FormatBool(r.TxnIndexEmpty))
 	b.WriteByte('}')
 	return b.String()
 }

@@ -20,7 +20,7 @@ func TestKafkaText(t *testing.T) {
 			"customMetadata=Optional.empty, state=DELETE_SEGMENT_FINISHED, eventTimestampMs=789, brokerId=1}",
 		"partition_delete_marked": "RemotePartitionDeleteMetadata{topicPartition=Bp9TDduJRGa9Q5rlvCJOxg:foo-0, state=DELETE_PARTITION_MARKED, eventTimestampMs=123, brokerId=0}",
 		"snapshot": "RemoteLogSegmentMetadataSnapshot{segmentId=AAECAwQFBgcICQoLDA0ODw, startOffset=5, endOffset=9, maxTimestampMs=7, segmentLeaderEpochs={4=5}, " +
-			"segmentSizeInBytes=10, customMetadata=Optional[CustomMetadata{4 bytes}], state=DELETE_SEGMENT_STARTED}",
+			"segmentSizeInBytes=10, customMetadata=Optional[CustomMetadata{4 bytes}], state=DELETE_SEGMENT_STARTED, txnIdxEmpty=true}",
 	}
 	for name, want := range cases {
 		if got := g[name].String(); got != want {

@@ -19,7 +19,16 @@ Apache Kafka's own included, and shows what a cluster keeps in remote storage.`,
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newDecodeCmd(), newLocateCmd())
+	var cf clusterFlags
+	var format string
+	var sf storageFlags
+	cf.register(root)
+	sf.register(root)
+	root.PersistentFlags().StringVar(&format, "format", "table", "output: table or json (tail and decode also take text)")
+	root.AddCommand(newDecodeCmd(), newLocateCmd(),
+		newSegmentsCmd(&cf, &format), newPartitionsCmd(&cf, &format), newDescribeCmd(&cf, &format),
+		newTailCmd(&cf, &format), newCheckpointCmd(&cf, &format),
+		newVerifyCmd(&cf, &sf, &format), newRepairCmd(&cf, &sf, &format), newDemoCmd())
 	return root
 }
 

@@ -18,6 +18,7 @@ var permanentCodes = map[string]string{
 	"AllAccessDisabled":                  "access denied",
 	"AccountProblem":                     "access denied",
 	"InvalidAccessKeyId":                 "bad credentials",
+	"XAdminUserNotFound":                 "bad credentials", // versitygw's answer to an unknown access key, with 404
 	"SignatureDoesNotMatch":              "bad credentials",
 	"ExpiredToken":                       "bad credentials",
 	"InvalidToken":                       "bad credentials",

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stratalog/strata/proto"
+	"github.com/stratalog/strata/rlmm"
+)
+
+// segmentEvent is one event of a segment's history.
+type segmentEvent struct {
+	Partition int32           `json:"metadataPartition"`
+	Offset    int64           `json:"offset"`
+	Record    json.RawMessage `json:"record"`
+	text      string
+}
+
+func newDescribeCmd(cf *clusterFlags, format *string) *cobra.Command {
+	desc := &cobra.Command{Use: "describe", Short: "Show everything about one object"}
+	desc.AddCommand(&cobra.Command{
+		Use:   "segment ID",
+		Short: "Show a segment's current metadata and its event history",
+		Long: `describe segment prints the current metadata of the segment with the given id (Kafka's base64
+form) and every event of __remote_log_metadata about it, in order. The history is read from the
+metadata partition holding the segment's user partition, from its earliest record.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkFormat(*format, "table", "json"); err != nil {
+				return err
+			}
+			id, err := proto.ParseUUID(args[0])
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), cf.timeout)
+			defer cancel()
+			c, err := openCluster(ctx, cf, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			seg, found, err := findSegment(c, id)
+			c.Close()
+			if err != nil {
+				return err
+			}
+			var history []segmentEvent
+			var current json.RawMessage
+			if found {
+				current = segmentJSON(seg)
+				mp := proto.MetadataPartition(seg.SegmentID.TopicIDPartition, c.n)
+				err = scanTopic(ctx, cf, map[int32]kgo.Offset{mp: kgo.NewOffset().AtStart()}, false, func(r *kgo.Record) error {
+					rec, derr := proto.Decode(r.Value)
+					if derr != nil || !aboutSegment(rec, id) {
+						return nil
+					}
+					b, _ := proto.MarshalRecordJSON(rec)
+					history = append(history, segmentEvent{Partition: r.Partition, Offset: r.Offset, Record: b, text: rec.String()})
+					return nil
+				})
+				if err != nil {
+					return err
+				}
+			} else {
+				return fmt.Errorf("no segment %s in %s (a segment DELETE_SEGMENT_FINISHED is gone from the metadata)", id, rlmm.TopicName)
+			}
+			out := cmd.OutOrStdout()
+			if *format == "json" {
+				return writeJSON(out, map[string]any{"segment": current, "history": history})
+			}
+			t := newTable("field", "value")
+			t.add("segment id", seg.SegmentID.ID)
+			t.add("topic", seg.SegmentID.Topic)
+			t.add("topic id", seg.SegmentID.TopicID)
+			t.add("partition", seg.SegmentID.Partition)
+			t.add("state", seg.State)
+			t.add("offsets", fmt.Sprintf("%d-%d", seg.StartOffset, seg.EndOffset))
+			t.add("leader epochs", formatEpochs(seg.LeaderEpochs))
+			t.add("size", seg.SegmentSizeInBytes)
+			t.add("max timestamp", formatTime(seg.MaxTimestampMs))
+			t.add("broker", seg.BrokerID)
+			t.add("event time", formatTime(seg.EventTimestampMs))
+			t.add("txn index empty", seg.TxnIndexEmpty)
+			if err := t.write(out); err != nil {
+				return err
+			}
+			fmt.Fprintln(out)
+			h := newTable("metadata partition", "offset", "event")
+			for _, e := range history {
+				h.add(e.Partition, e.Offset, e.text)
+			}
+			return h.write(out)
+		},
+	})
+	return desc
+}
+
+func aboutSegment(r proto.Record, id proto.UUID) bool {
+	switch r := r.(type) {
+	case *proto.SegmentMetadata:
+		return r.SegmentID.ID == id
+	case *proto.SegmentMetadataUpdate:
+		return r.SegmentID.ID == id
+	}
+	return false
+}
+
+// findSegment looks a segment up by its UUID alone, across every partition of the cache.
+func findSegment(c *cluster, id proto.UUID) (proto.SegmentMetadata, bool, error) {
+	infos, err := c.m.Store().Partitions()
+	if err != nil {
+		return proto.SegmentMetadata{}, false, err
+	}
+	for _, in := range infos {
+		seg, ok, err := c.m.Store().Segment(proto.SegmentID{TopicIDPartition: in.Partition, ID: id})
+		if err != nil && !isNotFound(err) {
+			return seg, false, err
+		}
+		if ok {
+			return seg, true, nil
+		}
+	}
+	return proto.SegmentMetadata{}, false, nil
+}
