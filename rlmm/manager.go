@@ -103,6 +103,11 @@ func New(ctx context.Context, opts ...Option) (*Manager, error) {
 		// Kafka's consumer default (fetch.max.wait.ms 500), not franz-go's 5s: a partition added
 		// while the loop waits on caught-up ones is fetched no later than this.
 		kgo.FetchMaxWait(500 * time.Millisecond),
+		// A fetch stays in memory, decoded into franz-go's records, until the loop has applied
+		// all of it; at ~150 bytes a record plus a few hundred of bookkeeping, franz-go's 50 MiB
+		// default means hundreds of MiB of heap during a cold load. 8 MiB is still tens of
+		// thousands of records a fetch, so batches stay large.
+		kgo.FetchMaxBytes(8 << 20),
 	}
 	if cfg.tls != nil {
 		kopts = append(kopts, kgo.DialTLSConfig(cfg.tls))
