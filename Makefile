@@ -9,7 +9,7 @@ STATICCHECK_VERSION := v0.8.2
 STATICCHECK   := $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)
 GO_PACKAGES   := ./...
 
-.PHONY: all build demo test unit integration lint fmt vet staticcheck fuzz clean
+.PHONY: all build demo test unit integration bench lint fmt vet staticcheck fuzz clean
 
 all: lint test build
 
@@ -32,6 +32,11 @@ integration:
 	else \
 		echo "integration: no harness in this tree"; \
 	fi
+
+# Strata against Apache Kafka's own metadata manager on a real broker: prints the table and
+# writes docs/BENCHMARKS.md. STRATA_BENCH_EVENTS=100000 STRATA_BENCH_ROUNDS=1 for a quick run.
+bench:
+	bench/run.sh
 
 lint: fmt vet staticcheck
 

@@ -1,0 +1,91 @@
+// Command strata-bench measures Strata against Apache Kafka's own remote log metadata manager
+// (TopicBasedRemoteLogMetadataManager) on the same running broker. bench/run.sh starts the broker,
+// builds both sides and runs `strata-bench run`; see there.
+//
+//	strata-bench run -brokers HOST:PORT -kafka-classpath CP [flags]
+//	    fills __remote_log_metadata, runs every round of both sides, prints the table and writes
+//	    the page (docs/BENCHMARKS.md)
+//	strata-bench strata-load WORKLOAD DIR
+//	strata-bench strata-publish WORKLOAD DIR TOPIC_ID TOPIC PARTITION
+//	    Strata's side of one round, in its own process, as `run` starts it; prints one JSON line
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/stratalog/strata/bench/internal/measure"
+	"github.com/stratalog/strata/bench/internal/strataside"
+	"github.com/stratalog/strata/bench/internal/workload"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := dispatch(ctx, os.Args[1:])
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "strata-bench:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage:
+  strata-bench run -brokers HOST:PORT -kafka-classpath CP [flags]   (strata-bench run -h)
+  strata-bench strata-load WORKLOAD DIR
+  strata-bench strata-publish WORKLOAD DIR TOPIC_ID TOPIC PARTITION`
+
+func dispatch(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%s", usage)
+	}
+	switch cmd, rest := args[0], args[1:]; {
+	case cmd == "run":
+		return runCommand(ctx, rest)
+	case cmd == "strata-load" && len(rest) == 2:
+		s, err := readSpec(rest[0])
+		if err != nil {
+			return err
+		}
+		return printResult(strataside.Load(ctx, s, rest[1], strataside.Options{}))
+	case cmd == "strata-publish" && len(rest) == 5:
+		s, err := readSpec(rest[0])
+		if err != nil {
+			return err
+		}
+		tp, err := workload.ParsePartition(rest[2:])
+		if err != nil {
+			return err
+		}
+		return printResult(strataside.Publish(ctx, s, rest[1], tp, strataside.Options{}))
+	}
+	return fmt.Errorf("%s", usage)
+}
+
+func readSpec(path string) (*workload.Spec, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	s, err := workload.Read(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return s, nil
+}
+
+func printResult(r measure.Result, err error) error {
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Printf("%s\n", b)
+	return err
+}

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/stratalog/strata/proto"
+	"github.com/stratalog/strata/rlmm"
+)
+
+// childEnv makes the test binary act as strata-bench, so that run can start it as a side.
+const childEnv = "STRATA_BENCH_TEST_CHILD"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "1" {
+		if err := dispatch(context.Background(), os.Args[1:]); err != nil {
+			fmt.Fprintln(os.Stderr, "strata-bench:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// selfSide runs Strata's side in this test binary under name: the run cannot tell it from
+// another manager, which is all the orchestration needs.
+func selfSide(t *testing.T, name string) side {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return side{name: name, command: func(ctx context.Context, phase string, args ...string) *exec.Cmd {
+		cmd := exec.CommandContext(ctx, self, append([]string{"strata-" + phase}, args...)...)
+		cmd.Env = append(os.Environ(), childEnv+"=1")
+		return cmd
+	}}
+}
+
+// TestRun runs the whole benchmark, small, against an in-process cluster, with Strata's side
+// standing in for Kafka's: it fills the topic, runs both sides alternately in their own
+// processes, checks their lookups agree and writes the page.
+func TestRun(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(5, rlmm.TopicName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	out := filepath.Join(t.TempDir(), "docs", "BENCHMARKS.md")
+	cfg := runConfig{
+		brokers: c.ListenAddrs()[0], events: 2000, rounds: 2, publishSegments: 3, publishWarmup: 1,
+		lookups: 50, lookupWarmup: 5, kafkaVersion: "test", out: out, command: "make bench", workDir: t.TempDir(),
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := run(ctx, cfg, selfSide(t, "Strata"), selfSide(t, "Kafka")); err != nil {
+		t.Fatal(err)
+	}
+	page, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Medians of 2 rounds", "| 3. Restart", "Strata #2", "Kafka #2", "2,000 events"} {
+		if !bytes.Contains(page, []byte(want)) {
+			t.Errorf("the page lacks %q:\n%s", want, page)
+		}
+	}
+	// The work folder is gone: nothing is left behind but the page.
+	if left, _ := os.ReadDir(cfg.workDir); len(left) != 0 {
+		t.Errorf("left in the work folder: %v", left)
+	}
+
+	// The topic was not empty any more: a second run refuses it.
+	err = run(ctx, cfg, selfSide(t, "Strata"), selfSide(t, "Kafka"))
+	if err == nil || !strings.Contains(err.Error(), "needs a fresh broker") {
+		t.Fatalf("second run: %v, want a refusal of the used topic", err)
+	}
+}
+
+func TestOrderAlternates(t *testing.T) {
+	s, k := side{name: "Strata"}, side{name: "Kafka"}
+	for round, want := range []string{"Strata Kafka", "Kafka Strata", "Strata Kafka"} {
+		o := order(round, s, k)
+		if got := o[0].name + " " + o[1].name; got != want {
+			t.Errorf("round %d: %s, want %s", round+1, got, want)
+		}
+	}
+}
+
+func TestPublishPartition(t *testing.T) {
+	for range 20 {
+		if tp := publishPartition(3, 50); proto.MetadataPartition(tp, 50) != 3 {
+			t.Fatalf("%s maps to %d, want 3", tp, proto.MetadataPartition(tp, 50))
+		}
+	}
+}
+
+func TestPrefixWriter(t *testing.T) {
+	var b bytes.Buffer
+	w := &prefixWriter{w: &b, prefix: "[k] "}
+	for _, s := range []string{"one\ntw", "o\n", "three\n\nfour"} {
+		if _, err := w.Write([]byte(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := "[k] one\n[k] two\n[k] three\n[k] \n[k] four"; b.String() != want {
+		t.Fatalf("wrote %q, want %q", b.String(), want)
+	}
+}
+
+func TestDispatchUsage(t *testing.T) {
+	for _, args := range [][]string{nil, {"nope"}, {"strata-load", "only-one"}, {"strata-publish", "a", "b"}} {
+		if err := dispatch(context.Background(), args); err == nil || !strings.Contains(err.Error(), "usage:") {
+			t.Errorf("dispatch(%q): %v, want the usage", args, err)
+		}
+	}
+	if err := runCommand(context.Background(), []string{"-brokers", "x"}); err == nil || !strings.Contains(err.Error(), "-kafka-classpath") {
+		t.Errorf("run without a classpath: %v", err)
+	}
+}

@@ -1,0 +1,385 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stratalog/strata/bench/internal/measure"
+	"github.com/stratalog/strata/bench/internal/report"
+	"github.com/stratalog/strata/bench/internal/workload"
+	"github.com/stratalog/strata/proto"
+	"github.com/stratalog/strata/rlmm"
+)
+
+// kafkaMain is the Java side's main class (bench/kafka-rlmm).
+const kafkaMain = "io.github.stratalog.strata.bench.KafkaRlmmBench"
+
+// childTimeout bounds one side's process: a hung manager fails the run instead of stalling it.
+const childTimeout = 30 * time.Minute
+
+type runConfig struct {
+	brokers         string
+	events          int64
+	rounds          int
+	publishSegments int
+	publishWarmup   int
+	lookups         int
+	lookupWarmup    int
+	java            string
+	kafkaClasspath  string
+	jvmOpts         string
+	kafkaVersion    string
+	strataCommit    string
+	out             string
+	command         string
+	workDir         string
+}
+
+func runCommand(ctx context.Context, args []string) error {
+	var c runConfig
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.StringVar(&c.brokers, "brokers", os.Getenv("STRATA_KAFKA_BROKERS"), "the broker, host:port (default $STRATA_KAFKA_BROKERS)")
+	fs.Int64Var(&c.events, "events", 1_000_000, "events in __remote_log_metadata for the load, restart, lookup and memory workloads")
+	fs.IntVar(&c.rounds, "rounds", 3, "rounds of each side; the table shows medians")
+	fs.IntVar(&c.publishSegments, "publish-segments", 2000, "segments added then finished in the publish workload")
+	fs.IntVar(&c.publishWarmup, "publish-warmup", 20, "segments published before the measured ones")
+	fs.IntVar(&c.lookups, "lookups", 100_000, "measured segment-for-offset lookups")
+	fs.IntVar(&c.lookupWarmup, "lookup-warmup", 20_000, "lookups before the measured ones")
+	fs.StringVar(&c.java, "java", "java", "the java command for Kafka's side")
+	fs.StringVar(&c.kafkaClasspath, "kafka-classpath", "", "classpath of Kafka's side (bench/kafka-rlmm's classes and jars)")
+	fs.StringVar(&c.jvmOpts, "jvm-opts", "-Xmx1g", "JVM options of Kafka's side, space-separated")
+	fs.StringVar(&c.kafkaVersion, "kafka-version", "unknown", "the broker's Kafka version, for the page")
+	fs.StringVar(&c.strataCommit, "strata-commit", "", "the Strata commit measured, for the page (default: from the binary's build information, when stamped)")
+	fs.StringVar(&c.out, "out", "docs/BENCHMARKS.md", "the page to write")
+	fs.StringVar(&c.command, "command", "make bench", "the command that reproduces this run, for the page")
+	fs.StringVar(&c.workDir, "work-dir", "", "the folder in which a temporary folder for the sides' stores is made (default: the system's temp dir)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("run: unexpected arguments %q", fs.Args())
+	}
+	switch {
+	case c.brokers == "":
+		return errors.New("run: -brokers (or STRATA_KAFKA_BROKERS) is required")
+	case c.kafkaClasspath == "":
+		return errors.New("run: -kafka-classpath is required")
+	case c.rounds < 1:
+		return fmt.Errorf("run: -rounds must be at least 1, got %d", c.rounds)
+	}
+	strata, kafka, err := sides(c)
+	if err != nil {
+		return err
+	}
+	return run(ctx, c, strata, kafka)
+}
+
+// side is one of the two managers measured: how to start its process for a phase ("load" or
+// "publish") with the phase's arguments.
+type side struct {
+	name    string
+	command func(ctx context.Context, phase string, args ...string) *exec.Cmd
+}
+
+// sides are Strata's (this program again) and Kafka's (the Java program).
+func sides(c runConfig) (strata, kafka side, err error) {
+	self, err := os.Executable()
+	if err != nil {
+		return side{}, side{}, fmt.Errorf("run: finding this program: %w", err)
+	}
+	strata = side{name: "Strata", command: func(ctx context.Context, phase string, args ...string) *exec.Cmd {
+		return exec.CommandContext(ctx, self, append([]string{"strata-" + phase}, args...)...)
+	}}
+	kafka = side{name: "Kafka", command: func(ctx context.Context, phase string, args ...string) *exec.Cmd {
+		a := append(strings.Fields(c.jvmOpts), "-cp", c.kafkaClasspath, kafkaMain, phase)
+		return exec.CommandContext(ctx, c.java, append(a, args...)...)
+	}}
+	return strata, kafka, nil
+}
+
+func run(ctx context.Context, c runConfig, strata, kafka side) error {
+	started := time.Now()
+	// The sides' stores and the workload file go in a folder of their own, removed at the end.
+	work, err := os.MkdirTemp(c.workDir, "strata-bench-")
+	if err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
+	defer os.RemoveAll(work)
+
+	spec, fill, err := fillTopic(ctx, c)
+	if err != nil {
+		return err
+	}
+	specPath := filepath.Join(work, "workload.txt")
+	if err := writeSpec(specPath, spec); err != nil {
+		return err
+	}
+	wantChecksum := fmt.Sprint(spec.LookupChecksum())
+
+	r := &report.Run{
+		Workload: report.Workload{
+			Events: spec.Events(), UserPartitions: len(spec.Partitions), Topics: workload.Topics,
+			MetadataPartitions: spec.MetadataPartitions, SegmentsPerPartition: spec.SegmentsPerPartition,
+			SegmentSpan: spec.SegmentSpan, Lookups: spec.Lookups, LookupWarmup: spec.LookupWarmup,
+			PublishSegments: spec.PublishSegments, PublishWarmup: spec.PublishWarmup, Fill: fill,
+		},
+		Rounds:   c.rounds,
+		Machine:  report.ReadMachine(),
+		Versions: report.ReadVersions(),
+		Command:  c.command,
+		Started:  started,
+	}
+	r.Versions.KafkaBroker = c.kafkaVersion
+	if c.strataCommit != "" {
+		r.Versions.Strata = c.strataCommit
+	}
+	results := map[string]*report.Side{strata.name: &r.Strata, kafka.name: &r.Kafka}
+
+	// Every load round first: publishing appends to the topic, and each load must read exactly
+	// what the fill wrote. Alternating which side goes first evens out what one side leaves
+	// behind for the other (the broker's page cache, a busy disk).
+	for round := range c.rounds {
+		for _, s := range order(round, strata, kafka) {
+			res, err := runPhase(ctx, s, round, c.rounds, work, "load", specPath)
+			if err != nil {
+				return err
+			}
+			if got := res.Info[measure.InfoLookupChecksum]; got != wantChecksum {
+				return fmt.Errorf("run: %s's lookups found segments summing to %s, want %s: the sides did not look up the same keys", s.name, got, wantChecksum)
+			}
+			results[s.name].Load = append(results[s.name].Load, res)
+			if s.name == kafka.name {
+				r.Versions.Java, r.Versions.JavaVM = res.Info["java.version"], res.Info["java.vm"]
+				r.Versions.JVMArgs, r.Versions.KafkaRLMM = res.Info["jvm.args"], res.Info["kafka.version"]
+			}
+		}
+	}
+	// Each publish runs on its own new user partition, on one metadata partition for all, so
+	// that no side finds the other's segments and both write to a partition of the same size.
+	target := proto.MetadataPartition(spec.Partitions[0], spec.MetadataPartitions)
+	for round := range c.rounds {
+		for _, s := range order(round, strata, kafka) {
+			tp := publishPartition(target, spec.MetadataPartitions)
+			res, err := runPhase(ctx, s, round, c.rounds, work, "publish", specPath, tp.TopicID.String(), tp.Topic, fmt.Sprint(tp.Partition))
+			if err != nil {
+				return err
+			}
+			results[s.name].Publish = append(results[s.name].Publish, res)
+		}
+	}
+	r.Elapsed = time.Since(started)
+
+	lines, err := r.Lines()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\nStrata against Kafka's TopicBasedRemoteLogMetadataManager: medians of %d rounds, %d events\n\n", c.rounds, spec.Events())
+	if err := report.Table(os.Stdout, lines); err != nil {
+		return err
+	}
+	var page bytes.Buffer
+	if err := report.Page(&page, r); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(c.out), 0o755); err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
+	if err := os.WriteFile(c.out, page.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("run: writing the page: %w", err)
+	}
+	fmt.Printf("\nwrote %s\n", c.out)
+	return nil
+}
+
+// order is the order of the sides in a round: Strata first in odd rounds (counting from 1),
+// Kafka first in even ones.
+func order(round int, strata, kafka side) []side {
+	if round%2 == 0 {
+		return []side{strata, kafka}
+	}
+	return []side{kafka, strata}
+}
+
+// fillTopic checks that __remote_log_metadata exists and is empty, makes the workload and
+// writes its events.
+func fillTopic(ctx context.Context, c runConfig) (*workload.Spec, time.Duration, error) {
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(strings.Split(c.brokers, ",")...),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerLinger(5*time.Millisecond),
+		kgo.MaxBufferedRecords(1<<17),
+	)
+	if err != nil {
+		return nil, 0, fmt.Errorf("run: connecting to %s: %w", c.brokers, err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+
+	topics, err := adm.ListTopics(ctx, rlmm.TopicName)
+	if err != nil {
+		return nil, 0, fmt.Errorf("run: describing %s: %w", rlmm.TopicName, err)
+	}
+	td, ok := topics[rlmm.TopicName]
+	if !ok || td.Err != nil {
+		return nil, 0, fmt.Errorf("run: %s not found on %s (is tiered storage enabled?): %v", rlmm.TopicName, c.brokers, td.Err)
+	}
+	before, err := topicEvents(ctx, adm)
+	if err != nil {
+		return nil, 0, err
+	}
+	if before != 0 {
+		return nil, 0, fmt.Errorf("run: %s already holds %d events; the benchmark needs a fresh broker (bench/run.sh starts one)", rlmm.TopicName, before)
+	}
+	spec, err := workload.New(workload.Params{
+		Brokers: c.brokers, MetadataPartitions: int32(len(td.Partitions)), Events: c.events,
+		Lookups: c.lookups, LookupWarmup: c.lookupWarmup, LookupSeed: uint64(time.Now().UnixNano()),
+		PublishSegments: c.publishSegments, PublishWarmup: c.publishWarmup,
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("run: %w", err)
+	}
+	logf("filling %s: %d events, %d user partitions over %d metadata partitions", rlmm.TopicName, spec.Events(), len(spec.Partitions), spec.MetadataPartitions)
+	t0 := time.Now()
+	if err := spec.Fill(ctx, cl, rlmm.TopicName); err != nil {
+		return nil, 0, fmt.Errorf("run: %w", err)
+	}
+	fill := time.Since(t0)
+	after, err := topicEvents(ctx, adm)
+	if err != nil {
+		return nil, 0, err
+	}
+	if after != spec.Events() {
+		return nil, 0, fmt.Errorf("run: %s holds %d events after the fill, want %d", rlmm.TopicName, after, spec.Events())
+	}
+	logf("filled in %s", fill.Round(time.Millisecond))
+	return spec, fill, nil
+}
+
+// topicEvents counts the records in __remote_log_metadata: the sum of its end offsets less its
+// start offsets.
+func topicEvents(ctx context.Context, adm *kadm.Client) (int64, error) {
+	ends, err := adm.ListEndOffsets(ctx, rlmm.TopicName)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return 0, fmt.Errorf("run: listing the end offsets of %s: %w", rlmm.TopicName, err)
+	}
+	starts, err := adm.ListStartOffsets(ctx, rlmm.TopicName)
+	if err == nil {
+		err = starts.Error()
+	}
+	if err != nil {
+		return 0, fmt.Errorf("run: listing the start offsets of %s: %w", rlmm.TopicName, err)
+	}
+	var n int64
+	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
+	starts.Each(func(o kadm.ListedOffset) { n -= o.Offset })
+	return n, nil
+}
+
+func writeSpec(path string, s *workload.Spec) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
+	if err := s.Write(f); err != nil {
+		f.Close()
+		return fmt.Errorf("run: writing %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("run: writing %s: %w", path, err)
+	}
+	return nil
+}
+
+// publishPartition returns a new user partition that Kafka's partitioner maps to metadata
+// partition target.
+func publishPartition(target, metadataPartitions int32) proto.TopicIDPartition {
+	for {
+		tp := proto.TopicIDPartition{TopicID: proto.NewUUID(), Topic: "bench-publish", Partition: 0}
+		if proto.MetadataPartition(tp, metadataPartitions) == target {
+			return tp
+		}
+	}
+}
+
+// runPhase runs one side's process for one phase in a fresh folder and returns what it
+// printed. Its stderr (logs, errors) goes to ours.
+func runPhase(ctx context.Context, s side, round, rounds int, work, phase string, args ...string) (measure.Result, error) {
+	dir, err := os.MkdirTemp(work, strings.ToLower(s.name)+"-"+phase+"-")
+	if err != nil {
+		return measure.Result{}, fmt.Errorf("run: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	ctx, cancel := context.WithTimeout(ctx, childTimeout)
+	defer cancel()
+	cmd := s.command(ctx, phase, append([]string{args[0], dir}, args[1:]...)...)
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &prefixWriter{w: os.Stderr, prefix: fmt.Sprintf("[%s %s] ", strings.ToLower(s.name), phase)}
+	logf("round %d/%d: %s, %s", round+1, rounds, s.name, phase)
+	t0 := time.Now()
+	if err := cmd.Run(); err != nil {
+		return measure.Result{}, fmt.Errorf("run: round %d, %s's %s process (%s): %w", round+1, s.name, phase, strings.Join(cmd.Args, " "), err)
+	}
+	res, err := measure.ParseResult(out.Bytes())
+	if err != nil {
+		return measure.Result{}, fmt.Errorf("run: round %d, %s's %s process: %w", round+1, s.name, phase, err)
+	}
+	logf("round %d/%d: %s, %s done in %s: %s", round+1, rounds, s.name, phase, time.Since(t0).Round(time.Millisecond), summary(res))
+	return res, nil
+}
+
+// summary prints a result's figures on one line, for the progress log.
+func summary(r measure.Result) string {
+	var parts []string
+	for _, k := range []string{measure.ColdLoadMs, measure.RestartMs, measure.PeakRSSBytes, measure.LookupP50Ns, measure.AddP50Ns, measure.FinishP50Ns} {
+		if v, ok := r.Metrics[k]; ok {
+			parts = append(parts, fmt.Sprintf("%s=%.6g", k, v))
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "[strata-bench] "+format+"\n", args...)
+}
+
+// prefixWriter prefixes each line written through it, so that the two sides' logs can be told
+// apart.
+type prefixWriter struct {
+	w       io.Writer
+	prefix  string
+	midLine bool
+}
+
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	var buf bytes.Buffer
+	for _, line := range bytes.SplitAfter(b, []byte("\n")) {
+		if len(line) == 0 {
+			continue
+		}
+		if !p.midLine {
+			buf.WriteString(p.prefix)
+		}
+		buf.Write(line)
+		p.midLine = line[len(line)-1] != '\n'
+	}
+	if _, err := p.w.Write(buf.Bytes()); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}

@@ -1,0 +1,171 @@
+// Package strataside is Strata's side of the benchmark: the steps the Java program in
+// bench/kafka-rlmm runs through Kafka's TopicBasedRemoteLogMetadataManager, run through
+// Strata's rlmm.Manager, measured the same way.
+package strataside
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/stratalog/strata/bench/internal/measure"
+	"github.com/stratalog/strata/bench/internal/workload"
+	"github.com/stratalog/strata/proto"
+	"github.com/stratalog/strata/rlmm"
+)
+
+// Options configure the managers a run creates, besides what the workload sets: tests pass
+// kfake's address and a logger.
+type Options struct {
+	Manager []rlmm.Option
+}
+
+func start(ctx context.Context, s *workload.Spec, dir string, o Options, leaders []proto.TopicIDPartition) (*rlmm.Manager, error) {
+	opts := []rlmm.Option{
+		rlmm.WithBootstrapServers(s.Brokers),
+		rlmm.WithCacheDir(dir),
+		rlmm.WithMetadataPartitions(s.MetadataPartitions),
+		// The harness's broker has one node; the topic exists already, these only keep the
+		// manager's create-if-missing path consistent with it (as on Kafka's side).
+		rlmm.WithReplicationFactor(1),
+		rlmm.WithMinISR(1),
+		rlmm.WithLogger(zap.NewNop()),
+	}
+	m, err := rlmm.New(ctx, append(opts, o.Manager...)...)
+	if err != nil {
+		return nil, fmt.Errorf("strataside: starting the manager: %w", err)
+	}
+	if err := m.AssignPartitions(ctx, leaders, nil); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("strataside: assigning %d partitions: %w", len(leaders), err)
+	}
+	if err := m.WaitReady(ctx, leaders...); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("strataside: waiting for %d partitions to be ready: %w", len(leaders), err)
+	}
+	return m, nil
+}
+
+// Load runs workloads 2 to 5 on a store in dir, which must be empty: the cold load (manager
+// created -> every user partition ready), the process's peak memory and the heap in use after a
+// full collection, the lookups, and the restart (the manager closed, created again on the same
+// store -> every user partition ready).
+func Load(ctx context.Context, s *workload.Spec, dir string, o Options) (measure.Result, error) {
+	r := measure.NewResult()
+	t0 := time.Now()
+	m, err := start(ctx, s, dir, o, s.Partitions)
+	if err != nil {
+		return r, err
+	}
+	r.Duration(measure.ColdLoadMs, time.Since(t0))
+	// Read before anything else runs: the peak so far is the cold load's (and the start's).
+	rss, err := measure.PeakRSS()
+	if err != nil {
+		m.Close()
+		return r, err
+	}
+	r.Metrics[measure.PeakRSSBytes] = float64(rss)
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	r.Metrics[measure.HeapAfterGCBytes] = float64(ms.HeapAlloc)
+
+	if err := lookups(s, m, r); err != nil {
+		m.Close()
+		return r, err
+	}
+	if err := m.Close(); err != nil {
+		return r, fmt.Errorf("strataside: closing the manager: %w", err)
+	}
+
+	t1 := time.Now()
+	m, err = start(ctx, s, dir, o, s.Partitions)
+	if err != nil {
+		return r, fmt.Errorf("strataside: restart: %w", err)
+	}
+	r.Duration(measure.RestartMs, time.Since(t1))
+	var fetched int64
+	for _, st := range m.Stats() {
+		fetched += st.Fetched
+	}
+	r.Metrics[measure.RestartFetched] = float64(fetched)
+	if err := m.Close(); err != nil {
+		return r, fmt.Errorf("strataside: closing the restarted manager: %w", err)
+	}
+	return r, nil
+}
+
+// lookups runs workload 4: segment-for-offset lookups of the keys both sides draw alike.
+func lookups(s *workload.Spec, m *rlmm.Manager, r measure.Result) error {
+	keys := workload.NewLookupKeys(s.LookupSeed)
+	latencies := make([]time.Duration, s.Lookups)
+	var checksum int64
+	for i := range s.LookupWarmup + s.Lookups {
+		key := s.NextKey(keys)
+		tp := s.Partitions[key.Partition]
+		t := time.Now()
+		md, ok, err := m.SegmentFor(tp, 0, key.Offset)
+		took := time.Since(t)
+		want := s.SegmentStart(key.Offset)
+		if err != nil {
+			return fmt.Errorf("strataside: lookup %d of %s offset %d: %w", i, tp, key.Offset, err)
+		}
+		if !ok || md.StartOffset != want {
+			got := "none"
+			if ok {
+				got = strconv.FormatInt(md.StartOffset, 10)
+			}
+			return fmt.Errorf("strataside: lookup %d of %s offset %d: want the segment starting at %d, got %s", i, tp, key.Offset, want, got)
+		}
+		if i >= s.LookupWarmup {
+			latencies[i-s.LookupWarmup] = took
+			checksum += want
+		}
+	}
+	r.Duration(measure.LookupP50Ns, measure.Percentile(latencies, 0.50))
+	r.Duration(measure.LookupP99Ns, measure.Percentile(latencies, 0.99))
+	r.Info[measure.InfoLookupChecksum] = strconv.FormatInt(checksum, 10)
+	return nil
+}
+
+// Publish runs workload 1 on a fresh store in dir: a manager assigned only tp (a user partition
+// with no events yet) adds segments and finishes them one call at a time, each call returning
+// once the manager has applied its record.
+func Publish(ctx context.Context, s *workload.Spec, dir string, tp proto.TopicIDPartition, o Options) (measure.Result, error) {
+	r := measure.NewResult()
+	m, err := start(ctx, s, dir, o, []proto.TopicIDPartition{tp})
+	if err != nil {
+		return r, err
+	}
+	defer m.Close()
+	adds := make([]time.Duration, s.PublishSegments)
+	finishes := make([]time.Duration, s.PublishSegments)
+	for i := range s.PublishWarmup + s.PublishSegments {
+		md := s.NewSegment(tp, i, time.Now().UnixMilli())
+		t0 := time.Now()
+		if err := m.AddSegment(ctx, md); err != nil {
+			return r, fmt.Errorf("strataside: adding segment %d of %s: %w", i, tp, err)
+		}
+		t1 := time.Now()
+		if err := m.UpdateSegment(ctx, workload.Finished(md, time.Now().UnixMilli())); err != nil {
+			return r, fmt.Errorf("strataside: finishing segment %d of %s: %w", i, tp, err)
+		}
+		t2 := time.Now()
+		if i >= s.PublishWarmup {
+			adds[i-s.PublishWarmup] = t1.Sub(t0)
+			finishes[i-s.PublishWarmup] = t2.Sub(t1)
+		}
+	}
+	if err := m.Close(); err != nil {
+		return r, fmt.Errorf("strataside: closing the manager: %w", err)
+	}
+	r.Duration(measure.AddP50Ns, measure.Percentile(adds, 0.50))
+	r.Duration(measure.AddP99Ns, measure.Percentile(adds, 0.99))
+	r.Duration(measure.FinishP50Ns, measure.Percentile(finishes, 0.50))
+	r.Duration(measure.FinishP99Ns, measure.Percentile(finishes, 0.99))
+	return r, nil
+}

@@ -1,0 +1,222 @@
+package io.github.stratalog.strata.bench;
+
+import org.apache.kafka.common.TopicIdPartition;
+import org.apache.kafka.common.Uuid;
+import org.apache.kafka.common.utils.AppInfoParser;
+import org.apache.kafka.server.log.remote.metadata.storage.TopicBasedRemoteLogMetadataManager;
+import org.apache.kafka.server.log.remote.storage.RemoteLogSegmentId;
+import org.apache.kafka.server.log.remote.storage.RemoteLogSegmentMetadata;
+import org.apache.kafka.server.log.remote.storage.RemoteLogSegmentMetadataUpdate;
+import org.apache.kafka.server.log.remote.storage.RemoteLogSegmentState;
+
+import java.lang.management.ManagementFactory;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+
+/**
+ * The Kafka side of Strata's benchmark: drives Apache Kafka's own TopicBasedRemoteLogMetadataManager
+ * through its public interface, exactly the steps bench/internal/strataside runs through Strata's
+ * rlmm, and prints what it measured as one JSON line on stdout.
+ *
+ * <pre>
+ * load WORKLOAD DIR                              cold load, memory, lookups, restart
+ * publish WORKLOAD DIR TOPIC_ID TOPIC PARTITION  publish latency on one new user partition
+ * </pre>
+ *
+ * DIR is a fresh folder for the manager's log.dir. Timings start when the manager is created, as
+ * a broker creates it, and end when every assigned user partition reports ready.
+ */
+public final class KafkaRlmmBench {
+    /** The broker id the manager's clients are named after; any id works against one broker. */
+    private static final int BROKER_ID = 1001;
+    /** How long a manager may take to become ready before the run fails. */
+    private static final Duration READY_TIMEOUT = Duration.ofMinutes(15);
+    /** slf4j-simple's level property. */
+    private static final String LOG_LEVEL = "org.slf4j.simpleLogger.defaultLogLevel";
+
+    private KafkaRlmmBench() {
+    }
+
+    public static void main(String[] args) {
+        // Kafka's clients log their every step at INFO; warnings and errors are what a run needs
+        // to show. Set before the first logger exists; -Dorg.slf4j.simpleLogger.defaultLogLevel wins.
+        if (System.getProperty(LOG_LEVEL) == null) {
+            System.setProperty(LOG_LEVEL, "warn");
+        }
+        if (args.length < 3) {
+            usage();
+        }
+        try {
+            run(args);
+        } catch (Throwable t) {
+            // The manager's client threads are not daemons: without an explicit exit a failed run
+            // would hang instead of failing.
+            System.err.println("KafkaRlmmBench " + String.join(" ", args) + " failed:");
+            t.printStackTrace();
+            System.exit(1);
+        }
+        // The manager's threads have ended with close(); exit explicitly all the same, so that a
+        // lingering client thread cannot keep a finished run alive.
+        System.exit(0);
+    }
+
+    private static void run(String[] args) throws Exception {
+        Workload w = Workload.read(Path.of(args[1]));
+        Path dir = Path.of(args[2]);
+        Measure m = new Measure();
+        switch (args[0]) {
+            case "load" -> {
+                if (args.length != 3) {
+                    usage();
+                }
+                load(w, dir, m);
+            }
+            case "publish" -> {
+                if (args.length != 6) {
+                    usage();
+                }
+                publish(w, dir, Workload.partition(args[3], args[4], args[5], "command line"), m);
+            }
+            default -> usage();
+        }
+        m.info("kafka.version", AppInfoParser.getVersion());
+        m.info("java.version", System.getProperty("java.runtime.version"));
+        m.info("java.vm", System.getProperty("java.vm.name"));
+        m.info("jvm.args", String.join(" ", ManagementFactory.getRuntimeMXBean().getInputArguments()));
+        m.info("jvm.max.heap.bytes", Long.toString(Runtime.getRuntime().maxMemory()));
+        System.out.println(m.toJson());
+        System.out.flush();
+    }
+
+    private static void usage() {
+        System.err.println("usage: KafkaRlmmBench load WORKLOAD DIR | publish WORKLOAD DIR TOPIC_ID TOPIC PARTITION");
+        System.exit(2);
+    }
+
+    /** Workloads 2 to 5: cold load, peak memory, lookups, restart. */
+    static void load(Workload w, Path dir, Measure m) throws Exception {
+        long t0 = System.nanoTime();
+        TopicBasedRemoteLogMetadataManager rlmm = start(w, dir, w.partitions);
+        awaitReady(rlmm, w.partitions);
+        long coldNs = System.nanoTime() - t0;
+        m.metric("cold_load_ms", coldNs / 1e6);
+        // Read before anything else runs: the peak so far is the cold load's (and the JVM's start).
+        m.metric("peak_rss_bytes", Measure.peakRssBytes());
+        // G1 runs System.gc() as a full, stop-the-world collection: what is left is what the
+        // manager holds.
+        System.gc();
+        m.metric("heap_after_gc_bytes", ManagementFactory.getMemoryMXBean().getHeapMemoryUsage().getUsed());
+
+        lookups(w, rlmm, m);
+
+        rlmm.close();
+        long t1 = System.nanoTime();
+        TopicBasedRemoteLogMetadataManager again = start(w, dir, w.partitions);
+        awaitReady(again, w.partitions);
+        m.metric("restart_ms", (System.nanoTime() - t1) / 1e6);
+        again.close();
+    }
+
+    /** Workload 4: segment-for-offset lookups of keys both sides draw alike (LookupKeys). */
+    static void lookups(Workload w, TopicBasedRemoteLogMetadataManager rlmm, Measure m) throws Exception {
+        LookupKeys keys = new LookupKeys(w.lookupSeed);
+        long[] latencies = new long[w.lookups];
+        long checksum = 0;
+        for (int i = 0; i < w.lookupWarmup + w.lookups; i++) {
+            TopicIdPartition tp = w.partitions.get((int) keys.below(w.partitions.size()));
+            long offset = keys.below(w.offsetsPerPartition());
+            long t = System.nanoTime();
+            Optional<RemoteLogSegmentMetadata> found = rlmm.remoteLogSegmentMetadata(tp, 0, offset);
+            long took = System.nanoTime() - t;
+            long want = offset - offset % w.segmentSpan;
+            if (found.isEmpty() || found.get().startOffset() != want) {
+                throw new IllegalStateException("lookup " + i + " of " + tp + " offset " + offset + ": want the segment starting at "
+                        + want + ", got " + found.map(s -> Long.toString(s.startOffset())).orElse("none"));
+            }
+            if (i >= w.lookupWarmup) {
+                latencies[i - w.lookupWarmup] = took;
+                checksum += want;
+            }
+        }
+        m.metric("lookup_p50_ns", Measure.percentile(latencies, 0.50));
+        m.metric("lookup_p99_ns", Measure.percentile(latencies, 0.99));
+        m.info("lookup.checksum", Long.toString(checksum));
+    }
+
+    /** Workload 1: segments added, then finished, one call at a time, each waited for. */
+    static void publish(Workload w, Path dir, TopicIdPartition tp, Measure m) throws Exception {
+        List<TopicIdPartition> tps = List.of(tp);
+        TopicBasedRemoteLogMetadataManager rlmm = start(w, dir, tps);
+        awaitReady(rlmm, tps);
+        long[] adds = new long[w.publishSegments];
+        long[] finishes = new long[w.publishSegments];
+        for (int i = 0; i < w.publishWarmup + w.publishSegments; i++) {
+            long start = i * w.segmentSpan;
+            long end = start + w.segmentSpan - 1;
+            RemoteLogSegmentId id = new RemoteLogSegmentId(tp, Uuid.randomUuid());
+            RemoteLogSegmentMetadata md = new RemoteLogSegmentMetadata(id, start, end, end, BROKER_ID,
+                    System.currentTimeMillis(), (int) (w.segmentSpan * 100), Optional.empty(),
+                    RemoteLogSegmentState.COPY_SEGMENT_STARTED, Map.of(0, start), true);
+            long t0 = System.nanoTime();
+            rlmm.addRemoteLogSegmentMetadata(md).get();
+            long t1 = System.nanoTime();
+            rlmm.updateRemoteLogSegmentMetadata(new RemoteLogSegmentMetadataUpdate(id, System.currentTimeMillis(),
+                    Optional.empty(), RemoteLogSegmentState.COPY_SEGMENT_FINISHED, BROKER_ID)).get();
+            long t2 = System.nanoTime();
+            if (i >= w.publishWarmup) {
+                adds[i - w.publishWarmup] = t1 - t0;
+                finishes[i - w.publishWarmup] = t2 - t1;
+            }
+        }
+        rlmm.close();
+        m.metric("add_p50_ns", Measure.percentile(adds, 0.50));
+        m.metric("add_p99_ns", Measure.percentile(adds, 0.99));
+        m.metric("finish_p50_ns", Measure.percentile(finishes, 0.50));
+        m.metric("finish_p99_ns", Measure.percentile(finishes, 0.99));
+    }
+
+    /**
+     * Creates a manager as a broker's RemoteLogManager does: configure with the broker's settings,
+     * tell it the broker is ready (which starts its initialization thread), then hand it the
+     * partitions this broker leads.
+     */
+    static TopicBasedRemoteLogMetadataManager start(Workload w, Path dir, List<TopicIdPartition> leaders) {
+        Map<String, Object> cfg = new HashMap<>();
+        cfg.put("remote.log.metadata.common.client.bootstrap.servers", w.brokers);
+        cfg.put("broker.id", BROKER_ID);
+        cfg.put("log.dir", dir.toString());
+        cfg.put("remote.log.metadata.topic.num.partitions", Integer.toString(w.metadataPartitions));
+        // The harness's broker has one node; the topic exists already, these only keep the
+        // manager's create-if-missing path consistent with it.
+        cfg.put("remote.log.metadata.topic.replication.factor", "1");
+        cfg.put("remote.log.metadata.topic.min.isr", "1");
+        TopicBasedRemoteLogMetadataManager rlmm = new TopicBasedRemoteLogMetadataManager();
+        rlmm.configure(cfg);
+        rlmm.onBrokerReady();
+        rlmm.onPartitionLeadershipChanges(new HashSet<>(leaders), Set.of());
+        return rlmm;
+    }
+
+    /**
+     * Waits until every partition is ready. Kafka's manager offers no notification of readiness,
+     * only isReady, so this polls: one partition at a time, every millisecond, which keeps the
+     * polling cost to one map lookup a millisecond and the error of the measure under 1 ms.
+     */
+    static void awaitReady(TopicBasedRemoteLogMetadataManager rlmm, List<TopicIdPartition> tps) throws InterruptedException {
+        long deadline = System.nanoTime() + READY_TIMEOUT.toNanos();
+        for (TopicIdPartition tp : tps) {
+            while (!rlmm.isReady(tp)) {
+                if (System.nanoTime() > deadline) {
+                    throw new IllegalStateException(tp + " not ready after " + READY_TIMEOUT);
+                }
+                Thread.sleep(1);
+            }
+        }
+    }
+}

@@ -1,0 +1,86 @@
+package io.github.stratalog.strata.bench;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/** What a run measured, and how it is printed for strata-bench. */
+final class Measure {
+    private final Map<String, Double> metrics = new LinkedHashMap<>();
+    private final Map<String, String> info = new LinkedHashMap<>();
+
+    void metric(String name, double value) {
+        metrics.put(name, value);
+    }
+
+    void info(String name, String value) {
+        info.put(name, value);
+    }
+
+    /**
+     * The p-th percentile (0 < p <= 1) by nearest rank: the smallest sample at or above a
+     * fraction p of the samples. bench/internal/measure computes it the same way in Go.
+     */
+    static long percentile(long[] samples, double p) {
+        long[] s = samples.clone();
+        Arrays.sort(s);
+        int rank = (int) Math.ceil(p * s.length);
+        return s[Math.max(0, Math.min(s.length, rank) - 1)];
+    }
+
+    /** The process's peak resident set size so far (VmHWM), in bytes. Linux only. */
+    static long peakRssBytes() throws IOException {
+        for (String line : Files.readAllLines(Path.of("/proc/self/status"), StandardCharsets.UTF_8)) {
+            if (line.startsWith("VmHWM:")) {
+                String[] f = line.trim().split("\\s+");
+                if (f.length == 3 && f[2].equals("kB")) {
+                    return Long.parseLong(f[1]) * 1024;
+                }
+            }
+        }
+        throw new IOException("/proc/self/status has no VmHWM line in kB");
+    }
+
+    /** {"metrics":{...},"info":{...}} on one line: the format strata-bench reads from stdout. */
+    String toJson() {
+        StringBuilder b = new StringBuilder("{\"metrics\":{");
+        String sep = "";
+        for (Map.Entry<String, Double> e : metrics.entrySet()) {
+            double v = e.getValue();
+            if (Double.isNaN(v) || Double.isInfinite(v)) {
+                throw new IllegalStateException("metric " + e.getKey() + " is " + v);
+            }
+            b.append(sep).append(quote(e.getKey())).append(':').append(v == Math.rint(v) ? Long.toString((long) v) : Double.toString(v));
+            sep = ",";
+        }
+        b.append("},\"info\":{");
+        sep = "";
+        for (Map.Entry<String, String> e : info.entrySet()) {
+            b.append(sep).append(quote(e.getKey())).append(':').append(quote(e.getValue()));
+            sep = ",";
+        }
+        return b.append("}}").toString();
+    }
+
+    private static String quote(String s) {
+        StringBuilder b = new StringBuilder("\"");
+        for (char c : s.toCharArray()) {
+            switch (c) {
+                case '"' -> b.append("\\\"");
+                case '\\' -> b.append("\\\\");
+                default -> {
+                    if (c < 0x20) {
+                        b.append(String.format("\\u%04x", (int) c));
+                    } else {
+                        b.append(c);
+                    }
+                }
+            }
+        }
+        return b.append('"').toString();
+    }
+}
