@@ -152,8 +152,10 @@ func BenchmarkRestart(b *testing.B) {
 
 		t1 := time.Now()
 		m2 := quietManager(b, c, dir)
+		opened := time.Since(t1)
 		timeToReady(b, m2, tps)
 		resume := time.Since(t1)
+		b.ReportMetric(float64(opened.Microseconds())/1000, "resume-open-ms")
 		fetched := int64(0)
 		for _, s := range m2.Stats() {
 			fetched += s.Fetched
