@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"io"
 	"io/fs"
 	"iter"
@@ -318,16 +317,8 @@ func (s *Store) putObject(ctx context.Context, key string, body io.ReadSeeker, s
 		Body:              body,
 		ContentLength:     aws.Int64(size),
 		ChecksumAlgorithm: s.o.checksum,
-	}, unsignedPayload)
+	})
 	return classify(err)
-}
-
-// unsignedPayload signs an upload's headers but not its body, as the SDK already does over
-// HTTPS. Over plain HTTP (S3-compatible servers on a private network) the SDK would otherwise
-// hash every byte with SHA-256 to sign it, on top of the CRC-32C checksum that already protects
-// the body end to end; on a 2-core machine that hash alone halves upload throughput.
-func unsignedPayload(o *s3sdk.Options) {
-	o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
 }
 
 // Delete implements rsm.Manager with one DeleteObjects request for the log and the bundle. S3

@@ -153,7 +153,7 @@ func (s *Store) uploadParts(ctx context.Context, key, uploadID string, r io.Read
 					Body:              io.NewSectionReader(r, off, length),
 					ContentLength:     aws.Int64(length),
 					ChecksumAlgorithm: s.o.checksum,
-				}, unsignedPayload)
+				})
 				if err != nil {
 					mu.Lock()
 					if firstErr == nil {
