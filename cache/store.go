@@ -71,10 +71,13 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	for i := range po.Levels {
 		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
+	gate := newCompactionGate()
+	po.Experimental.CompactionScheduler = gate
 	db, err := pebble.Open(dir, po)
 	if err != nil {
 		return nil, fmt.Errorf("cache: open %s: %w", dir, err)
 	}
+	gate.release()
 	s := &Store{db: db, log: o.log, dir: dir, parts: make(map[tpPrefix]partRow)}
 	if err := s.checkFormat(); err != nil {
 		return nil, errors.Join(err, db.Close())
