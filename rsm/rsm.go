@@ -279,6 +279,21 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// CheckFetch validates FetchLog's arguments as every Manager must: a valid segment and range.
+// It returns end normalized (see CheckRange), and empty true when the range holds no byte, in
+// which case FetchLog returns EmptyReader without touching storage. The error is an *Error of
+// op on seg.
+func CheckFetch(op string, seg *proto.SegmentMetadata, start, end int64) (normEnd int64, empty bool, err error) {
+	if err := CheckSegment(seg); err != nil {
+		return 0, false, NewError(op, seg, "", err)
+	}
+	end, err = CheckRange(start, end)
+	if err != nil {
+		return 0, false, NewError(op, seg, "", err)
+	}
+	return end, end == start, nil
+}
+
 // CheckRange validates FetchLog's arguments and normalizes end: a negative end becomes
 // EndOfLog. The error wraps ErrPermanent.
 func CheckRange(start, end int64) (int64, error) {

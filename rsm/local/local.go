@@ -264,14 +264,11 @@ func (s *Store) open(seg *proto.SegmentMetadata, t rsm.FileType) (*os.File, stri
 // re-copy, which renames a new file into place, does not change what it returns.
 func (s *Store) FetchLog(ctx context.Context, seg *proto.SegmentMetadata, start, end int64) (io.ReadCloser, error) {
 	const op = "fetch log"
-	if err := rsm.CheckSegment(seg); err != nil {
-		return nil, rsm.NewError(op, seg, "", err)
-	}
-	end, err := rsm.CheckRange(start, end)
+	end, empty, err := rsm.CheckFetch(op, seg, start, end)
 	if err != nil {
-		return nil, rsm.NewError(op, seg, "", err)
+		return nil, err
 	}
-	if end == start {
+	if empty {
 		return rsm.EmptyReader(), nil
 	}
 	if err := ctx.Err(); err != nil {

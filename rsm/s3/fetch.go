@@ -31,14 +31,11 @@ const corruptRetries = 3
 // ranged GET conditioned on the object's ETag, so it never splices two versions of an object.
 func (s *Store) FetchLog(ctx context.Context, seg *proto.SegmentMetadata, start, end int64) (io.ReadCloser, error) {
 	const op = "fetch log"
-	if err := rsm.CheckSegment(seg); err != nil {
-		return nil, rsm.NewError(op, seg, "", err)
-	}
-	end, err := rsm.CheckRange(start, end)
+	end, empty, err := rsm.CheckFetch(op, seg, start, end)
 	if err != nil {
-		return nil, rsm.NewError(op, seg, "", err)
+		return nil, err
 	}
-	if end == start {
+	if empty {
 		return rsm.EmptyReader(), nil
 	}
 	r := s.newReader(ctx, op, seg, s.key(seg, rsm.FileLog), start, end)
