@@ -3,6 +3,7 @@ package rsm
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"iter"
 	"strconv"
@@ -292,6 +293,23 @@ func CheckFetch(op string, seg *proto.SegmentMetadata, start, end int64) (normEn
 		return 0, false, NewError(op, seg, "", err)
 	}
 	return end, end == start, nil
+}
+
+// CheckFetchIndex validates FetchIndex's arguments as every Manager must: a valid segment, a
+// known index type, a live context. It returns the operation's name for errors, and an *Error
+// of it on seg.
+func CheckFetchIndex(ctx context.Context, seg *proto.SegmentMetadata, t IndexType) (op string, err error) {
+	op = "fetch index " + t.String()
+	if err := CheckSegment(seg); err != nil {
+		return op, NewError(op, seg, "", err)
+	}
+	if !t.Valid() {
+		return op, NewError(op, seg, "", fmt.Errorf("%w: invalid argument: unknown index type %d", ErrPermanent, int(t)))
+	}
+	if err := ctx.Err(); err != nil {
+		return op, NewError(op, seg, "", err)
+	}
+	return op, nil
 }
 
 // CheckRange validates FetchLog's arguments and normalizes end: a negative end becomes

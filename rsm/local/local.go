@@ -303,15 +303,9 @@ func (r *fileSection) Close() error { return r.f.Close() }
 
 // FetchIndex implements rsm.Manager. It returns the open file.
 func (s *Store) FetchIndex(ctx context.Context, seg *proto.SegmentMetadata, t rsm.IndexType) (io.ReadCloser, error) {
-	op := "fetch index " + t.String()
-	if err := rsm.CheckSegment(seg); err != nil {
-		return nil, rsm.NewError(op, seg, "", err)
-	}
-	if !t.Valid() {
-		return nil, rsm.NewError(op, seg, "", fmt.Errorf("%w: invalid argument: unknown index type %d", rsm.ErrPermanent, int(t)))
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, rsm.NewError(op, seg, "", err)
+	op, err := rsm.CheckFetchIndex(ctx, seg, t)
+	if err != nil {
+		return nil, err
 	}
 	f, p, err := s.open(seg, t.FileType())
 	if err != nil {

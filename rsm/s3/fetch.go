@@ -53,18 +53,11 @@ func (s *Store) FetchLog(ctx context.Context, seg *proto.SegmentMetadata, start,
 // before a byte of it is returned, so it is held in memory (Kafka bounds indexes by
 // segment.index.bytes, 10 MiB by default).
 func (s *Store) FetchIndex(ctx context.Context, seg *proto.SegmentMetadata, t rsm.IndexType) (io.ReadCloser, error) {
-	op := "fetch index " + t.String()
-	if err := rsm.CheckSegment(seg); err != nil {
-		return nil, rsm.NewError(op, seg, "", err)
-	}
-	if !t.Valid() {
-		return nil, rsm.NewError(op, seg, "", fmt.Errorf("%w: invalid argument: unknown index type %d", rsm.ErrPermanent, int(t)))
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, rsm.NewError(op, seg, "", err)
+	op, err := rsm.CheckFetchIndex(ctx, seg, t)
+	if err != nil {
+		return nil, err
 	}
 	key := s.key(seg, rsm.FileIndexes)
-	var err error
 	for range corruptRetries {
 		var b []byte
 		b, err = s.fetchIndex(ctx, op, seg, key, t)
