@@ -204,28 +204,39 @@ func (s *Store) NextOffset(mp int32) (int64, error) {
 // Offsets returns the next offset of every metadata partition seen. The map is the caller's.
 func (s *Store) Offsets() (map[int32]int64, error) {
 	out := make(map[int32]int64)
-	err := s.read(func() error {
-		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{tagOffset}, UpperBound: []byte{tagOffset + 1}})
+	err := s.scanTag(tagOffset, func(pk parsedKey, v []byte) error {
+		n, err := decodeOffset(v)
 		if err != nil {
 			return err
 		}
-		for it.First(); it.Valid(); it.Next() {
-			pk, err := parseKey(it.Key())
-			if err != nil {
-				return errors.Join(corruptf(it.Key(), "%v", err), it.Close())
-			}
-			n, err := decodeOffset(it.Value())
-			if err != nil {
-				return errors.Join(corruptf(it.Key(), "%v", err), it.Close())
-			}
-			out[pk.mp] = n
-		}
-		return it.Close()
+		out[pk.mp] = n
+		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// scanTag calls fn with every row whose key starts with tag, parsed, in key order. A key that
+// does not parse, or an error fn returns for a value, is reported as that row's corruption.
+func (s *Store) scanTag(tag byte, fn func(pk parsedKey, v []byte) error) error {
+	return s.read(func() error {
+		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{tag}, UpperBound: []byte{tag + 1}})
+		if err != nil {
+			return err
+		}
+		for it.First(); it.Valid(); it.Next() {
+			pk, err := parseKey(it.Key())
+			if err == nil {
+				err = fn(pk, it.Value())
+			}
+			if err != nil {
+				return errors.Join(corruptf(it.Key(), "%v", err), it.Close())
+			}
+		}
+		return it.Close()
+	})
 }
 
 // SkippedRecord is a record an operator chose to skip.
@@ -273,23 +284,13 @@ func (s *Store) Skip(mp int32, offset int64, reason string) error {
 // caller's.
 func (s *Store) Skipped() ([]SkippedRecord, error) {
 	var out []SkippedRecord
-	err := s.read(func() error {
-		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{tagSkipped}, UpperBound: []byte{tagSkipped + 1}})
+	err := s.scanTag(tagSkipped, func(pk parsedKey, v []byte) error {
+		at, reason, err := decodeSkipped(v)
 		if err != nil {
 			return err
 		}
-		for it.First(); it.Valid(); it.Next() {
-			pk, err := parseKey(it.Key())
-			if err != nil {
-				return errors.Join(corruptf(it.Key(), "%v", err), it.Close())
-			}
-			at, reason, err := decodeSkipped(it.Value())
-			if err != nil {
-				return errors.Join(corruptf(it.Key(), "%v", err), it.Close())
-			}
-			out = append(out, SkippedRecord{Partition: pk.mp, Offset: pk.offset, Reason: reason, At: time.Unix(0, at)})
-		}
-		return it.Close()
+		out = append(out, SkippedRecord{Partition: pk.mp, Offset: pk.offset, Reason: reason, At: time.Unix(0, at)})
+		return nil
 	})
 	return out, err
 }
