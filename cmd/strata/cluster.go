@@ -62,9 +62,11 @@ func (f *clusterFlags) register(cmd *cobra.Command) {
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log what the tool does on stderr")
 }
 
+var commaRe = regexp.MustCompile(`\s*,\s*`)
+
 func splitComma(s string) []string {
 	var out []string
-	for _, p := range regexp.MustCompile(`\s*,\s*`).Split(s, -1) {
+	for _, p := range commaRe.Split(s, -1) {
 		if p != "" {
 			out = append(out, p)
 		}
