@@ -4,7 +4,10 @@ package integration
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
@@ -26,7 +29,8 @@ const (
 	envKafkaBrokers = "STRATA_KAFKA_BROKERS"    // host:port[,host:port...] of the Kafka broker
 	envKafkaLibs    = "STRATA_KAFKA_LIBS"       // folder of Kafka's jars, for `java -cp "$dir/*"`
 	envTieredDir    = "STRATA_KAFKA_TIERED_DIR" // the broker's LocalTieredStorage rsm.config.dir
-	envS3Endpoint   = "STRATA_S3_ENDPOINT"      // http://host:port of the S3 server
+	envS3Endpoint   = "STRATA_S3_ENDPOINT"      // http[s]://host:port of the S3 server
+	envCABundle     = "AWS_CA_BUNDLE"           // PEM certificates the S3 server's is signed by, if not the system's
 	envS3Bucket     = "STRATA_S3_BUCKET"        // a bucket that exists
 	envS3Region     = "STRATA_S3_REGION"
 	envAccessKey    = "AWS_ACCESS_KEY_ID"
@@ -172,6 +176,9 @@ func tieredTopicConfigs() map[string]*string {
 type s3Env struct {
 	Endpoint, Bucket, Region string
 	AccessKey, SecretKey     string
+	// Transport reaches the server: it trusts the certificates of AWS_CA_BUNDLE, as the SDK's
+	// own client does, for clients the tests build themselves.
+	Transport *http.Transport
 }
 
 func requireS3(t testing.TB) s3Env {
@@ -182,7 +189,32 @@ func requireS3(t testing.TB) s3Env {
 		Region:    requireEnv(t, envS3Region),
 		AccessKey: requireEnv(t, envAccessKey),
 		SecretKey: requireEnv(t, envSecretKey),
+		Transport: s3Transport(t),
 	}
+}
+
+// s3Transport returns a transport that trusts the system's certificates and AWS_CA_BUNDLE's.
+func s3Transport(t testing.TB) *http.Transport {
+	t.Helper()
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	t.Cleanup(tr.CloseIdleConnections)
+	bundle := os.Getenv(envCABundle)
+	if bundle == "" {
+		return tr
+	}
+	pem, err := os.ReadFile(bundle)
+	if err != nil {
+		t.Fatalf("%s: %v", envCABundle, err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatalf("%s: no PEM certificate in %s", envCABundle, bundle)
+	}
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return tr
 }
 
 // s3Client returns a client of the test S3 server that signs with the given credentials. It is
@@ -194,5 +226,6 @@ func s3Client(e s3Env, accessKey, secretKey string) *s3.Client {
 		Region:       e.Region,
 		UsePathStyle: true,
 		Credentials:  credentials.NewStaticCredentialsProvider(accessKey, secretKey, ""),
+		HTTPClient:   &http.Client{Transport: e.Transport},
 	})
 }

@@ -31,7 +31,7 @@ const minPartSize = 5 << 20
 func TestS3Store(t *testing.T) {
 	e := requireS3(t)
 	ctx := testContext(t, 2*time.Minute)
-	requests := newRequestLog()
+	requests := newRequestLog(e)
 	st := s3Store(t, e, s3.WithPartSize(minPartSize), s3.WithMultipartThreshold(minPartSize),
 		s3.WithHTTPClient(&http.Client{Transport: requests}))
 
@@ -230,7 +230,7 @@ func TestS3WrongCredentials(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := testContext(t, time.Minute)
-			requests := newRequestLog()
+			requests := newRequestLog(e)
 			st, err := s3.New(ctx, s3Config(t, e, tc.accessKey, tc.secretKey), s3.WithHTTPClient(&http.Client{Transport: requests}))
 			if err != nil {
 				t.Fatalf("s3.New: %v", err)
@@ -269,7 +269,7 @@ type requestLog struct {
 	next http.RoundTripper
 }
 
-func newRequestLog() *requestLog { return &requestLog{next: http.DefaultTransport} }
+func newRequestLog(e s3Env) *requestLog { return &requestLog{next: e.Transport} }
 
 func (l *requestLog) RoundTrip(r *http.Request) (*http.Response, error) {
 	keys := slices.Sorted(maps.Keys(r.URL.Query()))

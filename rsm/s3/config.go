@@ -174,7 +174,7 @@ func defaultOptions() options {
 	return options{
 		logger:      zap.NewNop(),
 		partSize:    64 << 20,
-		threshold:   64 << 20,
+		threshold:   1 << 30,
 		concurrency: 4,
 		maxAttempts: 10,
 		maxBackoff:  20 * time.Second,
@@ -229,7 +229,12 @@ func WithPartSize(n int64) Option {
 }
 
 // WithMultipartThreshold sets the log size above which a log is uploaded in parts rather than
-// with one PUT; at most 5 GiB. Default: 64 MiB.
+// with one PUT; at most 5 GiB. Default: 1 GiB, Kafka's default segment.bytes, so that a segment
+// of Kafka's default size costs 2 PUTs and is written by the server once (a server that
+// assembles parts, as versitygw's posix backend does, writes every byte twice). One PUT is one
+// stream; a broker copies many segments at once (remote.log.manager.copier.thread.pool.size),
+// so that seldom limits it. Lower the threshold where one stream to S3 is slow, or where
+// resending a whole log after a failed PUT costs too much: parts are retried one by one.
 func WithMultipartThreshold(n int64) Option {
 	return optionFunc(func(o *options) { o.threshold = n })
 }

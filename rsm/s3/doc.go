@@ -26,14 +26,14 @@
 //
 // # Requests per segment
 //
-// Copying a segment whose log is at most the multipart threshold (64 MiB by default) costs
-// exactly 2 PUT requests: the index bundle, then the log. A larger log adds CreateMultipartUpload,
-// one UploadPart per part (64 MiB by default) and CompleteMultipartUpload: 3 + ceil(size/part
-// size) requests, 19 for Kafka's default 1 GiB segment. Kafka's own layout, one object per
-// file, would cost 5 or 6 PUTs; S3 charges per request whatever its size, and the indexes are
-// always read together anyway (Kafka's RemoteIndexCache fetches the offset, time and
-// transaction indexes on each miss). A failed upload costs 1 AbortMultipartUpload and 1
-// DeleteObjects more.
+// Copying a segment whose log is at most the multipart threshold (1 GiB by default, Kafka's
+// default segment.bytes, so every segment of a default topic) costs exactly 2 PUT requests: the
+// index bundle, then the log. A larger log adds CreateMultipartUpload, one UploadPart per part
+// (64 MiB by default) and CompleteMultipartUpload: 3 + ceil(size/part size) requests, 35 for a
+// 2 GiB segment. Kafka's own layout, one object per file, would cost 5 or 6 PUTs; S3 charges
+// per request whatever its size, and the indexes are always read together anyway (Kafka's
+// RemoteIndexCache fetches the offset, time and transaction indexes on each miss). A failed
+// upload costs 1 AbortMultipartUpload and 1 DeleteObjects more.
 //
 // Fetching the log, or any range of it, is 1 GET. Fetching an index is 1 ranged GET of the
 // bundle's first 256 KiB (header and, for all but large segments, the index itself), or 2 when

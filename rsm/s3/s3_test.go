@@ -10,10 +10,12 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	s3sdk "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"go.uber.org/goleak"
 
 	"github.com/stratalog/strata/proto"
@@ -509,5 +511,43 @@ func TestOwnHTTPClient(t *testing.T) {
 	}
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A multipart upload says which checksum type its parts carry: a server told none may compute
+// a checksum of its own over every byte (versitygw computes CRC-64/NVME), and COMPOSITE is
+// what S3 assumes anyway for the algorithms that allow it.
+func TestMultipartDeclaresChecksumType(t *testing.T) {
+	for _, tc := range []struct {
+		algorithm types.ChecksumAlgorithm
+		want      string
+	}{
+		{types.ChecksumAlgorithmCrc32c, "COMPOSITE"},
+		{types.ChecksumAlgorithmCrc32, "COMPOSITE"},
+		{types.ChecksumAlgorithmSha256, "COMPOSITE"},
+		{types.ChecksumAlgorithmCrc64nvme, "FULL_OBJECT"},
+		{"", ""},
+	} {
+		t.Run(string(tc.algorithm), func(t *testing.T) {
+			f := newFakeS3(t)
+			st := f.open(t, "checksum-type", s3.WithChecksumAlgorithm(tc.algorithm))
+			var mu sync.Mutex
+			var creates []string
+			f.faults.setRule(func(r *http.Request, _ int) fault {
+				if r.Method == http.MethodPost && r.URL.Query().Has("uploads") {
+					mu.Lock()
+					creates = append(creates, r.Header.Get("x-amz-checksum-type"))
+					mu.Unlock()
+				}
+				return faultNone
+			})
+			seg := rsmtest.Write(t, t.TempDir(), rsmtest.Spec{Partition: rsmtest.Partition("ck", 0), LogSize: 12 << 20, Seed: 1})
+			rsmtest.Copy(t, st, seg)
+			mu.Lock()
+			defer mu.Unlock()
+			if len(creates) != 1 || creates[0] != tc.want {
+				t.Errorf("CreateMultipartUpload checksum types %q, want one %q", creates, tc.want)
+			}
+		})
 	}
 }

@@ -15,6 +15,21 @@ import (
 	"go.uber.org/zap"
 )
 
+// checksumType is the checksum type a multipart upload declares for algorithm a: COMPOSITE
+// (each part checked against its own checksum, and the parts' checksums at completion) where S3
+// allows it, FULL_OBJECT for CRC-64/NVME, which allows nothing else, and none without an
+// algorithm. Saying it matters: a server told neither may compute a checksum of its own over
+// every byte (versitygw computes CRC-64/NVME, which costs it more CPU than receiving the data).
+func checksumType(a types.ChecksumAlgorithm) types.ChecksumType {
+	switch a {
+	case "":
+		return ""
+	case types.ChecksumAlgorithmCrc64nvme:
+		return types.ChecksumTypeFullObject
+	}
+	return types.ChecksumTypeComposite
+}
+
 // putMultipart uploads size bytes of r to key as a multipart upload, o.concurrency parts at a
 // time. Each part is an io.SectionReader over r, so nothing is buffered: memory does not grow
 // with the part size or the log size, and a retried part is re-read from r.
@@ -38,6 +53,7 @@ func (s *Store) putMultipart(ctx context.Context, key string, r io.ReaderAt, siz
 		Bucket:            aws.String(s.bucket),
 		Key:               aws.String(key),
 		ChecksumAlgorithm: s.o.checksum,
+		ChecksumType:      checksumType(s.o.checksum),
 		Metadata:          map[string]string{copyIDMetadata: copyID},
 	})
 	if err != nil {
