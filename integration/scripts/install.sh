@@ -2,7 +2,8 @@
 # Installs what the integration tests run against, into $STRATA_CACHE (default ~/.cache/strata):
 #   - Apache Kafka's jars from Maven Central (integration/kafka/pom.xml), broker, tools, the
 #     LocalTieredStorage test jar and log4j2;
-#   - versitygw, an S3 server, built with `go install`.
+#   - versitygw, an S3 server, built with `go install`;
+#   - curl, openssl and python3 from Debian's packages, when missing and this runs as root.
 # Idempotent: each part is skipped when its cached copy is complete.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -38,6 +39,21 @@ install_kafka() {
   strata_log "installed Apache Kafka $STRATA_KAFKA_VERSION in $((SECONDS - t0))s"
 }
 
+# The command-line tools start.sh uses that a minimal Debian may lack, from Debian's packages
+# when this runs as root on such a system; anywhere else start.sh names what is missing.
+install_tools() {
+  local missing=() tool
+  for tool in curl openssl python3; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+  done
+  [ ${#missing[@]} -gt 0 ] || return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    strata_log "installing ${missing[*]} from Debian's packages"
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+  fi
+}
+
 list_jar() {
   if command -v unzip >/dev/null 2>&1; then unzip -Z1 "$1"; else jar tf "$1"; fi
 }
@@ -65,5 +81,6 @@ if command -v flock >/dev/null 2>&1; then
   exec 9>"$STRATA_CACHE/.install.lock"
   flock 9
 fi
+install_tools
 install_kafka
 install_versitygw
