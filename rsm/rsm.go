@@ -295,19 +295,28 @@ func CheckFetch(op string, seg *proto.SegmentMetadata, start, end int64) (normEn
 	return end, end == start, nil
 }
 
+// CheckCall validates what every Manager call on one segment must check before touching
+// storage: a valid segment and a live context. The error is an *Error of op on seg.
+func CheckCall(ctx context.Context, op string, seg *proto.SegmentMetadata) error {
+	if err := CheckSegment(seg); err != nil {
+		return NewError(op, seg, "", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return NewError(op, seg, "", err)
+	}
+	return nil
+}
+
 // CheckFetchIndex validates FetchIndex's arguments as every Manager must: a valid segment, a
-// known index type, a live context. It returns the operation's name for errors, and an *Error
+// live context, a known index type. It returns the operation's name for errors, and an *Error
 // of it on seg.
 func CheckFetchIndex(ctx context.Context, seg *proto.SegmentMetadata, t IndexType) (op string, err error) {
 	op = "fetch index " + t.String()
-	if err := CheckSegment(seg); err != nil {
-		return op, NewError(op, seg, "", err)
+	if err := CheckCall(ctx, op, seg); err != nil {
+		return op, err
 	}
 	if !t.Valid() {
 		return op, NewError(op, seg, "", fmt.Errorf("%w: invalid argument: unknown index type %d", ErrPermanent, int(t)))
-	}
-	if err := ctx.Err(); err != nil {
-		return op, NewError(op, seg, "", err)
 	}
 	return op, nil
 }

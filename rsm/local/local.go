@@ -104,11 +104,8 @@ var kafkaFileTypes = []rsm.FileType{
 // between files: a file already being copied is finished.
 func (s *Store) Copy(ctx context.Context, seg *proto.SegmentMetadata, data rsm.SegmentData) ([]byte, error) {
 	const op = "copy"
-	if err := rsm.CheckSegment(seg); err != nil {
-		return nil, rsm.NewError(op, seg, "", err)
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, rsm.NewError(op, seg, "", err)
+	if err := rsm.CheckCall(ctx, op, seg); err != nil {
+		return nil, err
 	}
 	pdir := s.partitionDir(seg.SegmentID.TopicIDPartition)
 	if err := s.ensurePartitionDir(pdir); err != nil {
@@ -318,11 +315,8 @@ func (s *Store) FetchIndex(ctx context.Context, seg *proto.SegmentMetadata, t rs
 // names, leaves the partition directory in place as Kafka does, and syncs it.
 func (s *Store) Delete(ctx context.Context, seg *proto.SegmentMetadata) error {
 	const op = "delete"
-	if err := rsm.CheckSegment(seg); err != nil {
-		return rsm.NewError(op, seg, "", err)
-	}
-	if err := ctx.Err(); err != nil {
-		return rsm.NewError(op, seg, "", err)
+	if err := rsm.CheckCall(ctx, op, seg); err != nil {
+		return err
 	}
 	pdir := s.partitionDir(seg.SegmentID.TopicIDPartition)
 	var errs []error

@@ -209,11 +209,8 @@ func (s *Store) url(key string) string { return "s3://" + s.bucket + "/" + key }
 // access or a missing bucket shows before a long upload starts.
 func (s *Store) Copy(ctx context.Context, seg *proto.SegmentMetadata, data rsm.SegmentData) ([]byte, error) {
 	const op = "copy"
-	if err := rsm.CheckSegment(seg); err != nil {
-		return nil, rsm.NewError(op, seg, "", err)
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, rsm.NewError(op, seg, "", err)
+	if err := rsm.CheckCall(ctx, op, seg); err != nil {
+		return nil, err
 	}
 	bundle, path, err := readBundle(data)
 	if err != nil {
