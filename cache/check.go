@@ -301,8 +301,8 @@ func (c *checker) ref(k []byte, pk parsedKey, v []byte) {
 		if !c.refHas || !c.refRow.hasLast {
 			c.fail(k, "its epoch has no state, or one without a greatest referenced start offset")
 		}
+		c.refLast = pk.offset // rows sort by start offset descending: the first is the greatest
 	}
-	c.refLast = pk.offset
 	copied, err := decodeRef(v, pk.prefix)
 	if err != nil {
 		c.fail(k, "%v", err)
@@ -335,7 +335,7 @@ func (c *checker) ref(k []byte, pk parsedKey, v []byte) {
 	c.fail(k, "names segment %s, which has no epoch %d", id, pk.epoch)
 }
 
-// endRefRun checks that the run of referenced rows of one epoch ended where its epoch row says.
+// endRefRun checks that the run of referenced rows of one epoch began where its epoch row says.
 func (c *checker) endRefRun() {
 	if !c.refOpen {
 		return
@@ -373,9 +373,10 @@ func optional(v int64, ok bool) string {
 
 // Dump writes every row of the store, one line each, in key order: the format, the next offset
 // of each metadata partition, the skips, then each user partition (by topic id and partition)
-// with its segments (by id), epochs, referenced and unreferenced rows. Two stores that applied
-// the same records dump the same text, so diffing dumps compares stores. A row that does not
-// decode prints as hex with the reason. Dump reads one consistent view.
+// with its segments (by id), epochs, referenced rows (by epoch, then start offset descending)
+// and unreferenced rows. Two stores that applied the same records dump the same text, so
+// diffing dumps compares stores. A row that does not decode prints as hex with the reason. Dump
+// reads one consistent view.
 func (s *Store) Dump(w io.Writer) error {
 	return s.read(func() error {
 		it, err := s.db.NewIter(nil)

@@ -18,14 +18,21 @@ import (
 //	10 <topic id:16> <partition:4> 00     user partition: name, metadata partition, delete state, counters
 //	10 <tp> 01 <segment id:16>            segment: its current view (add record merged with its latest update)
 //	10 <tp> 02 <epoch:4>                  leader epoch: highest offset, greatest referenced start offset
-//	10 <tp> 03 <epoch:4> <start:8>        referenced: epoch start offset -> a COPY_SEGMENT_FINISHED
+//	10 <tp> 03 <epoch:4> <^start:8>       referenced: epoch start offset -> a COPY_SEGMENT_FINISHED
 //	                                      segment, with a copy of its row
 //	10 <tp> 04 <epoch:4> <segment id:16>  unreferenced segment of the epoch
 //
 // Everything of a user partition shares its 21-byte prefix: each query is one iterator bounded
 // to that prefix (a consistent view without a snapshot), and DELETE_PARTITION_FINISHED is one
-// range deletion. Within an epoch, referenced rows sort by start offset, so SegmentFor is one
-// SeekLT, and the copy of the segment in the row makes it the only read.
+// range deletion.
+//
+// Referenced rows store the start offset inverted (^start), so that within an epoch they sort
+// by start offset descending, and the store's comparer (see comparer) splits them after the
+// epoch, the way an MVCC store splits a key from its timestamp. SegmentFor is then one
+// SeekPrefixGE to (epoch, ^offset), which lands on the greatest start offset at or below
+// offset: Pebble's bloom filters, built on that split prefix, skip every table holding nothing
+// of the epoch, so a lookup reads one data block instead of one on every level, as a SeekLT
+// would. The copy of the segment in the row makes it the only read.
 const (
 	tagFormat    byte = 0x00
 	tagOffset    byte = 0x01
@@ -94,8 +101,14 @@ func (p *tpPrefix) epochKey(epoch int32) []byte {
 
 func (p *tpPrefix) refKey(epoch int32, start int64) []byte {
 	k := binary.BigEndian.AppendUint32(p.with(kindRef, 12), flip32(epoch))
-	return binary.BigEndian.AppendUint64(k, flip64(start))
+	return binary.BigEndian.AppendUint64(k, ^flip64(start))
 }
+
+// Referenced rows: the key's length, and the length of the prefix the comparer splits off.
+const (
+	refKeyLen    = tpPrefixLen + 1 + 4 + 8
+	refPrefixLen = tpPrefixLen + 1 + 4
+)
 
 // refEpoch returns the prefix shared by every referenced row of one epoch.
 func (p *tpPrefix) refEpoch(epoch int32) []byte {
@@ -201,7 +214,7 @@ func parseKey(k []byte) (parsedKey, error) {
 			pk.epoch = unflip32(binary.BigEndian.Uint32(rest))
 		case kindRef:
 			pk.epoch = unflip32(binary.BigEndian.Uint32(rest))
-			pk.offset = unflip64(binary.BigEndian.Uint64(rest[4:]))
+			pk.offset = unflip64(^binary.BigEndian.Uint64(rest[4:]))
 		case kindUnref:
 			pk.epoch = unflip32(binary.BigEndian.Uint32(rest))
 			copy(pk.id[:], rest[4:])
@@ -245,7 +258,3 @@ func formatKey(k []byte) string {
 		return fmt.Sprintf("unreferenced %s epoch=%d %s", tp, pk.epoch, pk.id)
 	}
 }
-
-// floorSeekKey returns the key whose SeekLT finds the greatest key <= k, among keys of k's
-// length.
-func floorSeekKey(k []byte) []byte { return append(k, 0) }

@@ -97,10 +97,14 @@ func (v *view) segment(id proto.UUID) (proto.SegmentMetadata, bool, error) {
 }
 
 // segmentFor is Kafka's remoteLogSegmentMetadata(epoch, offset): the floor entry of offset in
-// the epoch's referenced map, if offset is within that segment's part of the epoch. The
-// referenced row holds a copy of the segment, so this is one seek.
+// the epoch's referenced map, if offset is within that segment's part of the epoch. Referenced
+// rows sort by start offset descending under the epoch's prefix, so the floor entry is the
+// first row at or after (epoch, offset): one SeekPrefixGE, which bloom filters keep to the
+// tables holding rows of the epoch. The row holds a copy of the segment, so this is the only
+// read.
 func (v *view) segmentFor(epoch int32, offset int64) (proto.SegmentMetadata, bool, error) {
-	if !v.it.SeekLT(floorSeekKey(v.p.refKey(epoch, offset))) || !bytes.HasPrefix(v.it.Key(), v.p.refEpoch(epoch)) {
+	key := v.p.refKey(epoch, offset)
+	if !v.it.SeekPrefixGE(key) || !bytes.HasPrefix(v.it.Key(), key[:refPrefixLen]) {
 		return proto.SegmentMetadata{}, false, v.it.Error()
 	}
 	m, err := decodeRef(v.it.Value(), v.p)

@@ -56,21 +56,10 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	po := &pebble.Options{
-		FS: o.fs,
-		// Pebble charges its memtables to the block cache; without room for them on top
-		// of the blocks, the cache would hold no blocks at all.
-		CacheSize:                   o.blockCacheSize + memTableSize*(memTableStopWrites+1),
-		MemTableSize:                memTableSize,
-		MemTableStopWritesThreshold: memTableStopWrites,
-		FormatMajorVersion:          pebble.FormatNewest,
-		Logger:                      pebbleLogger{o.log.Sugar()},
+	if err := checkComparer(o.fs, dir); err != nil {
+		return nil, err
 	}
-	// Apply checks whether a segment exists before adding it; most such lookups miss, and the
-	// bloom filters answer them without reading a data block.
-	for i := range po.Levels {
-		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
-	}
+	po := pebbleOptions(o)
 	gate := newCompactionGate()
 	po.Experimental.CompactionScheduler = gate
 	db, err := pebble.Open(dir, po)
@@ -84,6 +73,33 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	}
 	s.log.Info("cache opened", zap.String("dir", dir), zap.Int64("block_cache_bytes", o.blockCacheSize))
 	return s, nil
+}
+
+// pebbleOptions returns the options the store opens Pebble with, compaction scheduler aside.
+func pebbleOptions(o options) *pebble.Options {
+	po := &pebble.Options{
+		FS:       o.fs,
+		Comparer: comparer,
+		// Pebble charges its memtables to the block cache; without room for them on top
+		// of the blocks, the cache would hold no blocks at all.
+		CacheSize:                   o.blockCacheSize + memTableSize*(memTableStopWrites+1),
+		MemTableSize:                memTableSize,
+		MemTableStopWritesThreshold: memTableStopWrites,
+		FormatMajorVersion:          pebble.FormatNewest,
+		Logger:                      pebbleLogger{o.log.Sugar()},
+	}
+	// Apply checks whether a segment exists before adding it; most such lookups miss, and the
+	// bloom filters answer them without reading a data block.
+	for i := range po.Levels {
+		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	// Pebble treats keys that share a prefix as versions of one key and moves the values of
+	// all but the first into separate value blocks; referenced rows of an epoch are not
+	// versions, and SegmentFor wants every one of them in place.
+	po.Experimental.SpanPolicyFunc = func([]byte) (pebble.SpanPolicy, []byte, error) {
+		return pebble.SpanPolicy{DisableValueSeparationBySuffix: true, ValueStoragePolicy: pebble.ValueStorageLowReadLatency}, nil, nil
+	}
+	return po
 }
 
 // checkFormat writes the format row into a new store and refuses a store of another format.

@@ -199,17 +199,26 @@ func TestReopenAndClose(t *testing.T) {
 
 func TestOpenRefusesOtherFormats(t *testing.T) {
 	fs := vfs.NewMem()
-	db, err := pebble.Open("db", &pebble.Options{FS: fs, Logger: pebbleLogger{zap.NewNop().Sugar()}})
-	if err != nil {
-		t.Fatal(err)
+	write := func(dir string, cmp *pebble.Comparer, format byte) {
+		t.Helper()
+		db, err := pebble.Open(dir, &pebble.Options{FS: fs, Comparer: cmp, Logger: pebbleLogger{zap.NewNop().Sugar()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Set(formatKey0, []byte{format}, pebble.Sync); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := db.Set(formatKey0, []byte{storeFormat + 1}, pebble.Sync); err != nil {
-		t.Fatal(err)
+	// A store of the first key layout: Pebble's own comparer, format 1.
+	write("v1", pebble.DefaultComparer, 1)
+	if _, err := Open("v1", WithFS(fs)); !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), "rebuild it from the topic") {
+		t.Fatalf("Open of a store under Pebble's default comparer: %v, want ErrFormat", err)
 	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Open("db", WithFS(fs)); !errors.Is(err, ErrFormat) {
+	write("next", comparer, storeFormat+1)
+	if _, err := Open("next", WithFS(fs)); !errors.Is(err, ErrFormat) {
 		t.Fatalf("Open of format %d: %v, want ErrFormat", storeFormat+1, err)
 	}
 	if _, err := Open("other", WithFS(fs), WithBlockCacheSize(0)); err == nil {
@@ -321,24 +330,33 @@ func TestValueEncoding(t *testing.T) {
 	}
 }
 
-// Keys order as their numbers do, negative ones included: floor lookups and epoch ranges rely
-// on it.
+// Keys order as their numbers do, negative ones included, referenced rows' start offsets
+// descending: floor lookups and epoch ranges rely on it.
 func TestKeyOrder(t *testing.T) {
 	p := prefixOf(testTP(0))
-	values := []int64{math.MinInt64, -1 << 40, -2, -1, 0, 1, 2, 1 << 40, math.MaxInt64}
+	values := []int64{math.MaxInt64, 1 << 40, 2, 1, 0, -1, -2, -1 << 40, math.MinInt64}
+	type ref struct {
+		epoch int32
+		start int64
+	}
 	var keys [][]byte
+	var want []ref
 	for _, epoch := range []int32{math.MinInt32, -1, 0, 1, math.MaxInt32} {
 		for _, v := range values {
 			keys = append(keys, p.refKey(epoch, v))
+			want = append(want, ref{epoch, v})
 		}
 	}
 	if !slices.IsSortedFunc(keys, bytes.Compare) {
-		t.Fatal("referenced keys do not sort by epoch and offset")
+		t.Fatal("referenced keys do not sort by epoch, then start offset descending")
 	}
-	for _, k := range keys {
+	for i, k := range keys {
 		pk, err := parseKey(k)
-		if err != nil || pk.prefix != p || pk.kind != kindRef {
-			t.Fatalf("parseKey(%x) = %+v, %v", k, pk, err)
+		if err != nil || pk.prefix != p || pk.kind != kindRef || (ref{pk.epoch, pk.offset}) != want[i] {
+			t.Fatalf("parseKey(%x) = %+v, %v; want %+v", k, pk, err, want[i])
+		}
+		if n := comparer.Split(k); n != refPrefixLen || !bytes.Equal(k[:n], p.refEpoch(want[i].epoch)) {
+			t.Fatalf("Split(%s) = %d, want the %d bytes up to the epoch", formatKey(k), n, refPrefixLen)
 		}
 	}
 	neg, pos := prefixOf(testTP(-1)), prefixOf(testTP(0))
@@ -444,4 +462,57 @@ func TestQueriesDuringApply(t *testing.T) {
 		t.Error(err)
 	}
 	mustCheck(t, s)
+}
+
+// The comparer keeps Pebble's rules for a Split over every kind of key the store writes, and
+// the separators and successors it makes for index blocks stay within them.
+func TestComparer(t *testing.T) {
+	p := prefixOf(testTP(3))
+	var id proto.UUID
+	id[0], id[15] = 0x7f, 0xff
+	q := prefixOf(testTP(4))
+	suffixes := [][]byte{
+		p.refKey(4, math.MaxInt64)[refPrefixLen:], p.refKey(4, 7)[refPrefixLen:],
+		p.refKey(4, 0)[refPrefixLen:], p.refKey(4, math.MinInt64)[refPrefixLen:],
+	}
+	// Every key but a referenced row's is its own prefix. Over any two keys, comparing them must
+	// agree with comparing their prefixes, then their suffixes (Pebble's rules for a Split).
+	keys := [][]byte{
+		formatKey0, offsetKey(0), skippedKey(1, 2), p[:], p.partitionKey(), p.segmentKey(id), p.epochKey(4),
+		p.refEpoch(4), p.unrefKey(4, id), p.upper(), q.partitionKey(), q.refEpoch(4), successor(p.refEpoch(4)),
+	}
+	for _, k := range keys {
+		if comparer.Split(k) != len(k) {
+			t.Errorf("Split(%s) = %d, want the whole key", formatKey(k), comparer.Split(k))
+		}
+	}
+	for _, e := range []int32{-1, 4, 5} {
+		for _, s := range suffixes {
+			keys = append(keys, append(p.refEpoch(e), s...), append(q.refEpoch(e), s...))
+		}
+	}
+	for _, a := range keys {
+		for _, b := range keys {
+			ap, bp := comparer.Split(a), comparer.Split(b)
+			want := bytes.Compare(a[:ap], b[:bp])
+			if want == 0 {
+				want = bytes.Compare(a[ap:], b[bp:])
+			}
+			if got := comparer.Compare(a, b); got != want {
+				t.Fatalf("Compare(%x, %x) = %d, but by prefix then suffix %d", a, b, got, want)
+			}
+		}
+	}
+	for _, n := range []int{refPrefixLen - 1, refPrefixLen, refPrefixLen + 1, refKeyLen - 1, refKeyLen} {
+		k := p.refKey(4, 0x0102030405)[:n]
+		if splitSafe(k) != (n <= refPrefixLen || n == refKeyLen) {
+			t.Errorf("splitSafe of a referenced key cut to %d bytes = %t", n, splitSafe(k))
+		}
+	}
+	a, b := p.refKey(4, 900), p.refKey(4, 100)
+	for _, k := range [][]byte{comparer.Separator(nil, a, b), comparer.Successor(nil, a)} {
+		if !splitSafe(k) || bytes.Compare(k, a) < 0 {
+			t.Errorf("index key %x for %x: unsafe or below it", k, a)
+		}
+	}
 }

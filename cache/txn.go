@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -275,18 +276,17 @@ func (pt *ptx) refStarts(epoch int32, from int64, last bool) ([]int64, error) {
 	slots := pt.refs[epoch]
 	var out []int64
 	if !pt.dropped {
-		it, err := pt.tx.s.db.NewIter(&pebble.IterOptions{
-			LowerBound: pt.p.refKey(epoch, from),
-			UpperBound: successor(pt.p.refEpoch(epoch)),
-		})
+		// Rows sort by start offset descending: those at or above from run from the epoch's
+		// first row to (epoch, from), and the greatest comes first.
+		upper := successor(pt.p.refEpoch(epoch))
+		if from != math.MinInt64 {
+			upper = pt.p.refKey(epoch, from-1)
+		}
+		it, err := pt.tx.s.db.NewIter(&pebble.IterOptions{LowerBound: pt.p.refEpoch(epoch), UpperBound: upper})
 		if err != nil {
 			return nil, err
 		}
-		next, valid := it.Next, it.First()
-		if last {
-			next, valid = it.Prev, it.Last()
-		}
-		for ; valid; valid = next() {
+		for valid := it.First(); valid; valid = it.Next() {
 			pk, err := parseKey(it.Key())
 			if err != nil {
 				return nil, errors.Join(corruptf(it.Key(), "%v", err), it.Close())
@@ -424,7 +424,8 @@ func (pt *ptx) write(b *pebble.Batch) error {
 	}
 	for _, epoch := range sortedKeys(pt.refs, cmp.Compare[int32]) {
 		slots := pt.refs[epoch]
-		for _, start := range sortedKeys(slots, cmp.Compare[int64]) {
+		// Descending, the rows' key order.
+		for _, start := range sortedKeys(slots, func(a, b int64) int { return cmp.Compare(b, a) }) {
 			sl := slots[start]
 			k := pt.p.refKey(epoch, start)
 			var err error

@@ -15,7 +15,7 @@ const valueVersion byte = 1
 
 // storeFormat is the value of the format row. It changes when the key layout changes; a store of
 // another format is refused by Open (the store is derived data: rebuild it from the topic).
-const storeFormat byte = 1
+const storeFormat byte = 2
 
 // partRow is the row of one user partition.
 type partRow struct {

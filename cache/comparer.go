@@ -1,0 +1,103 @@
+package cache
+
+import (
+	"bufio"
+	"fmt"
+	"strings"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// comparer orders keys bytewise, as Pebble's default does, and splits each referenced row's key
+// into a prefix, everything up to the epoch, and a suffix, the inverted start offset (see the
+// key layout in keys.go). Pebble builds its bloom filters on prefixes and SeekPrefixGE stops at
+// the end of one, which is what lets SegmentFor skip every table that holds nothing of an
+// epoch. Every other key is a prefix of its whole self.
+//
+// Pebble requires that comparing keys bytewise agree with comparing their prefixes first and
+// their suffixes after. It does here because no prefix is a proper prefix of another key's
+// prefix when that key has a suffix: every key that starts with a referenced row's 26-byte
+// prefix is a referenced row of the same epoch. Separator and Successor keep that true of the
+// shortened keys Pebble puts in its index blocks (see splitSafe).
+//
+// Pebble records the comparer's name in the store and refuses to open a store written under
+// another one; Open turns that into ErrFormat first (checkComparer).
+var comparer = func() *pebble.Comparer {
+	c := *pebble.DefaultComparer
+	c.Name = comparerName
+	c.Split = splitKey
+	c.Separator = func(dst, a, b []byte) []byte {
+		n := len(dst)
+		if dst = pebble.DefaultComparer.Separator(dst, a, b); splitSafe(dst[n:]) {
+			return dst
+		}
+		return append(dst[:n], a...)
+	}
+	c.Successor = func(dst, a []byte) []byte {
+		n := len(dst)
+		if dst = pebble.DefaultComparer.Successor(dst, a); splitSafe(dst[n:]) {
+			return dst
+		}
+		return append(dst[:n], a...)
+	}
+	return &c
+}()
+
+const comparerName = "strata.cache.v2"
+
+// splitKey is the comparer's Split.
+func splitKey(k []byte) int {
+	if len(k) == refKeyLen && k[0] == tagPartition && k[tpPrefixLen] == kindRef {
+		return refPrefixLen
+	}
+	return len(k)
+}
+
+// splitSafe reports whether k, a key Pebble made up to separate two keys in an index block,
+// keeps prefixes ordered like keys: it must not start with a referenced row's prefix and end
+// partway into the start offset, where as a whole-key prefix it would sort after that epoch's
+// prefix while, as a key, it sorts among the epoch's rows.
+func splitSafe(k []byte) bool {
+	if len(k) <= refPrefixLen || len(k) >= refKeyLen {
+		return true
+	}
+	return k[0] != tagPartition || k[tpPrefixLen] != kindRef
+}
+
+// checkComparer returns an error wrapping ErrFormat if the Pebble store in dir was written
+// under a comparer other than this version's, as a store of an earlier key layout was. Pebble
+// would refuse to open it with a message about comparers; this one says what to do. A
+// directory without a store passes.
+func checkComparer(fs vfs.FS, dir string) error {
+	names, err := fs.List(dir)
+	if err != nil {
+		return nil // no store yet, or nothing readable: Open reports what is wrong
+	}
+	latest := ""
+	for _, n := range names {
+		// Pebble numbers the files with at least six digits: a longer name is a later file.
+		if strings.HasPrefix(n, "OPTIONS-") && (len(n) > len(latest) || len(n) == len(latest) && n > latest) {
+			latest = n
+		}
+	}
+	if latest == "" {
+		return nil
+	}
+	f, err := fs.Open(fs.PathJoin(dir, latest))
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if name, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "comparer="); ok {
+			if name != comparerName {
+				return fmt.Errorf("cache: %s: written under Pebble comparer %q, this version reads %q; rebuild it from the topic: %w",
+					dir, name, comparerName, ErrFormat)
+			}
+			return nil
+		}
+	}
+	return nil
+}
