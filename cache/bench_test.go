@@ -4,6 +4,7 @@ package cache
 
 import (
 	"bufio"
+	"bytes"
 	"flag"
 	"math/rand/v2"
 	"os"
@@ -14,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/stratalog/strata/proto"
 )
@@ -158,6 +161,136 @@ func BenchmarkSegmentFor(b *testing.B) {
 		if _, ok, err := s.SegmentFor(id.TopicIDPartition, epoch, first+50); err != nil || !ok {
 			b.Fatal(ok, err)
 		}
+	}
+}
+
+// BenchmarkPebbleFloor measures what Pebble alone costs for BenchmarkApplyMillion's workload,
+// opened with the store's options: each call writes, in one synced batch in key order, exactly
+// the rows Apply nets out of 1,000 events (for each of 500 segments its finished segment row
+// and its referenced row, its partition's row, and the next offsets), with none of Apply's own
+// work. Sub-benchmark "exists" also makes the one read Apply cannot do without: whether each
+// added segment already exists (a SeekPrefixGE per segment, in key order). Then it looks up
+// random offsets as SegmentFor does (a fresh iterator bounded to the partition, one
+// SeekPrefixGE, the value) with the store as the writes left it, and again with every block
+// cached. The figures are a floor for the store's: Apply cannot write less or read less.
+//
+//	go test ./cache -run '^$' -bench BenchmarkPebbleFloor -benchtime 1x
+func BenchmarkPebbleFloor(b *testing.B) {
+	for _, exists := range []bool{false, true} {
+		name := "rows"
+		if exists {
+			name = "rows+exists"
+		}
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				pebbleFloor(b, exists)
+			}
+		})
+	}
+}
+
+func pebbleFloor(b *testing.B, exists bool) {
+	o, err := buildOptions([]Option{WithBlockCacheSize(*benchBlockCache)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	db, err := pebble.Open(filepath.Join(b.TempDir(), "floor"), pebbleOptions(o))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	w := &benchWorkload{segments: *benchSegments}
+	events := 2 * w.segments
+	parts := make(map[tpPrefix]*partRow)
+	type row struct{ k, v []byte }
+	var rows []row
+	cpu0, cpuOK := cpuTime()
+	start := time.Now()
+	for ev := 0; ev < events; ev += benchBatch {
+		rows = rows[:0]
+		var keys [][]byte
+		for k := ev / 2; k < (ev+benchBatch)/2 && k < w.segments; k++ {
+			id, first, epoch := w.segment(k)
+			m := &proto.SegmentMetadata{
+				SegmentID: id, StartOffset: first, EndOffset: first + 99, BrokerID: 1,
+				MaxTimestampMs: 1_700_000_000_000 + first, EventTimestampMs: 1_700_000_000_001 + first,
+				LeaderEpochs:       []proto.EpochEntry{{Epoch: epoch, StartOffset: first}},
+				SegmentSizeInBytes: 1 << 30, State: proto.CopySegmentFinished, TxnIndexEmpty: true,
+			}
+			p := prefixOf(id.TopicIDPartition)
+			pr := parts[p]
+			if pr == nil {
+				pr = &partRow{name: id.Topic, mp: id.Partition % benchMetadata, hasCur: true}
+				parts[p] = pr
+			}
+			pr.counts[proto.CopySegmentFinished]++
+			pr.bytes += int64(m.SegmentSizeInBytes)
+			pr.cur, pr.curRow = epoch, epochRow{hasHighest: true, highest: m.EndOffset, hasLast: true, last: first}
+			keys = append(keys, p.segmentKey(id.ID))
+			rows = append(rows,
+				row{p.segmentKey(id.ID), encodeSegment(nil, m)},
+				row{p.refKey(epoch, first), encodeRef(nil, m)},
+				row{p.partitionKey(), encodePart(nil, pr)})
+		}
+		for mp := int32(0); mp < benchMetadata; mp++ {
+			rows = append(rows, row{offsetKey(mp), encodeOffset(int64(ev))})
+		}
+		if exists {
+			slices.SortFunc(keys, bytes.Compare)
+			it, err := db.NewIter(&pebble.IterOptions{UseL6Filters: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, k := range keys {
+				if it.SeekPrefixGE(k) && bytes.Equal(it.Key(), k) {
+					b.Fatalf("segment %x exists", k)
+				}
+			}
+			if err := it.Close(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		slices.SortFunc(rows, func(a, b row) int { return bytes.Compare(a.k, b.k) })
+		batch := db.NewBatch()
+		for _, r := range rows {
+			if err := batch.Set(r.k, r.v, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := batch.Commit(pebble.Sync); err != nil {
+			b.Fatal(err)
+		}
+		batch.Close()
+	}
+	elapsed := time.Since(start)
+	b.ReportMetric(float64(events)/elapsed.Seconds(), "events/s")
+	if cpu1, ok := cpuTime(); ok && cpuOK {
+		b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/float64(events), "cpu-ns/event")
+	}
+	for _, round := range []string{"", "warm-"} {
+		rng := rand.New(rand.NewPCG(1, 2))
+		lat := make([]time.Duration, 100_000)
+		for i := range lat {
+			id, first, epoch := w.segment(rng.IntN(w.segments))
+			p := prefixOf(id.TopicIDPartition)
+			key := p.refKey(epoch, first+rng.Int64N(100))
+			t0 := time.Now()
+			it, err := db.NewIter(&pebble.IterOptions{LowerBound: p[:], UpperBound: p.upper()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if !it.SeekPrefixGE(key) {
+				b.Fatalf("no referenced row at or below %s", formatKey(key))
+			}
+			_ = it.Value()
+			if err := it.Close(); err != nil {
+				b.Fatal(err)
+			}
+			lat[i] = time.Since(t0)
+		}
+		slices.Sort(lat)
+		b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), round+"p50-ns")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), round+"p99-ns")
 	}
 }
 
