@@ -208,10 +208,10 @@ func (tx *txn) addSegment(e *Entry, r *proto.SegmentMetadata) (*Drop, error) {
 		return tx.drop(e, tp, InvalidTransition, "segment %s: %s -> %s", r.SegmentID, old.State, proto.CopySegmentStarted), nil
 	}
 	if pt.row == nil {
-		pt.row = &partRow{name: tp.Topic, mp: e.Partition}
+		pt.setRow(partRow{name: tp.Topic, mp: e.Partition})
 	}
 	row := pt.row
-	m := *r
+	m := tx.meta(r)
 	m.Unknown = nil
 	if old != nil {
 		for _, oe := range old.LeaderEpochs {
@@ -227,7 +227,7 @@ func (tx *txn) addSegment(e *Entry, r *proto.SegmentMetadata) (*Drop, error) {
 	for _, ee := range m.LeaderEpochs {
 		pt.setUnref(ee.Epoch, id, true)
 	}
-	ss.m, ss.dirty, pt.dirty = &m, true, true
+	ss.m, ss.dirty, pt.dirty = m, true, true
 	return nil, nil
 }
 
@@ -264,13 +264,13 @@ func (tx *txn) updateSegment(e *Entry, r *proto.SegmentMetadataUpdate) (*Drop, e
 	if r.State == proto.CopySegmentStarted {
 		return tx.drop(e, tp, InvalidRecord, "segment %s: an update cannot set %s, only the add record can", r.SegmentID, r.State), nil
 	}
-	m := *ss.m
+	m := tx.meta(ss.m)
 	m.BrokerID, m.EventTimestampMs, m.CustomMetadata, m.State = r.BrokerID, r.EventTimestampMs, r.CustomMetadata, r.State
 	switch r.State {
 	case proto.CopySegmentFinished:
-		err = pt.copyFinished(&m)
+		err = pt.copyFinished(m)
 	case proto.DeleteSegmentStarted:
-		err = pt.deleteStarted(&m)
+		err = pt.deleteStarted(m)
 	case proto.DeleteSegmentFinished:
 		// Kafka's handleSegmentWithDeleteSegmentFinishedState: the segment leaves the
 		// unreferenced set of each epoch, and the store. The epochs' highest offsets stay.
@@ -288,7 +288,7 @@ func (tx *txn) updateSegment(e *Entry, r *proto.SegmentMetadataUpdate) (*Drop, e
 		ss.m = nil
 	} else {
 		row.counts[r.State]++
-		ss.m = &m
+		ss.m = m
 	}
 	ss.dirty, pt.dirty = true, true
 	return nil, nil
@@ -403,7 +403,7 @@ func (tx *txn) partitionDelete(e *Entry, r *proto.PartitionDeleteMetadata) (*Dro
 		return nil, nil
 	}
 	if pt.row == nil {
-		pt.row = &partRow{name: tp.Topic, mp: e.Partition}
+		pt.setRow(partRow{name: tp.Topic, mp: e.Partition})
 	}
 	pt.row.hasDelete, pt.row.delState, pt.dirty = true, r.State, true
 	return nil, nil

@@ -75,10 +75,13 @@ func flip64(v int64) uint64   { return uint64(v) ^ 1<<63 }
 func unflip64(v uint64) int64 { return int64(v ^ 1<<63) }
 
 func (p *tpPrefix) with(kind byte, extra int) []byte {
-	k := make([]byte, tpPrefixLen+1, tpPrefixLen+1+extra)
-	copy(k, p[:])
-	k[tpPrefixLen] = kind
-	return k
+	return p.appendWith(make([]byte, 0, tpPrefixLen+1+extra), kind)
+}
+
+// appendWith and the other append methods append a key to dst, so that the writer can build
+// every key of a commit in one buffer (a batch copies what it is given).
+func (p *tpPrefix) appendWith(dst []byte, kind byte) []byte {
+	return append(append(dst, p[:]...), kind)
 }
 
 func (p *tpPrefix) partitionKey() []byte { return p.with(kindPartition, 0) }
@@ -92,15 +95,27 @@ func (p *tpPrefix) kindBounds(kind byte) (lo, hi []byte) {
 }
 
 func (p *tpPrefix) segmentKey(id proto.UUID) []byte {
-	return append(p.with(kindSegment, 16), id[:]...)
+	return p.appendSegmentKey(make([]byte, 0, tpPrefixLen+1+16), id)
+}
+
+func (p *tpPrefix) appendSegmentKey(dst []byte, id proto.UUID) []byte {
+	return append(p.appendWith(dst, kindSegment), id[:]...)
 }
 
 func (p *tpPrefix) epochKey(epoch int32) []byte {
-	return binary.BigEndian.AppendUint32(p.with(kindEpoch, 4), flip32(epoch))
+	return p.appendEpochKey(make([]byte, 0, tpPrefixLen+1+4), epoch)
+}
+
+func (p *tpPrefix) appendEpochKey(dst []byte, epoch int32) []byte {
+	return binary.BigEndian.AppendUint32(p.appendWith(dst, kindEpoch), flip32(epoch))
 }
 
 func (p *tpPrefix) refKey(epoch int32, start int64) []byte {
-	k := binary.BigEndian.AppendUint32(p.with(kindRef, 12), flip32(epoch))
+	return p.appendRefKey(make([]byte, 0, refKeyLen), epoch, start)
+}
+
+func (p *tpPrefix) appendRefKey(dst []byte, epoch int32, start int64) []byte {
+	k := binary.BigEndian.AppendUint32(p.appendWith(dst, kindRef), flip32(epoch))
 	return binary.BigEndian.AppendUint64(k, ^flip64(start))
 }
 
@@ -116,7 +131,11 @@ func (p *tpPrefix) refEpoch(epoch int32) []byte {
 }
 
 func (p *tpPrefix) unrefKey(epoch int32, id proto.UUID) []byte {
-	k := binary.BigEndian.AppendUint32(p.with(kindUnref, 20), flip32(epoch))
+	return p.appendUnrefKey(make([]byte, 0, tpPrefixLen+1+20), epoch, id)
+}
+
+func (p *tpPrefix) appendUnrefKey(dst []byte, epoch int32, id proto.UUID) []byte {
+	k := binary.BigEndian.AppendUint32(p.appendWith(dst, kindUnref), flip32(epoch))
 	return append(k, id[:]...)
 }
 

@@ -41,6 +41,8 @@ type Store struct {
 	// back from Pebble. It holds nothing per segment, is filled as partitions are touched,
 	// is read and written only under writeMu, and changes only after a commit succeeds.
 	parts map[tpPrefix]partRow
+	// tx is the writer's txn, reused by every Apply (see txn); only the writer touches it.
+	tx *txn
 
 	mu     sync.RWMutex // read-held by every call, write-held by Close
 	closed bool

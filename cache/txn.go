@@ -22,25 +22,68 @@ import (
 // Reads of the store go through one iterator opened at the first read, a view of the store as
 // the previous Apply left it (no other writer runs), and the partition rows through the
 // writer's cache (Store.parts).
+//
+// The writer keeps one txn (Store.tx) and reuses it, with its maps, slots and buffers, from one
+// Apply to the next: a fetch spread over hundreds of partitions would otherwise allocate a
+// handful of maps and slots for each of them every time. What it keeps is bounded by the
+// largest fetch applied, not by the store's history, and holds nothing past the Apply that
+// filled it: every slot is zeroed before it is handed out again.
 type txn struct {
 	s       *Store
 	it      *pebble.Iterator
 	offsets map[int32]int64
 	parts   map[tpPrefix]*ptx
-	vbuf    []byte
+	vbuf    []byte // a value being encoded
+	kbuf    []byte // a key being built
+
+	// The sorted keys of one partition's slots, as commit writes them.
+	ids       []proto.UUID
+	epochKeys []int32
+	refKeys   []refKey
+	unrefKeys []unrefKey
+
+	spare    []*ptx // partitions of earlier Applies, for reuse
+	segSlots slab[segSlot]
+	epSlots  slab[epochSlot]
+	refSlots slab[refSlot]
+	unrSlots slab[unrefSlot]
+	metas    slab[proto.SegmentMetadata]
 }
+
+// slab hands out zeroed values of T from chunks it keeps from one Apply to the next.
+type slab[T any] struct {
+	chunks [][]T
+	n      int // values handed out since reset
+}
+
+const slabChunk = 128
+
+func (s *slab[T]) alloc() *T {
+	c, i := s.n/slabChunk, s.n%slabChunk
+	if c == len(s.chunks) {
+		s.chunks = append(s.chunks, make([]T, slabChunk))
+	}
+	v := &s.chunks[c][i]
+	var zero T
+	*v = zero
+	s.n++
+	return v
+}
+
+func (s *slab[T]) reset() { s.n = 0 }
 
 // ptx holds the slots of one user partition. A nil row or m, or a slot not present, is an
 // absent row.
 type ptx struct {
 	tx      *txn
 	p       tpPrefix
-	row     *partRow
+	row     *partRow // nil, or &rowBuf
+	rowBuf  partRow
 	dirty   bool
 	dropped bool // DELETE_PARTITION_FINISHED applied: every row the store held is gone
 	segs    map[proto.UUID]*segSlot
 	epochs  map[int32]*epochSlot
-	refs    map[int32]map[int64]*refSlot
+	refs    map[refKey]*refSlot
 	unrefs  map[unrefKey]*unrefSlot
 }
 
@@ -65,6 +108,11 @@ type refSlot struct {
 	mayExist bool // the store may hold the row, so removing it needs a delete
 }
 
+type refKey struct {
+	epoch int32
+	start int64
+}
+
 type unrefKey struct {
 	epoch int32
 	id    proto.UUID
@@ -75,8 +123,31 @@ type unrefSlot struct {
 	mayExist bool
 }
 
+// newTxn returns the writer's txn, emptied of the previous Apply. The caller holds writeMu.
 func (s *Store) newTxn() *txn {
-	return &txn{s: s, offsets: make(map[int32]int64), parts: make(map[tpPrefix]*ptx)}
+	tx := s.tx
+	if tx == nil {
+		tx = &txn{s: s, offsets: make(map[int32]int64), parts: make(map[tpPrefix]*ptx)}
+		s.tx = tx
+	}
+	clear(tx.offsets)
+	for _, pt := range tx.parts {
+		tx.spare = append(tx.spare, pt)
+	}
+	clear(tx.parts)
+	tx.segSlots.reset()
+	tx.epSlots.reset()
+	tx.refSlots.reset()
+	tx.unrSlots.reset()
+	tx.metas.reset()
+	return tx
+}
+
+// meta returns a slot for a segment's metadata, a copy of m.
+func (tx *txn) meta(m *proto.SegmentMetadata) *proto.SegmentMetadata {
+	v := tx.metas.alloc()
+	*v = *m
+	return v
 }
 
 // get reads key from the store and calls fn with its value. The iterator has bloom filters on
@@ -130,26 +201,41 @@ func (tx *txn) part(p tpPrefix) (*ptx, error) {
 	if pt, ok := tx.parts[p]; ok {
 		return pt, nil
 	}
-	pt := &ptx{tx: tx, p: p}
+	var pt *ptx
+	if n := len(tx.spare); n > 0 {
+		pt, tx.spare = tx.spare[n-1], tx.spare[:n-1]
+	} else {
+		pt = &ptx{}
+	}
+	pt.tx, pt.p, pt.row, pt.dirty, pt.dropped = tx, p, nil, false, false
 	pt.reset()
 	tx.parts[p] = pt
 	if row, ok := tx.s.parts[p]; ok {
-		pt.row = &row
+		pt.setRow(row)
 		return pt, nil
 	}
 	_, err := tx.get(p.partitionKey(), func(v []byte) error {
 		row, err := decodePart(v)
-		pt.row = &row
+		pt.setRow(row)
 		return err
 	})
 	return pt, err
 }
 
+func (pt *ptx) setRow(row partRow) { pt.rowBuf, pt.row = row, &pt.rowBuf }
+
+// reset empties the slots, keeping the maps' room for the next Apply.
 func (pt *ptx) reset() {
-	pt.segs = make(map[proto.UUID]*segSlot)
-	pt.epochs = make(map[int32]*epochSlot)
-	pt.refs = make(map[int32]map[int64]*refSlot)
-	pt.unrefs = make(map[unrefKey]*unrefSlot)
+	if pt.segs == nil {
+		pt.segs = make(map[proto.UUID]*segSlot)
+		pt.epochs = make(map[int32]*epochSlot)
+		pt.refs = make(map[refKey]*refSlot)
+		pt.unrefs = make(map[unrefKey]*unrefSlot)
+	}
+	clear(pt.segs)
+	clear(pt.epochs)
+	clear(pt.refs)
+	clear(pt.unrefs)
 }
 
 // prefetch loads the segment rows the entries name before any record is applied, in key
@@ -195,14 +281,15 @@ func (pt *ptx) segment(id proto.UUID) (*segSlot, error) {
 	if sl, ok := pt.segs[id]; ok {
 		return sl, nil
 	}
-	sl := &segSlot{fresh: true}
+	sl := pt.tx.segSlots.alloc()
+	sl.fresh = true
 	pt.segs[id] = sl
 	if pt.dropped || pt.row == nil {
 		return sl, nil // a segment row exists only under a partition row
 	}
 	_, err := pt.tx.get(pt.p.segmentKey(id), func(v []byte) error {
 		m, err := decodeSegment(v, pt.p, id)
-		sl.m, sl.fresh = &m, false
+		sl.m, sl.fresh = pt.tx.meta(&m), false
 		return err
 	})
 	return sl, err
@@ -212,7 +299,7 @@ func (pt *ptx) epoch(epoch int32) (*epochSlot, error) {
 	if sl, ok := pt.epochs[epoch]; ok {
 		return sl, nil
 	}
-	sl := &epochSlot{}
+	sl := pt.tx.epSlots.alloc()
 	pt.epochs[epoch] = sl
 	// The partition row's cur fields are as the store has them until write moves them.
 	switch r := pt.row; {
@@ -230,29 +317,22 @@ func (pt *ptx) epoch(epoch int32) (*epochSlot, error) {
 	return sl, err
 }
 
-func (pt *ptx) refSlots(epoch int32) map[int64]*refSlot {
-	m := pt.refs[epoch]
-	if m == nil {
-		m = make(map[int64]*refSlot)
-		pt.refs[epoch] = m
-	}
-	return m
-}
-
 // ref returns the slot of the referenced row at (epoch, start), reading the store if needed.
 func (pt *ptx) ref(epoch int32, start int64) (*refSlot, error) {
-	slots := pt.refSlots(epoch)
-	if sl, ok := slots[start]; ok {
+	k := refKey{epoch, start}
+	if sl, ok := pt.refs[k]; ok {
 		return sl, nil
 	}
-	sl := &refSlot{}
-	slots[start] = sl
+	sl := pt.tx.refSlots.alloc()
+	pt.refs[k] = sl
 	if pt.dropped {
 		return sl, nil
 	}
 	_, err := pt.tx.get(pt.p.refKey(epoch, start), func(v []byte) error {
 		id, err := refID(v)
-		sl.present, sl.mayExist, sl.m = true, true, &proto.SegmentMetadata{SegmentID: proto.SegmentID{ID: id}}
+		m := pt.tx.metas.alloc()
+		m.SegmentID.ID = id
+		sl.present, sl.mayExist, sl.m = true, true, m
 		return err
 	})
 	return sl, err
@@ -260,11 +340,12 @@ func (pt *ptx) ref(epoch int32, start int64) (*refSlot, error) {
 
 // setRef references m at (epoch, start), without reading what was there.
 func (pt *ptx) setRef(epoch int32, start int64, m *proto.SegmentMetadata) {
-	slots := pt.refSlots(epoch)
-	sl := slots[start]
+	k := refKey{epoch, start}
+	sl := pt.refs[k]
 	if sl == nil {
-		sl = &refSlot{mayExist: !pt.dropped}
-		slots[start] = sl
+		sl = pt.tx.refSlots.alloc()
+		sl.mayExist = !pt.dropped
+		pt.refs[k] = sl
 	}
 	sl.present, sl.m, sl.dirty = true, m, true
 }
@@ -273,7 +354,6 @@ func (pt *ptx) setRef(epoch int32, start int64, m *proto.SegmentMetadata) {
 // the greatest if last, as the store overlaid with this txn has them. Only overlapping uploads
 // and the deletion of an epoch's last referenced segment need it.
 func (pt *ptx) refStarts(epoch int32, from int64, last bool) ([]int64, error) {
-	slots := pt.refs[epoch]
 	var out []int64
 	if !pt.dropped {
 		// Rows sort by start offset descending: those at or above from run from the epoch's
@@ -291,7 +371,7 @@ func (pt *ptx) refStarts(epoch int32, from int64, last bool) ([]int64, error) {
 			if err != nil {
 				return nil, errors.Join(corruptf(it.Key(), "%v", err), it.Close())
 			}
-			if _, inTxn := slots[pk.offset]; inTxn {
+			if _, inTxn := pt.refs[refKey{epoch, pk.offset}]; inTxn {
 				continue // the slot says whether it still counts
 			}
 			out = append(out, pk.offset)
@@ -303,9 +383,9 @@ func (pt *ptx) refStarts(epoch int32, from int64, last bool) ([]int64, error) {
 			return nil, err
 		}
 	}
-	for start, sl := range slots {
-		if sl.present && start >= from {
-			out = append(out, start)
+	for k, sl := range pt.refs {
+		if k.epoch == epoch && sl.present && k.start >= from {
+			out = append(out, k.start)
 		}
 	}
 	slices.Sort(out)
@@ -323,7 +403,8 @@ func (pt *ptx) setUnref(epoch int32, id proto.UUID, present bool) {
 		if ss, ok := pt.segs[id]; ok {
 			fresh = ss.fresh
 		}
-		sl = &unrefSlot{mayExist: !pt.dropped && !fresh}
+		sl = pt.tx.unrSlots.alloc()
+		sl.mayExist = !pt.dropped && !fresh
 		pt.unrefs[k] = sl
 	}
 	sl.present = present
@@ -394,67 +475,76 @@ func (pt *ptx) write(b *pebble.Batch) error {
 	pt.placeEpochs()
 	if pt.dirty {
 		tx.vbuf = encodePart(tx.vbuf[:0], pt.row)
-		if err := b.Set(pt.p.partitionKey(), tx.vbuf, nil); err != nil {
+		tx.kbuf = pt.p.appendWith(tx.kbuf[:0], kindPartition)
+		if err := b.Set(tx.kbuf, tx.vbuf, nil); err != nil {
 			return err
 		}
 	}
-	for _, id := range sortedKeys(pt.segs, func(a, b proto.UUID) int { return bytes.Compare(a[:], b[:]) }) {
+	tx.ids = sortedKeys(tx.ids, pt.segs, func(a, b proto.UUID) int { return bytes.Compare(a[:], b[:]) })
+	for _, id := range tx.ids {
 		sl := pt.segs[id]
-		k := pt.p.segmentKey(id)
+		tx.kbuf = pt.p.appendSegmentKey(tx.kbuf[:0], id)
 		var err error
 		switch {
 		case !sl.dirty || (sl.m == nil && sl.fresh):
 		case sl.m == nil:
-			err = b.Delete(k, nil)
+			err = b.Delete(tx.kbuf, nil)
 		default:
 			tx.vbuf = encodeSegment(tx.vbuf[:0], sl.m)
-			err = b.Set(k, tx.vbuf, nil)
+			err = b.Set(tx.kbuf, tx.vbuf, nil)
 		}
 		if err != nil {
 			return err
 		}
 	}
-	for _, epoch := range sortedKeys(pt.epochs, cmp.Compare[int32]) {
+	tx.epochKeys = sortedKeys(tx.epochKeys, pt.epochs, cmp.Compare[int32])
+	for _, epoch := range tx.epochKeys {
 		if sl := pt.epochs[epoch]; sl.dirty {
 			tx.vbuf = encodeEpoch(tx.vbuf[:0], &sl.row)
-			if err := b.Set(pt.p.epochKey(epoch), tx.vbuf, nil); err != nil {
+			tx.kbuf = pt.p.appendEpochKey(tx.kbuf[:0], epoch)
+			if err := b.Set(tx.kbuf, tx.vbuf, nil); err != nil {
 				return err
 			}
 		}
 	}
-	for _, epoch := range sortedKeys(pt.refs, cmp.Compare[int32]) {
-		slots := pt.refs[epoch]
-		// Descending, the rows' key order.
-		for _, start := range sortedKeys(slots, func(a, b int64) int { return cmp.Compare(b, a) }) {
-			sl := slots[start]
-			k := pt.p.refKey(epoch, start)
-			var err error
-			switch {
-			case !sl.dirty || (!sl.present && !sl.mayExist):
-			case !sl.present:
-				err = b.Delete(k, nil)
-			default:
-				tx.vbuf = encodeRef(tx.vbuf[:0], sl.m)
-				err = b.Set(k, tx.vbuf, nil)
-			}
-			if err != nil {
-				return err
-			}
+	// By epoch, then start offset descending: the rows' key order.
+	tx.refKeys = sortedKeys(tx.refKeys, pt.refs, func(a, b refKey) int {
+		if a.epoch != b.epoch {
+			return cmp.Compare(a.epoch, b.epoch)
+		}
+		return cmp.Compare(b.start, a.start)
+	})
+	for _, k := range tx.refKeys {
+		sl := pt.refs[k]
+		tx.kbuf = pt.p.appendRefKey(tx.kbuf[:0], k.epoch, k.start)
+		var err error
+		switch {
+		case !sl.dirty || (!sl.present && !sl.mayExist):
+		case !sl.present:
+			err = b.Delete(tx.kbuf, nil)
+		default:
+			tx.vbuf = encodeRef(tx.vbuf[:0], sl.m)
+			err = b.Set(tx.kbuf, tx.vbuf, nil)
+		}
+		if err != nil {
+			return err
 		}
 	}
-	for _, u := range sortedKeys(pt.unrefs, func(a, b unrefKey) int {
+	tx.unrefKeys = sortedKeys(tx.unrefKeys, pt.unrefs, func(a, b unrefKey) int {
 		if a.epoch != b.epoch {
 			return cmp.Compare(a.epoch, b.epoch)
 		}
 		return bytes.Compare(a.id[:], b.id[:])
-	}) {
+	})
+	for _, u := range tx.unrefKeys {
 		sl := pt.unrefs[u]
+		tx.kbuf = pt.p.appendUnrefKey(tx.kbuf[:0], u.epoch, u.id)
 		var err error
 		switch {
 		case sl.present:
-			err = b.Set(pt.p.unrefKey(u.epoch, u.id), nil, nil)
+			err = b.Set(tx.kbuf, nil, nil)
 		case sl.mayExist:
-			err = b.Delete(pt.p.unrefKey(u.epoch, u.id), nil)
+			err = b.Delete(tx.kbuf, nil)
 		}
 		if err != nil {
 			return err
@@ -463,8 +553,6 @@ func (pt *ptx) write(b *pebble.Batch) error {
 	return nil
 }
 
-// sortedKeys returns the keys of m in order. Most maps of a partition hold one key in a fetch
-// spread over many partitions, so that case allocates nothing beyond the one-key slice.
 // placeEpochs keeps the state of the partition's greatest epoch in the partition row: when an
 // epoch above the current one gained a state, the current one moves to a row of its own and
 // the new one into the partition row.
@@ -486,7 +574,8 @@ func (pt *ptx) placeEpochs() {
 		if r.hasCur {
 			old := pt.epochs[r.cur]
 			if old == nil {
-				old = &epochSlot{row: r.curRow, present: true}
+				old = pt.tx.epSlots.alloc()
+				old.row, old.present = r.curRow, true
 				pt.epochs[r.cur] = old
 			}
 			old.dirty = true
@@ -499,13 +588,14 @@ func (pt *ptx) placeEpochs() {
 	}
 }
 
-func sortedKeys[K comparable, V any](m map[K]V, cmp func(a, b K) int) []K {
-	keys := make([]K, 0, len(m))
+// sortedKeys returns the keys of m in order, in dst's room.
+func sortedKeys[K comparable, V any](dst []K, m map[K]V, cmp func(a, b K) int) []K {
+	dst = dst[:0]
 	for k := range m {
-		keys = append(keys, k)
+		dst = append(dst, k)
 	}
-	slices.SortFunc(keys, cmp)
-	return keys
+	slices.SortFunc(dst, cmp)
+	return dst
 }
 
 // publish copies the committed partition rows into the writer's cache (Store.parts).
