@@ -85,7 +85,9 @@ func (w *benchWorkload) batch(from, n int) []Entry {
 // spent per event meanwhile, Pebble's background work included (cpu-ns/event: unlike the
 // throughput it does not depend on what else the machine runs), lookup latency (p50-ns,
 // p99-ns), the process's peak resident memory (peak-rss-MB) and the store's size on disk
-// (disk-MB). Run it as:
+// (disk-MB). Then it closes and reopens the store, as a broker's restart would, and reports how
+// long Open took (reopen-ms) and the lookup latency again (reopened-p50-ns, reopened-p99-ns).
+// Run it as:
 //
 //	go test ./cache -run '^$' -bench BenchmarkApplyMillion -benchtime 1x
 func BenchmarkApplyMillion(b *testing.B) {
@@ -114,23 +116,9 @@ func BenchmarkApplyMillion(b *testing.B) {
 			b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/float64(events), "cpu-ns/event")
 		}
 
-		const lookups = 100_000
-		rng := rand.New(rand.NewPCG(1, 2))
-		lat := make([]time.Duration, lookups)
-		for i := range lat {
-			k := rng.IntN(w.segments)
-			id, first, epoch := w.segment(k)
-			offset := first + rng.Int64N(100)
-			t0 := time.Now()
-			m, ok, err := s.SegmentFor(id.TopicIDPartition, epoch, offset)
-			lat[i] = time.Since(t0)
-			if err != nil || !ok || m.SegmentID.ID != id.ID {
-				b.Fatalf("SegmentFor(%s, %d, %d) = %v, %t, %v; want segment %d", id.TopicIDPartition, epoch, offset, m.SegmentID, ok, err, k)
-			}
-		}
-		slices.Sort(lat)
-		b.ReportMetric(float64(lat[lookups/2].Nanoseconds()), "p50-ns")
-		b.ReportMetric(float64(lat[lookups*99/100].Nanoseconds()), "p99-ns")
+		p50, p99 := benchLookups(b, s, w)
+		b.ReportMetric(float64(p50.Nanoseconds()), "p50-ns")
+		b.ReportMetric(float64(p99.Nanoseconds()), "p99-ns")
 
 		if rss, ok := peakRSS(); ok {
 			b.ReportMetric(float64(rss)/(1<<20), "peak-rss-MB")
@@ -139,7 +127,41 @@ func BenchmarkApplyMillion(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.ReportMetric(float64(dirSize(b, dir))/(1<<20), "disk-MB")
+
+		// A restart: Open reads no history, and lookups run against the flushed store.
+		t0 := time.Now()
+		if s, err = Open(dir, WithBlockCacheSize(*benchBlockCache)); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(time.Since(t0).Microseconds())/1000, "reopen-ms")
+		p50, p99 = benchLookups(b, s, w)
+		b.ReportMetric(float64(p50.Nanoseconds()), "reopened-p50-ns")
+		b.ReportMetric(float64(p99.Nanoseconds()), "reopened-p99-ns")
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
 	}
+}
+
+// benchLookups times 100,000 SegmentFor calls at random offsets of random segments of w and
+// returns the median and the 99th percentile.
+func benchLookups(b *testing.B, s *Store, w *benchWorkload) (p50, p99 time.Duration) {
+	const lookups = 100_000
+	rng := rand.New(rand.NewPCG(1, 2))
+	lat := make([]time.Duration, lookups)
+	for i := range lat {
+		k := rng.IntN(w.segments)
+		id, first, epoch := w.segment(k)
+		offset := first + rng.Int64N(100)
+		t0 := time.Now()
+		m, ok, err := s.SegmentFor(id.TopicIDPartition, epoch, offset)
+		lat[i] = time.Since(t0)
+		if err != nil || !ok || m.SegmentID.ID != id.ID {
+			b.Fatalf("SegmentFor(%s, %d, %d) = %v, %t, %v; want segment %d", id.TopicIDPartition, epoch, offset, m.SegmentID, ok, err, k)
+		}
+	}
+	slices.Sort(lat)
+	return lat[lookups/2], lat[lookups*99/100]
 }
 
 // BenchmarkSegmentFor measures one lookup in a store of 100,000 segments.
