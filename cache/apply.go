@@ -61,7 +61,7 @@ func (s *Store) Apply(entries []Entry) (Result, error) {
 	}
 	err := s.write(func() error {
 		tx := s.newTxn()
-		defer tx.close()
+		defer tx.release()
 		if err := tx.prefetch(entries); err != nil {
 			return err
 		}

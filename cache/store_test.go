@@ -516,3 +516,60 @@ func TestComparer(t *testing.T) {
 		}
 	}
 }
+
+// The writer's txn is reused from Apply to Apply, and keeps nothing of an Apply's records after
+// it, whether the Apply committed or failed: no partition, no slot still filled.
+func TestApplyKeepsNoRecords(t *testing.T) {
+	s, _ := openMem(t)
+	tp := testTP(0)
+	var entries []Entry
+	for i, r := range append(copied(segID(tp, 1), 0, 9, 0, 0), add(segID(tp, 2), 10, 19, 0, 10)) {
+		entries = append(entries, Entry{Partition: 0, Offset: int64(i), Record: r})
+	}
+	if _, err := s.Apply(entries); err != nil {
+		t.Fatal(err)
+	}
+	empty := func(when string) {
+		t.Helper()
+		tx := s.tx
+		if len(tx.parts) != 0 || len(tx.offsets) != 0 || tx.metas.n != 0 || tx.segSlots.n != 0 {
+			t.Fatalf("%s: the txn still holds %d partitions, %d offsets, %d segments", when, len(tx.parts), len(tx.offsets), tx.metas.n)
+		}
+		for _, c := range tx.metas.chunks {
+			for i := range c {
+				if !reflect.ValueOf(c[i]).IsZero() {
+					t.Fatalf("%s: a metadata slot still holds segment %s", when, c[i].SegmentID)
+				}
+			}
+		}
+		for _, pt := range tx.spare {
+			if len(pt.segs)+len(pt.epochs)+len(pt.refs)+len(pt.unrefs) != 0 || pt.row != nil {
+				t.Fatalf("%s: a spare partition still holds slots", when)
+			}
+		}
+	}
+	empty("after a commit")
+	if len(s.tx.spare) == 0 {
+		t.Fatal("no partition kept for reuse")
+	}
+	// A segment row that does not decode makes the next Apply fail after it filled slots.
+	p := prefixOf(tp)
+	if err := s.db.Set(p.segmentKey(segID(tp, 3).ID), []byte{valueVersion, 0xff}, pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Apply([]Entry{
+		{Partition: 0, Offset: 3, Record: update(segID(tp, 2), proto.CopySegmentFinished)},
+		{Partition: 0, Offset: 4, Record: update(segID(tp, 3), proto.CopySegmentFinished)},
+	})
+	if !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Apply over a corrupt segment row: %v, want ErrCorrupt", err)
+	}
+	empty("after a failed Apply")
+	// The failed Apply changed nothing, and the next one starts clean.
+	if _, err := s.Apply([]Entry{{Partition: 0, Offset: 3, Record: update(segID(tp, 2), proto.CopySegmentFinished)}}); err != nil {
+		t.Fatal(err)
+	}
+	if m, ok, err := s.SegmentFor(tp, 0, 15); err != nil || !ok || m.SegmentID != segID(tp, 2) {
+		t.Fatalf("SegmentFor after the retry = %v, %t, %v", m.SegmentID, ok, err)
+	}
+}

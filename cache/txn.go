@@ -26,8 +26,8 @@ import (
 // The writer keeps one txn (Store.tx) and reuses it, with its maps, slots and buffers, from one
 // Apply to the next: a fetch spread over hundreds of partitions would otherwise allocate a
 // handful of maps and slots for each of them every time. What it keeps is bounded by the
-// largest fetch applied, not by the store's history, and holds nothing past the Apply that
-// filled it: every slot is zeroed before it is handed out again.
+// largest fetch applied, not by the store's history, and holds nothing of an Apply's records
+// after it: release empties the maps and zeroes every slot.
 type txn struct {
 	s       *Store
 	it      *pebble.Iterator
@@ -63,14 +63,19 @@ func (s *slab[T]) alloc() *T {
 	if c == len(s.chunks) {
 		s.chunks = append(s.chunks, make([]T, slabChunk))
 	}
-	v := &s.chunks[c][i]
-	var zero T
-	*v = zero
 	s.n++
-	return v
+	return &s.chunks[c][i]
 }
 
-func (s *slab[T]) reset() { s.n = 0 }
+// reset zeroes every value handed out, so that none keeps what it pointed to alive, and
+// makes them available again.
+func (s *slab[T]) reset() {
+	for c := 0; s.n > 0; c++ {
+		n := min(s.n, slabChunk)
+		clear(s.chunks[c][:n])
+		s.n -= n
+	}
+}
 
 // ptx holds the slots of one user partition. A nil row or m, or a slot not present, is an
 // absent row.
@@ -123,15 +128,23 @@ type unrefSlot struct {
 	mayExist bool
 }
 
-// newTxn returns the writer's txn, emptied of the previous Apply. The caller holds writeMu.
+// newTxn returns the writer's txn, empty. The caller holds writeMu and calls release when the
+// Apply is over.
 func (s *Store) newTxn() *txn {
-	tx := s.tx
-	if tx == nil {
-		tx = &txn{s: s, offsets: make(map[int32]int64), parts: make(map[tpPrefix]*ptx)}
-		s.tx = tx
+	if s.tx == nil {
+		s.tx = &txn{s: s, offsets: make(map[int32]int64), parts: make(map[tpPrefix]*ptx)}
 	}
+	return s.tx
+}
+
+// release closes the txn's iterator and empties it for the next Apply, whether this one
+// committed or not. Nothing of the Apply's records stays reachable: the slots are zeroed.
+func (tx *txn) release() error {
+	err := tx.close()
 	clear(tx.offsets)
 	for _, pt := range tx.parts {
+		pt.reset()
+		pt.tx, pt.row, pt.rowBuf = nil, nil, partRow{}
 		tx.spare = append(tx.spare, pt)
 	}
 	clear(tx.parts)
@@ -140,7 +153,7 @@ func (s *Store) newTxn() *txn {
 	tx.refSlots.reset()
 	tx.unrSlots.reset()
 	tx.metas.reset()
-	return tx
+	return err
 }
 
 // meta returns a slot for a segment's metadata, a copy of m.
@@ -203,12 +216,12 @@ func (tx *txn) part(p tpPrefix) (*ptx, error) {
 	}
 	var pt *ptx
 	if n := len(tx.spare); n > 0 {
-		pt, tx.spare = tx.spare[n-1], tx.spare[:n-1]
+		pt, tx.spare = tx.spare[n-1], tx.spare[:n-1] // emptied by release
 	} else {
 		pt = &ptx{}
+		pt.reset()
 	}
 	pt.tx, pt.p, pt.row, pt.dirty, pt.dropped = tx, p, nil, false, false
-	pt.reset()
 	tx.parts[p] = pt
 	if row, ok := tx.s.parts[p]; ok {
 		pt.setRow(row)
