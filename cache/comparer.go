@@ -41,6 +41,18 @@ var comparer = func() *pebble.Comparer {
 		}
 		return append(dst[:n], a...)
 	}
+	// Pebble asks for the smallest prefix above a prefix only for range keys and NextPrefix,
+	// which the store does not use; it is still made right. Above an epoch's prefix come its
+	// rows, up to the one whose inverted start offset is all ones, so the next prefix is that
+	// key with a zero byte after it. Every other prefix is a whole key, followed by itself and
+	// a zero byte, as under Pebble's default comparer.
+	c.ImmediateSuccessor = func(dst, a []byte) []byte {
+		dst = append(dst, a...)
+		if len(a) == refPrefixLen && a[0] == tagPartition && a[tpPrefixLen] == kindRef {
+			dst = append(dst, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
+		}
+		return append(dst, 0)
+	}
 	return &c
 }()
 
@@ -55,11 +67,11 @@ func splitKey(k []byte) int {
 }
 
 // splitSafe reports whether k, a key Pebble made up to separate two keys in an index block,
-// keeps prefixes ordered like keys: it must not start with a referenced row's prefix and end
-// partway into the start offset, where as a whole-key prefix it would sort after that epoch's
-// prefix while, as a key, it sorts among the epoch's rows.
+// keeps prefixes ordered like keys. Only a referenced row's own key may start with an epoch's
+// prefix and go on: anything else that does is, by Split, a whole-key prefix that sorts after
+// the epoch's prefix, while as a key it sorts among (or after) the epoch's rows.
 func splitSafe(k []byte) bool {
-	if len(k) <= refPrefixLen || len(k) >= refKeyLen {
+	if len(k) <= refPrefixLen || len(k) == refKeyLen {
 		return true
 	}
 	return k[0] != tagPartition || k[tpPrefixLen] != kindRef

@@ -480,6 +480,7 @@ func TestComparer(t *testing.T) {
 	keys := [][]byte{
 		formatKey0, offsetKey(0), skippedKey(1, 2), p[:], p.partitionKey(), p.segmentKey(id), p.epochKey(4),
 		p.refEpoch(4), p.unrefKey(4, id), p.upper(), q.partitionKey(), q.refEpoch(4), successor(p.refEpoch(4)),
+		comparer.ImmediateSuccessor(nil, p.refEpoch(4)),
 	}
 	for _, k := range keys {
 		if comparer.Split(k) != len(k) {
@@ -503,11 +504,22 @@ func TestComparer(t *testing.T) {
 			}
 		}
 	}
-	for _, n := range []int{refPrefixLen - 1, refPrefixLen, refPrefixLen + 1, refKeyLen - 1, refKeyLen} {
-		k := p.refKey(4, 0x0102030405)[:n]
+	for _, n := range []int{refPrefixLen - 1, refPrefixLen, refPrefixLen + 1, refKeyLen - 1, refKeyLen, refKeyLen + 1} {
+		k := append(p.refKey(4, 0x0102030405), 0)[:n]
 		if splitSafe(k) != (n <= refPrefixLen || n == refKeyLen) {
 			t.Errorf("splitSafe of a referenced key cut to %d bytes = %t", n, splitSafe(k))
 		}
+	}
+	// The prefix after an epoch's is above every row of the epoch and below the next epoch's;
+	// after any other key, the key and a zero byte.
+	for _, e := range []int32{-1, 4} {
+		next := comparer.ImmediateSuccessor(nil, p.refEpoch(e))
+		if comparer.Split(next) != len(next) || bytes.Compare(next, p.refKey(e, math.MinInt64)) <= 0 || bytes.Compare(next, p.refEpoch(e+1)) >= 0 {
+			t.Errorf("ImmediateSuccessor(epoch %d's prefix) = %x", e, next)
+		}
+	}
+	if next := comparer.ImmediateSuccessor(nil, p.partitionKey()); !bytes.Equal(next, append(p.partitionKey(), 0)) {
+		t.Errorf("ImmediateSuccessor(partition key) = %x", next)
 	}
 	a, b := p.refKey(4, 900), p.refKey(4, 100)
 	for _, k := range [][]byte{comparer.Separator(nil, a, b), comparer.Successor(nil, a)} {
