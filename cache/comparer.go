@@ -58,6 +58,9 @@ var comparer = func() *pebble.Comparer {
 
 const comparerName = "strata.cache.v2"
 
+// rebuildHint ends the error of a store this version cannot read.
+const rebuildHint = "the store is derived from the metadata topic: remove the directory and start again to rebuild it"
+
 // splitKey is the comparer's Split.
 func splitKey(k []byte) int {
 	if len(k) == refKeyLen && k[0] == tagPartition && k[tpPrefixLen] == kindRef {
@@ -105,8 +108,8 @@ func checkComparer(fs vfs.FS, dir string) error {
 	for sc.Scan() {
 		if name, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "comparer="); ok {
 			if name != comparerName {
-				return fmt.Errorf("cache: %s: written under Pebble comparer %q, this version reads %q; rebuild it from the topic: %w",
-					dir, name, comparerName, ErrFormat)
+				return fmt.Errorf("cache: %s: written under Pebble comparer %q, this version reads %q; %s: %w",
+					dir, name, comparerName, rebuildHint, ErrFormat)
 			}
 			return nil
 		}

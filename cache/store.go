@@ -129,7 +129,7 @@ func (s *Store) checkFormat() error {
 	}
 	defer closer.Close()
 	if len(v) != 1 || v[0] != storeFormat {
-		return fmt.Errorf("cache: %s: format %x, this version reads %d: %w", s.dir, v, storeFormat, ErrFormat)
+		return fmt.Errorf("cache: %s: format %x, this version reads %d; %s: %w", s.dir, v, storeFormat, rebuildHint, ErrFormat)
 	}
 	return nil
 }

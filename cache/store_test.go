@@ -214,11 +214,11 @@ func TestOpenRefusesOtherFormats(t *testing.T) {
 	}
 	// A store of the first key layout: Pebble's own comparer, format 1.
 	write("v1", pebble.DefaultComparer, 1)
-	if _, err := Open("v1", WithFS(fs)); !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), "rebuild it from the topic") {
+	if _, err := Open("v1", WithFS(fs)); !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), "remove the directory") {
 		t.Fatalf("Open of a store under Pebble's default comparer: %v, want ErrFormat", err)
 	}
 	write("next", comparer, storeFormat+1)
-	if _, err := Open("next", WithFS(fs)); !errors.Is(err, ErrFormat) {
+	if _, err := Open("next", WithFS(fs)); !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), "remove the directory") {
 		t.Fatalf("Open of format %d: %v, want ErrFormat", storeFormat+1, err)
 	}
 	if _, err := Open("other", WithFS(fs), WithBlockCacheSize(0)); err == nil {
