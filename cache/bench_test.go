@@ -55,20 +55,26 @@ func (w *benchWorkload) segment(k int) (proto.SegmentID, int64, int32) {
 	return id, int64(j) * 100, int32(j / benchSegsEpoch)
 }
 
+// added returns the add record of the k-th segment.
+func (w *benchWorkload) added(k int) *proto.SegmentMetadata {
+	id, start, epoch := w.segment(k)
+	return &proto.SegmentMetadata{
+		SegmentID: id, StartOffset: start, EndOffset: start + 99, BrokerID: 1,
+		MaxTimestampMs: 1_700_000_000_000 + start, EventTimestampMs: 1_700_000_000_000 + start,
+		LeaderEpochs:       []proto.EpochEntry{{Epoch: epoch, StartOffset: start}},
+		SegmentSizeInBytes: 1 << 30, State: proto.CopySegmentStarted, TxnIndexEmpty: true,
+	}
+}
+
 // batch returns the entries of events [from, from+n).
 func (w *benchWorkload) batch(from, n int) []Entry {
 	out := make([]Entry, 0, n)
 	for ev := from; ev < from+n && ev < 2*w.segments; ev++ {
 		k := ev / 2
-		id, start, epoch := w.segment(k)
+		id, start, _ := w.segment(k)
 		var r proto.Record
 		if ev%2 == 0 {
-			r = &proto.SegmentMetadata{
-				SegmentID: id, StartOffset: start, EndOffset: start + 99, BrokerID: 1,
-				MaxTimestampMs: 1_700_000_000_000 + start, EventTimestampMs: 1_700_000_000_000 + start,
-				LeaderEpochs:       []proto.EpochEntry{{Epoch: epoch, StartOffset: start}},
-				SegmentSizeInBytes: 1 << 30, State: proto.CopySegmentStarted, TxnIndexEmpty: true,
-			}
+			r = w.added(k)
 		} else {
 			r = &proto.SegmentMetadataUpdate{SegmentID: id, BrokerID: 1, EventTimestampMs: 1_700_000_000_001 + start, State: proto.CopySegmentFinished}
 		}
@@ -233,12 +239,8 @@ func pebbleFloor(b *testing.B, exists bool) {
 		var keys [][]byte
 		for k := ev / 2; k < (ev+benchBatch)/2 && k < w.segments; k++ {
 			id, first, epoch := w.segment(k)
-			m := &proto.SegmentMetadata{
-				SegmentID: id, StartOffset: first, EndOffset: first + 99, BrokerID: 1,
-				MaxTimestampMs: 1_700_000_000_000 + first, EventTimestampMs: 1_700_000_000_001 + first,
-				LeaderEpochs:       []proto.EpochEntry{{Epoch: epoch, StartOffset: first}},
-				SegmentSizeInBytes: 1 << 30, State: proto.CopySegmentFinished, TxnIndexEmpty: true,
-			}
+			m := w.added(k) // as its update leaves it
+			m.EventTimestampMs, m.State = 1_700_000_000_001+first, proto.CopySegmentFinished
 			p := prefixOf(id.TopicIDPartition)
 			pr := parts[p]
 			if pr == nil {
