@@ -30,73 +30,68 @@ form) and every event of __remote_log_metadata about it, in order. The history i
 metadata partition holding the segment's user partition, from its earliest record.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkFormat(*format, "table", "json"); err != nil {
-				return err
-			}
 			id, err := proto.ParseUUID(args[0])
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), cf.timeout)
-			defer cancel()
-			c, err := openCluster(ctx, cf, cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			seg, found, err := findSegment(c, id)
-			c.Close()
-			if err != nil {
-				return err
-			}
-			var history []segmentEvent
-			var current json.RawMessage
-			if found {
-				current = segmentJSON(seg)
-				mp := proto.MetadataPartition(seg.SegmentID.TopicIDPartition, c.n)
-				err = scanTopic(ctx, cf, map[int32]kgo.Offset{mp: kgo.NewOffset().AtStart()}, false, func(r *kgo.Record) error {
-					rec, derr := proto.Decode(r.Value)
-					if derr != nil || !aboutSegment(rec, id) {
-						return nil
-					}
-					b, _ := proto.MarshalRecordJSON(rec)
-					history = append(history, segmentEvent{Partition: r.Partition, Offset: r.Offset, Record: b, text: rec.String()})
-					return nil
-				})
-				if err != nil {
-					return err
-				}
-			} else {
-				return fmt.Errorf("no segment %s in %s (a segment DELETE_SEGMENT_FINISHED is gone from the metadata)", id, rlmm.TopicName)
-			}
-			out := cmd.OutOrStdout()
-			if *format == "json" {
-				return writeJSON(out, map[string]any{"segment": current, "history": history})
-			}
-			t := newTable("field", "value")
-			t.add("segment id", seg.SegmentID.ID)
-			t.add("topic", seg.SegmentID.Topic)
-			t.add("topic id", seg.SegmentID.TopicID)
-			t.add("partition", seg.SegmentID.Partition)
-			t.add("state", seg.State)
-			t.add("offsets", fmt.Sprintf("%d-%d", seg.StartOffset, seg.EndOffset))
-			t.add("leader epochs", formatEpochs(seg.LeaderEpochs))
-			t.add("size", seg.SegmentSizeInBytes)
-			t.add("max timestamp", formatTime(seg.MaxTimestampMs))
-			t.add("broker", seg.BrokerID)
-			t.add("event time", formatTime(seg.EventTimestampMs))
-			t.add("txn index empty", seg.TxnIndexEmpty)
-			if err := t.write(out); err != nil {
-				return err
-			}
-			fmt.Fprintln(out)
-			h := newTable("metadata partition", "offset", "event")
-			for _, e := range history {
-				h.add(e.Partition, e.Offset, e.text)
-			}
-			return h.write(out)
+			return withCluster(cmd, cf, *format, func(ctx context.Context, c *cluster) error {
+				return describeSegment(ctx, cmd, cf, c, *format, id)
+			})
 		},
 	})
 	return desc
+}
+
+// describeSegment prints the segment's current metadata and every event about it in its
+// metadata partition, read from the partition's earliest record.
+func describeSegment(ctx context.Context, cmd *cobra.Command, cf *clusterFlags, c *cluster, format string, id proto.UUID) error {
+	seg, found, err := findSegment(c, id)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return fmt.Errorf("no segment %s in %s (a segment DELETE_SEGMENT_FINISHED is gone from the metadata)", id, rlmm.TopicName)
+	}
+	var history []segmentEvent
+	mp := proto.MetadataPartition(seg.SegmentID.TopicIDPartition, c.n)
+	err = scanTopic(ctx, cf, map[int32]kgo.Offset{mp: kgo.NewOffset().AtStart()}, false, func(r *kgo.Record) error {
+		rec, derr := proto.Decode(r.Value)
+		if derr != nil || !aboutSegment(rec, id) {
+			return nil
+		}
+		b, _ := proto.MarshalRecordJSON(rec)
+		history = append(history, segmentEvent{Partition: r.Partition, Offset: r.Offset, Record: b, text: rec.String()})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	if format == "json" {
+		return writeJSON(out, map[string]any{"segment": segmentJSON(seg), "history": history})
+	}
+	t := newTable("field", "value")
+	t.add("segment id", seg.SegmentID.ID)
+	t.add("topic", seg.SegmentID.Topic)
+	t.add("topic id", seg.SegmentID.TopicID)
+	t.add("partition", seg.SegmentID.Partition)
+	t.add("state", seg.State)
+	t.add("offsets", fmt.Sprintf("%d-%d", seg.StartOffset, seg.EndOffset))
+	t.add("leader epochs", formatEpochs(seg.LeaderEpochs))
+	t.add("size", seg.SegmentSizeInBytes)
+	t.add("max timestamp", formatTime(seg.MaxTimestampMs))
+	t.add("broker", seg.BrokerID)
+	t.add("event time", formatTime(seg.EventTimestampMs))
+	t.add("txn index empty", seg.TxnIndexEmpty)
+	if err := t.write(out); err != nil {
+		return err
+	}
+	fmt.Fprintln(out)
+	h := newTable("metadata partition", "offset", "event")
+	for _, e := range history {
+		h.add(e.Partition, e.Offset, e.text)
+	}
+	return h.write(out)
 }
 
 func aboutSegment(r proto.Record, id proto.UUID) bool {
