@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"maps"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -39,8 +40,10 @@ const (
 	PropConsumeWaitMs       = "remote.log.metadata.consume.wait.ms"
 	PropInitRetryMaxTimeout = "remote.log.metadata.initialization.retry.max.timeout.ms"
 	PropInitRetryInterval   = "remote.log.metadata.initialization.retry.interval.ms"
-	// PropCacheDir is Strata's own: where the store lives. Without it, the store goes under the
-	// broker's log.dir, which Kafka's RemoteLogManager passes to every metadata manager.
+	// PropCacheDir is Strata's own: where the store lives (a broker sets it as
+	// rlmm.config.strata.cache.dir; Kafka strips the prefix). Without it, the store goes beside
+	// the broker's log.dir, which Kafka's RemoteLogManager passes to every metadata manager: see
+	// DefaultCacheDir.
 	PropCacheDir = "strata.cache.dir"
 	PropLogDir   = "log.dir"
 
@@ -50,8 +53,37 @@ const (
 	PrefixAdmin        = "remote.log.metadata.admin."
 )
 
-// cacheSubdir is the folder under log.dir that holds the store when no cache dir is given.
-const cacheSubdir = "strata-remote-log-metadata"
+// cacheDirSuffix names the store's default directory after the log directory it sits beside.
+const cacheDirSuffix = "-strata-rlmm"
+
+// DefaultCacheDir is where the store lives when strata.cache.dir is not set: a directory beside
+// the broker's log directory, named after it, "<parent>/<base>-strata-rlmm" (/var/kafka/data
+// gives /var/kafka/data-strata-rlmm). Not inside it: Kafka refuses to start when a log directory
+// holds anything but partition logs and its own files. A list (log.dirs) uses its first
+// directory, the one Kafka passes to its metadata manager.
+func DefaultCacheDir(logDir string) string {
+	if i := strings.IndexByte(logDir, ','); i >= 0 {
+		logDir = logDir[:i]
+	}
+	logDir = strings.TrimSpace(logDir)
+	if logDir == "" {
+		return ""
+	}
+	clean := filepath.Clean(logDir)
+	if clean == string(filepath.Separator) || clean == "." {
+		return ""
+	}
+	return filepath.Join(filepath.Dir(clean), filepath.Base(clean)+cacheDirSuffix)
+}
+
+// CacheDirFromProperties is the store directory the properties a broker passes select:
+// strata.cache.dir, else DefaultCacheDir(log.dir); "" when neither says.
+func CacheDirFromProperties(props map[string]string) string {
+	if d, ok := props[PropCacheDir]; ok {
+		return d
+	}
+	return DefaultCacheDir(props[PropLogDir])
+}
 
 // Option configures New. Options apply in order; a later one overrides an earlier one.
 type Option interface{ apply(*config) }
@@ -142,7 +174,7 @@ func WithInitRetry(interval, maxTimeout time.Duration) Option {
 }
 
 // WithCacheDir sets the directory of the store (property strata.cache.dir). Required, unless
-// the properties carry log.dir.
+// the properties carry log.dir (then DefaultCacheDir).
 func WithCacheDir(dir string) Option { return optionFunc(func(c *config) { c.cacheDir = dir }) }
 
 // WithSkipBadRecords makes the consumer skip a record it cannot decode instead of halting its
@@ -227,10 +259,8 @@ func (c *config) applyProperties(props map[string]string) {
 	intProp(PropConsumeWaitMs, 64, func(n int64) { c.consumeWait = time.Duration(n) * time.Millisecond })
 	intProp(PropInitRetryMaxTimeout, 64, func(n int64) { c.initRetryMaxTimeout = time.Duration(n) * time.Millisecond })
 	intProp(PropInitRetryInterval, 64, func(n int64) { c.initRetryInterval = time.Duration(n) * time.Millisecond })
-	if d, ok := props[PropCacheDir]; ok {
-		c.cacheDir = d
-	} else if d, ok := props[PropLogDir]; ok && c.cacheDir == "" {
-		c.cacheDir = strings.TrimRight(d, "/") + "/" + cacheSubdir
+	if _, ok := props[PropCacheDir]; ok || c.cacheDir == "" {
+		c.cacheDir = CacheDirFromProperties(props)
 	}
 
 	roles, err := resolveClientProps(props)

@@ -40,7 +40,7 @@ func TestPropertiesMapToConfig(t *testing.T) {
 		cfg.consumeWait != 5*time.Second || cfg.initRetryMaxTimeout != 3*time.Second || cfg.initRetryInterval != 250*time.Millisecond {
 		t.Fatalf("cfg = %+v", cfg)
 	}
-	if strings.Join(cfg.brokers, ",") != "a:9092,b:9092" || cfg.clientID != "broker-1-rlmm" || cfg.cacheDir != "/var/kafka/data/"+cacheSubdir {
+	if strings.Join(cfg.brokers, ",") != "a:9092,b:9092" || cfg.clientID != "broker-1-rlmm" || cfg.cacheDir != "/var/kafka/data-strata-rlmm" {
 		t.Fatalf("brokers %v client %s dir %s", cfg.brokers, cfg.clientID, cfg.cacheDir)
 	}
 	if len(cfg.producerOpts) != 1 || len(cfg.consumerOpts) != 1 {
@@ -145,5 +145,40 @@ func TestTLSFromPEMFiles(t *testing.T) {
 	WithProperties(map[string]string{PrefixCommonClient + "security.protocol": "SSL", PrefixCommonClient + "ssl.truststore.location": filepath.Join(dir, "missing.pem")}).apply(&cfg2)
 	if err := cfg2.validate(); err == nil || !strings.Contains(err.Error(), "ssl.truststore.location") {
 		t.Fatalf("missing trust store: %v", err)
+	}
+}
+
+// The store's default directory sits beside the log directory, never inside it: Kafka refuses to
+// start with a foreign directory in a log dir.
+func TestDefaultCacheDirBesideLogDir(t *testing.T) {
+	for logDir, want := range map[string]string{
+		"/var/kafka/data":           "/var/kafka/data-strata-rlmm",
+		"/var/kafka/data/":          "/var/kafka/data-strata-rlmm",
+		"/var/kafka/a,/var/kafka/b": "/var/kafka/a-strata-rlmm",
+		"/tmp/kraft-combined-logs":  "/tmp/kraft-combined-logs-strata-rlmm",
+		"data":                      "data-strata-rlmm",
+		"/":                         "",
+		"":                          "",
+	} {
+		if got := DefaultCacheDir(logDir); got != want {
+			t.Errorf("DefaultCacheDir(%q) = %q, want %q", logDir, got, want)
+		}
+	}
+	for _, tc := range []struct {
+		opts []Option
+		want string
+	}{
+		{[]Option{WithProperties(map[string]string{PropLogDir: "/k/logs"})}, "/k/logs-strata-rlmm"},
+		{[]Option{WithProperties(map[string]string{PropLogDir: "/k/logs", PropCacheDir: "/c"})}, "/c"},
+		{[]Option{WithCacheDir("/opt"), WithProperties(map[string]string{PropLogDir: "/k/logs"})}, "/opt"},
+		{[]Option{WithCacheDir("/opt"), WithProperties(map[string]string{PropCacheDir: "/c"})}, "/c"},
+	} {
+		cfg := defaultConfig()
+		for _, o := range tc.opts {
+			o.apply(&cfg)
+		}
+		if cfg.cacheDir != tc.want {
+			t.Errorf("cache dir %q, want %q", cfg.cacheDir, tc.want)
+		}
 	}
 }
