@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stratalog/strata/proto"
 )
 
 // remoteLogMetadataFormatter is the console consumer's formatter for __remote_log_metadata,
@@ -24,7 +26,7 @@ const remoteLogMetadataFormatter = "org.apache.kafka.server.log.remote.metadata.
 // if the consumer fails or prints fewer lines.
 func kafkaFormatterLines(t testing.TB, p int32, n int) []string {
 	t.Helper()
-	return kafkaFormatterLinesAt(t, metadataTopic, p, -1, n)
+	return kafkaFormatterLinesAt(t, proto.TopicName, p, -1, n)
 }
 
 // kafkaFormatterLinesAt is kafkaFormatterLines on any topic, from offset (the first offset

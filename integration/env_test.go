@@ -38,9 +38,6 @@ const (
 	envState        = "STRATA_IT_STATE" // the harness's state folder, removed when it stops the servers
 )
 
-// metadataTopic is the fixed name of Kafka's tiered-storage metadata topic.
-const metadataTopic = "__remote_log_metadata"
-
 // missing stops a test whose prerequisite is absent: under CI a missing prerequisite is a
 // failure, elsewhere the test is skipped with what to run.
 func missing(t testing.TB, what string) {

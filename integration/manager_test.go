@@ -264,10 +264,10 @@ func TestManagerRestartReadsOnlyTheTail(t *testing.T) {
 		if err != nil {
 			t.Fatalf("encode %s: %v", r, err)
 		}
-		recs = append(recs, &kgo.Record{Topic: metadataTopic, Partition: mp, Value: b})
+		recs = append(recs, &kgo.Record{Topic: proto.TopicName, Partition: mp, Value: b})
 	}
 	if err := raw.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		t.Fatalf("produce to %s-%d: %v", metadataTopic, mp, err)
+		t.Fatalf("produce to %s-%d: %v", proto.TopicName, mp, err)
 	}
 	end := endOffset(t, mp)
 
@@ -275,7 +275,7 @@ func TestManagerRestartReadsOnlyTheTail(t *testing.T) {
 	assignReady(t, m2, tp)
 	st := statsOf(t, m2, mp)
 	t.Logf("reopened: resumed %s-%d at offset %d (%d applied before closing), fetched %d records (3 published while away), applied up to %d",
-		metadataTopic, mp, st.ResumedAt, appliedAtClose, st.Fetched, st.Applied)
+		proto.TopicName, mp, st.ResumedAt, appliedAtClose, st.Fetched, st.Applied)
 	if st.ResumedAt < appliedAtClose || st.ResumedAt > end-3 {
 		t.Errorf("resumed at offset %d, want the store's offset: at least %d, and before the 3 records published at %d-%d",
 			st.ResumedAt, appliedAtClose, end-3, end-1)

@@ -14,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/stratalog/strata/proto"
 )
 
 // TestKafkaAnswers checks the broker the other tests rely on: it answers, and Kafka's own
@@ -33,21 +35,21 @@ func TestKafkaAnswers(t *testing.T) {
 	// Kafka's metadata manager creates the topic while the broker starts, and the harness waits
 	// for it. Against a broker started some other way, the test creates a tiered topic, which
 	// needs the metadata topic, and waits for the metadata topic to appear.
-	if _, ok := md.Topics[metadataTopic]; !ok {
+	if _, ok := md.Topics[proto.TopicName]; !ok {
 		createTopic(t, adm, uniqueTopic(t), tieredTopicConfigs())
 	}
 	var detail kadm.TopicDetail
 	for deadline := time.Now().Add(time.Minute); ; {
-		md, err := adm.Metadata(ctx, metadataTopic)
+		md, err := adm.Metadata(ctx, proto.TopicName)
 		if err == nil {
-			err = md.Topics[metadataTopic].Err
+			err = md.Topics[proto.TopicName].Err
 		}
 		if err == nil {
-			detail = md.Topics[metadataTopic]
+			detail = md.Topics[proto.TopicName]
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s does not exist after a minute: %v", metadataTopic, err)
+			t.Fatalf("%s does not exist after a minute: %v", proto.TopicName, err)
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
@@ -55,23 +57,23 @@ func TestKafkaAnswers(t *testing.T) {
 	// Kafka's default partition count; the partitioner, and so every published record's
 	// placement, depends on it. The harness sets the replication factor to 1.
 	if n := len(detail.Partitions); n != 50 {
-		t.Errorf("%s has %d partitions, want Kafka's default 50", metadataTopic, n)
+		t.Errorf("%s has %d partitions, want Kafka's default 50", proto.TopicName, n)
 	}
 	for p, pd := range detail.Partitions {
 		if len(pd.Replicas) != 1 {
-			t.Errorf("%s-%d has replicas %v, want one (rlmm.config.remote.log.metadata.topic.replication.factor=1)", metadataTopic, p, pd.Replicas)
+			t.Errorf("%s-%d has replicas %v, want one (rlmm.config.remote.log.metadata.topic.replication.factor=1)", proto.TopicName, p, pd.Replicas)
 		}
 	}
 
 	// KAFKA_SEMANTICS.md section 4: the topic is created with cleanup.policy=delete, unlimited
 	// retention by default, and is itself never tiered.
-	rcs, err := adm.DescribeTopicConfigs(ctx, metadataTopic)
+	rcs, err := adm.DescribeTopicConfigs(ctx, proto.TopicName)
 	if err != nil {
-		t.Fatalf("describe %s configs: %v", metadataTopic, err)
+		t.Fatalf("describe %s configs: %v", proto.TopicName, err)
 	}
-	rc, err := rcs.On(metadataTopic, nil)
+	rc, err := rcs.On(proto.TopicName, nil)
 	if err != nil {
-		t.Fatalf("describe %s configs: %v", metadataTopic, err)
+		t.Fatalf("describe %s configs: %v", proto.TopicName, err)
 	}
 	want := map[string]string{
 		"cleanup.policy":        "delete",
@@ -85,11 +87,11 @@ func TestKafkaAnswers(t *testing.T) {
 		}
 		delete(want, c.Key)
 		if c.Value == nil || *c.Value != w {
-			t.Errorf("%s config %s = %v, want %s", metadataTopic, c.Key, c.MaybeValue(), w)
+			t.Errorf("%s config %s = %v, want %s", proto.TopicName, c.Key, c.MaybeValue(), w)
 		}
 	}
 	for k := range want {
-		t.Errorf("%s config %s not described", metadataTopic, k)
+		t.Errorf("%s config %s not described", proto.TopicName, k)
 	}
 }
 

@@ -78,7 +78,7 @@ func statsOf(t testing.TB, m *rlmm.Manager, mp int32) rlmm.PartitionStats {
 			return s
 		}
 	}
-	t.Fatalf("the manager does not consume %s-%d", metadataTopic, mp)
+	t.Fatalf("the manager does not consume %s-%d", proto.TopicName, mp)
 	return rlmm.PartitionStats{}
 }
 
@@ -142,7 +142,7 @@ func forgetPartitions(t testing.TB, tps ...proto.TopicIDPartition) {
 					t.Errorf("encode %s of %s: %v", st, tp, err)
 					return
 				}
-				recs = append(recs, &kgo.Record{Topic: metadataTopic, Partition: mp, Value: b})
+				recs = append(recs, &kgo.Record{Topic: proto.TopicName, Partition: mp, Value: b})
 			}
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -156,16 +156,16 @@ func forgetPartitions(t testing.TB, tps ...proto.TopicIDPartition) {
 // endOffset returns the end offset of metadata partition mp: the offset its next record gets.
 func endOffset(t testing.TB, mp int32) int64 {
 	t.Helper()
-	offs, err := kafkaAdmin(t).ListEndOffsets(testContext(t, 30*time.Second), metadataTopic)
+	offs, err := kafkaAdmin(t).ListEndOffsets(testContext(t, 30*time.Second), proto.TopicName)
 	if err == nil {
 		err = offs.Error()
 	}
 	if err != nil {
-		t.Fatalf("list end offsets of %s: %v", metadataTopic, err)
+		t.Fatalf("list end offsets of %s: %v", proto.TopicName, err)
 	}
-	o, ok := offs.Lookup(metadataTopic, mp)
+	o, ok := offs.Lookup(proto.TopicName, mp)
 	if !ok {
-		t.Fatalf("no end offset for %s-%d", metadataTopic, mp)
+		t.Fatalf("no end offset for %s-%d", proto.TopicName, mp)
 	}
 	return o.Offset
 }
@@ -178,13 +178,13 @@ func readMetadata(t testing.TB, mp int32, from, to int64) []metadataRecord {
 		return nil
 	}
 	cl := kafkaClient(t, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{
-		metadataTopic: {mp: kgo.NewOffset().At(from)},
+		proto.TopicName: {mp: kgo.NewOffset().At(from)},
 	}))
 	var out []metadataRecord
 	deadline := time.Now().Add(time.Minute)
 	for int64(len(out)) < to-from {
 		if time.Now().After(deadline) {
-			t.Fatalf("read %s-%d offsets %d to %d: only %d records within a minute", metadataTopic, mp, from, to, len(out))
+			t.Fatalf("read %s-%d offsets %d to %d: only %d records within a minute", proto.TopicName, mp, from, to, len(out))
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		fs := cl.PollFetches(ctx)

@@ -107,14 +107,14 @@ func TestKafkaReadsStrata(t *testing.T) {
 		}
 	}
 	if len(ours) != len(published) {
-		t.Fatalf("%s-%d holds %d records of the test's partitions from offset %d, want the %d published", metadataTopic, mp, len(ours), from, len(published))
+		t.Fatalf("%s-%d holds %d records of the test's partitions from offset %d, want the %d published", proto.TopicName, mp, len(ours), from, len(published))
 	}
 	for i := range published {
 		if !reflect.DeepEqual(ours[i], published[i]) {
 			t.Errorf("record %d: the topic holds\n  %s\nStrata published\n  %s", i, ours[i], published[i])
 		}
 	}
-	compareWithKafka(t, metadataTopic, mp, records)
+	compareWithKafka(t, proto.TopicName, mp, records)
 }
 
 // TestKafkaReadsSnapshotRecord: the fourth record type, RemoteLogSegmentMetadataSnapshotRecord

@@ -42,7 +42,7 @@ type metadataLog struct {
 func newMetadataLog(t testing.TB) *metadataLog {
 	t.Helper()
 	cl := kafkaClient(t,
-		kgo.ConsumeTopics(metadataTopic),
+		kgo.ConsumeTopics(proto.TopicName),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 	)
 	return &metadataLog{t: t, cl: cl}
@@ -321,7 +321,7 @@ func TestStrataReadsKafka(t *testing.T) {
 	tp, log := tt.TP, tt.Log
 
 	adm := kafkaAdmin(t)
-	numPartitions := int32(len(topicDetail(t, adm, metadataTopic).Partitions))
+	numPartitions := int32(len(topicDetail(t, adm, proto.TopicName).Partitions))
 	metaPartition := proto.MetadataPartition(tp, numPartitions)
 
 	// Every event about tp sits on the metadata partition Strata's partitioner computes.
@@ -329,7 +329,7 @@ func TestStrataReadsKafka(t *testing.T) {
 		t.Helper()
 		for _, r := range log.Records {
 			if u, ok := proto.UserPartition(r.Decoded); ok && u == tp && r.Partition != metaPartition {
-				t.Errorf("%s at %s-%d@%d, want partition %d of %d", r.Decoded.TypeName(), metadataTopic,
+				t.Errorf("%s at %s-%d@%d, want partition %d of %d", r.Decoded.TypeName(), proto.TopicName,
 					r.Partition, r.Offset, metaPartition, numPartitions)
 			}
 		}

@@ -2,6 +2,11 @@ package proto
 
 import "encoding/binary"
 
+// TopicName is the name of Kafka's remote log metadata topic, fixed by KIP-405
+// (TopicBasedRemoteLogMetadataManagerConfig.REMOTE_LOG_METADATA_TOPIC_NAME): every record this
+// package encodes lives there.
+const TopicName = "__remote_log_metadata"
+
 // MetadataPartition returns the partition of __remote_log_metadata that holds the events of
 // user partition tp when the topic has numPartitions partitions, exactly as Kafka's
 // RemoteLogMetadataTopicPartitioner computes it: a Java-style hash of the topic id and the

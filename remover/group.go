@@ -9,7 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
-	"github.com/stratalog/strata/rlmm"
+	"github.com/stratalog/strata/proto"
 )
 
 // Group shares the metadata partitions among standalone removers through a Kafka consumer
@@ -40,7 +40,7 @@ func JoinGroup(r *Remover, group string, opts ...kgo.Opt) (*Group, error) {
 	}
 	g := &Group{r: r, done: make(chan struct{}), log: r.log}
 	own := func(ctx context.Context, _ *kgo.Client, assigned map[string][]int32) {
-		mps := assigned[rlmm.TopicName]
+		mps := assigned[proto.TopicName]
 		if len(mps) == 0 {
 			return
 		}
@@ -50,13 +50,13 @@ func JoinGroup(r *Remover, group string, opts ...kgo.Opt) (*Group, error) {
 		}
 	}
 	disown := func(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
-		if mps := revoked[rlmm.TopicName]; len(mps) > 0 {
+		if mps := revoked[proto.TopicName]; len(mps) > 0 {
 			r.Disown(mps...)
 		}
 	}
 	all := append([]kgo.Opt{
 		kgo.ConsumerGroup(group),
-		kgo.ConsumeTopics(rlmm.TopicName),
+		kgo.ConsumeTopics(proto.TopicName),
 		kgo.DisableAutoCommit(),
 		kgo.OnPartitionsAssigned(own),
 		kgo.OnPartitionsRevoked(disown),
@@ -69,7 +69,7 @@ func JoinGroup(r *Remover, group string, opts ...kgo.Opt) (*Group, error) {
 		return nil, fmt.Errorf("remover: joining group %s: %w", group, err)
 	}
 	// The group is used for assignment only: nothing of the topic is fetched through it.
-	cl.PauseFetchTopics(rlmm.TopicName)
+	cl.PauseFetchTopics(proto.TopicName)
 	g.client = cl
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel

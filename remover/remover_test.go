@@ -35,7 +35,7 @@ func ctxT(t testing.TB) context.Context {
 }
 
 func newCluster(t testing.TB) *kfake.Cluster {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(numMeta, rlmm.TopicName))
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(numMeta, proto.TopicName))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,16 +102,16 @@ func events(t testing.TB, c *kfake.Cluster, tp proto.TopicIDPartition) []proto.R
 	t.Helper()
 	mp := proto.MetadataPartition(tp, numMeta)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{rlmm.TopicName: {mp: kgo.NewOffset().AtStart()}}))
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{proto.TopicName: {mp: kgo.NewOffset().AtStart()}}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctxT(t), rlmm.TopicName)
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctxT(t), proto.TopicName)
 	if err != nil {
 		t.Fatal(err)
 	}
-	end, _ := ends.Lookup(rlmm.TopicName, mp)
+	end, _ := ends.Lookup(proto.TopicName, mp)
 	var out []proto.Record
 	for next := int64(0); next < end.Offset; {
 		fs := cl.PollFetches(ctxT(t))

@@ -97,7 +97,7 @@ func (m *Manager) startConsuming(mps []int32, startOf, endOf map[int32]int64) er
 	for _, mp := range fresh {
 		next, err := m.store.NextOffset(mp)
 		if err != nil {
-			return fmt.Errorf("rlmm: reading the stored offset of %s-%d: %w", TopicName, mp, err)
+			return fmt.Errorf("rlmm: reading the stored offset of %s-%d: %w", proto.TopicName, mp, err)
 		}
 		if next < startOf[mp] || next > endOf[mp] {
 			why := "its records from there have expired"
@@ -108,7 +108,7 @@ func (m *Manager) startConsuming(mps []int32, startOf, endOf map[int32]int64) er
 				zap.Int32("partition", mp), zap.Int64("stored.offset", next), zap.Int64("log.start", startOf[mp]),
 				zap.Int64("log.end", endOf[mp]), zap.String("why", why))
 			if err := m.store.ResetPartition(mp, startOf[mp]); err != nil {
-				return fmt.Errorf("rlmm: rebuilding %s-%d: %w", TopicName, mp, err)
+				return fmt.Errorf("rlmm: rebuilding %s-%d: %w", proto.TopicName, mp, err)
 			}
 			next = startOf[mp]
 			rebuilt[mp] = true
@@ -132,7 +132,7 @@ func (m *Manager) startConsuming(mps []int32, startOf, endOf map[int32]int64) er
 		add[mp] = kgo.NewOffset().At(next)
 	}
 	if len(add) > 0 {
-		m.client.AddConsumePartitions(map[string]map[int32]kgo.Offset{TopicName: add})
+		m.client.AddConsumePartitions(map[string]map[int32]kgo.Offset{proto.TopicName: add})
 	}
 	return nil
 }
@@ -201,7 +201,7 @@ func (m *Manager) MetadataPartitionReady(mp int32) error {
 	case st.halt != nil:
 		return st.halt
 	case st.applied < st.target:
-		return fmt.Errorf("%w: %s-%d applied up to offset %d of %d", ErrNotReady, TopicName, mp, st.applied, st.target)
+		return fmt.Errorf("%w: %s-%d applied up to offset %d of %d", ErrNotReady, proto.TopicName, mp, st.applied, st.target)
 	}
 	return nil
 }
@@ -218,11 +218,11 @@ func (m *Manager) Changed() <-chan struct{} {
 // dropLocked stops fetching mps and fails their waiters. REQUIRES: mu held.
 func (m *Manager) dropLocked(mps []int32) {
 	for _, mp := range mps {
-		m.mps[mp].failWaiters(fmt.Errorf("%w: %s-%d was unassigned", ErrNotAssigned, TopicName, mp))
+		m.mps[mp].failWaiters(fmt.Errorf("%w: %s-%d was unassigned", ErrNotAssigned, proto.TopicName, mp))
 		delete(m.mps, mp)
 	}
 	if len(mps) > 0 {
-		m.client.RemoveConsumePartitions(map[string][]int32{TopicName: mps})
+		m.client.RemoveConsumePartitions(map[string][]int32{proto.TopicName: mps})
 	}
 }
 
@@ -271,7 +271,7 @@ func (m *Manager) readyLocked(tp proto.TopicIDPartition) error {
 		return st.halt
 	}
 	if st.applied < up.target {
-		return fmt.Errorf("%w: %s: %s-%d applied up to offset %d of %d", ErrNotReady, tp, TopicName, up.mp, st.applied, up.target)
+		return fmt.Errorf("%w: %s: %s-%d applied up to offset %d of %d", ErrNotReady, tp, proto.TopicName, up.mp, st.applied, up.target)
 	}
 	return nil
 }
@@ -324,23 +324,23 @@ func (m *Manager) listOffsets(ctx context.Context, mps []int32) (starts, ends ma
 }
 
 func (m *Manager) listOffsetsOnce(ctx context.Context, mps []int32) (map[int32]int64, map[int32]int64, error) {
-	starts, err := m.adm.ListStartOffsets(ctx, TopicName)
+	starts, err := m.adm.ListStartOffsets(ctx, proto.TopicName)
 	if err != nil {
-		return nil, nil, fmt.Errorf("rlmm: listing start offsets of %s: %w", TopicName, err)
+		return nil, nil, fmt.Errorf("rlmm: listing start offsets of %s: %w", proto.TopicName, err)
 	}
-	ends, err := m.adm.ListEndOffsets(ctx, TopicName)
+	ends, err := m.adm.ListEndOffsets(ctx, proto.TopicName)
 	if err != nil {
-		return nil, nil, fmt.Errorf("rlmm: listing end offsets of %s: %w", TopicName, err)
+		return nil, nil, fmt.Errorf("rlmm: listing end offsets of %s: %w", proto.TopicName, err)
 	}
 	startOf, endOf := map[int32]int64{}, map[int32]int64{}
 	for _, mp := range mps {
-		s, ok := starts.Lookup(TopicName, mp)
-		e, ok2 := ends.Lookup(TopicName, mp)
+		s, ok := starts.Lookup(proto.TopicName, mp)
+		e, ok2 := ends.Lookup(proto.TopicName, mp)
 		if !ok || !ok2 {
-			return nil, nil, fmt.Errorf("rlmm: offsets of %s-%d not reported by the cluster", TopicName, mp)
+			return nil, nil, fmt.Errorf("rlmm: offsets of %s-%d not reported by the cluster", proto.TopicName, mp)
 		}
 		if s.Err != nil || e.Err != nil {
-			return nil, nil, fmt.Errorf("rlmm: offsets of %s-%d: %w", TopicName, mp, errors.Join(s.Err, e.Err))
+			return nil, nil, fmt.Errorf("rlmm: offsets of %s-%d: %w", proto.TopicName, mp, errors.Join(s.Err, e.Err))
 		}
 		startOf[mp], endOf[mp] = s.Offset, e.Offset
 	}

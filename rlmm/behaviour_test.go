@@ -33,7 +33,7 @@ func produceRaw(t testing.TB, cl *kgo.Client, mp int32, vals ...[]byte) {
 	t.Helper()
 	var recs []*kgo.Record
 	for _, v := range vals {
-		recs = append(recs, &kgo.Record{Topic: TopicName, Partition: mp, Value: v})
+		recs = append(recs, &kgo.Record{Topic: proto.TopicName, Partition: mp, Value: v})
 	}
 	if err := cl.ProduceSync(ctxT(t), recs...).FirstErr(); err != nil {
 		t.Fatal(err)
@@ -230,7 +230,7 @@ func TestRebuildAfterExpiredOffsets(t *testing.T) {
 	// Offsets 0 and 1 (old's add and finish) expire.
 	adm := kadm.NewClient(raw)
 	o := kadm.Offsets{}
-	o.Add(kadm.Offset{Topic: TopicName, Partition: 2, At: 2})
+	o.Add(kadm.Offset{Topic: proto.TopicName, Partition: 2, At: 2})
 	if _, err := adm.DeleteRecords(ctx, o); err != nil {
 		t.Fatal(err)
 	}
@@ -354,7 +354,7 @@ func TestConcurrentPublishersAndLeaderMoves(t *testing.T) {
 			case <-time.After(20 * time.Millisecond):
 			}
 			for _, mp := range []int32{2, 4} {
-				_ = c.MoveTopicPartition(TopicName, mp, i%3)
+				_ = c.MoveTopicPartition(proto.TopicName, mp, i%3)
 			}
 		}
 	}()
@@ -418,7 +418,7 @@ func TestPublishTimesOut(t *testing.T) {
 }
 
 func TestTopicPartitionCountMismatch(t *testing.T) {
-	c := newCluster(t, kfake.SeedTopics(3, TopicName))
+	c := newCluster(t, kfake.SeedTopics(3, proto.TopicName))
 	_, err := New(ctxT(t), WithBootstrapServers(c.ListenAddrs()...), WithCacheDir(t.TempDir()), WithMetadataPartitions(5))
 	if !errors.Is(err, ErrTopicMismatch) {
 		t.Fatalf("err = %v, want ErrTopicMismatch", err)
@@ -465,7 +465,7 @@ func TestRebuildWhileRunning(t *testing.T) {
 	kept := segment(tp0, 100, 199)
 	produceRaw(t, raw, 2, encode(t, finish(old, proto.CopySegmentFinished)), encode(t, kept), encode(t, finish(kept, proto.CopySegmentFinished)))
 	o := kadm.Offsets{}
-	o.Add(kadm.Offset{Topic: TopicName, Partition: 2, At: 2}) // old's finish, at offset 1, expires unread
+	o.Add(kadm.Offset{Topic: proto.TopicName, Partition: 2, At: 2}) // old's finish, at offset 1, expires unread
 	if _, err := kadm.NewClient(raw).DeleteRecords(ctx, o); err != nil {
 		t.Fatal(err)
 	}

@@ -108,8 +108,8 @@ func fillTopic(b *testing.B, c *kfake.Cluster, n int) []proto.TopicIDPartition {
 		wg.Add(2)
 		add, _ := proto.Encode(s)
 		fin, _ := proto.Encode(finish(s, proto.CopySegmentFinished))
-		cl.Produce(context.Background(), &kgo.Record{Topic: TopicName, Partition: mp, Value: add}, promise)
-		cl.Produce(context.Background(), &kgo.Record{Topic: TopicName, Partition: mp, Value: fin}, promise)
+		cl.Produce(context.Background(), &kgo.Record{Topic: proto.TopicName, Partition: mp, Value: add}, promise)
+		cl.Produce(context.Background(), &kgo.Record{Topic: proto.TopicName, Partition: mp, Value: fin}, promise)
 	}
 	wg.Wait()
 	if firstErr != nil {
@@ -134,7 +134,7 @@ func timeToReady(b *testing.B, m *Manager, tps []proto.TopicIDPartition) {
 // that resumes from the stored offsets. Run with -benchtime 1x.
 func BenchmarkRestart(b *testing.B) {
 	for b.Loop() {
-		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(5, TopicName))
+		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(5, proto.TopicName))
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -17,9 +17,6 @@ import (
 	"github.com/stratalog/strata/cache"
 )
 
-// TopicName is the metadata topic's fixed name.
-const TopicName = "__remote_log_metadata"
-
 // Defaults, as Kafka's TopicBasedRemoteLogMetadataManagerConfig has them.
 const (
 	DefaultNumPartitions       = 50

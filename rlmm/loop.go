@@ -83,7 +83,7 @@ func (m *Manager) process(ctx context.Context, fetches kgo.Fetches) {
 	defer m.writeMu.Unlock()
 	b := batch{reached: map[int32]int64{}}
 	fetches.EachPartition(func(ftp kgo.FetchTopicPartition) {
-		if ftp.Topic != TopicName || len(ftp.Records) == 0 {
+		if ftp.Topic != proto.TopicName || len(ftp.Records) == 0 {
 			return
 		}
 		m.processPartition(ctx, &b, ftp.Partition, ftp.Records)
@@ -115,7 +115,7 @@ func (m *Manager) processPartition(ctx context.Context, b *batch, mp int32, recs
 		}
 		r, err := proto.Decode(rec.Value)
 		if err != nil {
-			cause := fmt.Errorf("record at %s-%d offset %d does not decode: %w", TopicName, mp, rec.Offset, err)
+			cause := fmt.Errorf("record at %s-%d offset %d does not decode: %w", proto.TopicName, mp, rec.Offset, err)
 			if m.cfg.skipBadRecords {
 				m.flush(b)
 				if serr := m.store.Skip(mp, rec.Offset, err.Error()); serr != nil {
@@ -148,12 +148,12 @@ func (m *Manager) processPartition(ctx context.Context, b *batch, mp int32, recs
 func (m *Manager) rebuildIfExpired(ctx context.Context, b *batch, mp int32, expected int64) {
 	reqCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	starts, err := m.adm.ListStartOffsets(reqCtx, TopicName)
+	starts, err := m.adm.ListStartOffsets(reqCtx, proto.TopicName)
 	if err != nil {
 		m.log.Warn("gap in metadata partition offsets; could not read the log start", zap.Int32("partition", mp), zap.Error(err))
 		return
 	}
-	s, ok := starts.Lookup(TopicName, mp)
+	s, ok := starts.Lookup(proto.TopicName, mp)
 	if !ok || s.Err != nil || s.Offset <= expected {
 		return
 	}
@@ -176,7 +176,7 @@ func (m *Manager) haltPartition(mp int32, offset int64, cause error) {
 	h := &HaltError{Partition: mp, Offset: offset, Cause: cause}
 	m.log.Error("metadata partition halted; its user partitions are not ready until the record is skipped or fixed",
 		zap.Int32("partition", mp), zap.Int64("offset", offset), zap.Error(cause))
-	m.client.PauseFetchPartitions(map[string][]int32{TopicName: {mp}})
+	m.client.PauseFetchPartitions(map[string][]int32{proto.TopicName: {mp}})
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if st, ok := m.mps[mp]; ok {
@@ -252,15 +252,15 @@ func (m *Manager) Skip(mp int32, offset int64, reason string) error {
 	st, ok := m.mps[mp]
 	if !ok {
 		m.mu.Unlock()
-		return fmt.Errorf("%w: %s-%d", ErrNotAssigned, TopicName, mp)
+		return fmt.Errorf("%w: %s-%d", ErrNotAssigned, proto.TopicName, mp)
 	}
 	if st.halt == nil || st.halt.Offset != offset {
 		m.mu.Unlock()
-		return fmt.Errorf("%w: %s-%d is not halted at offset %d", ErrInvalidArgument, TopicName, mp, offset)
+		return fmt.Errorf("%w: %s-%d is not halted at offset %d", ErrInvalidArgument, proto.TopicName, mp, offset)
 	}
 	m.mu.Unlock()
 	if err := m.store.Skip(mp, offset, reason); err != nil {
-		return fmt.Errorf("rlmm: recording the skip of %s-%d offset %d: %w", TopicName, mp, offset, err)
+		return fmt.Errorf("rlmm: recording the skip of %s-%d offset %d: %w", proto.TopicName, mp, offset, err)
 	}
 	m.mu.Lock()
 	st.halt = nil
@@ -269,7 +269,7 @@ func (m *Manager) Skip(mp int32, offset int64, reason string) error {
 	m.broadcastLocked()
 	m.mu.Unlock()
 	m.log.Warn("operator skipped a record", zap.Int32("partition", mp), zap.Int64("offset", offset), zap.String("reason", reason))
-	m.client.SetOffsets(map[string]map[int32]kgo.EpochOffset{TopicName: {mp: {Epoch: -1, Offset: offset + 1}}})
-	m.client.ResumeFetchPartitions(map[string][]int32{TopicName: {mp}})
+	m.client.SetOffsets(map[string]map[int32]kgo.EpochOffset{proto.TopicName: {mp: {Epoch: -1, Offset: offset + 1}}})
+	m.client.ResumeFetchPartitions(map[string][]int32{proto.TopicName: {mp}})
 	return nil
 }

@@ -96,7 +96,7 @@ func New(ctx context.Context, opts ...Option) (*Manager, error) {
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		// A direct consumer of no partition yet; AssignPartitions adds them.
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{TopicName: {}}),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{proto.TopicName: {}}),
 		// When the resume offset has expired, fetching restarts at the log start; the loop sees
 		// the gap and rebuilds that metadata partition.
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -171,17 +171,17 @@ func (m *Manager) initTopic(ctx context.Context) error {
 func (m *Manager) ensureTopic(ctx context.Context) error {
 	reqCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	details, err := m.adm.ListTopics(reqCtx, TopicName)
+	details, err := m.adm.ListTopics(reqCtx, proto.TopicName)
 	if err != nil {
-		return fmt.Errorf("rlmm: describing %s: %w", TopicName, err)
+		return fmt.Errorf("rlmm: describing %s: %w", proto.TopicName, err)
 	}
-	if d, ok := details[TopicName]; ok && d.Err == nil {
+	if d, ok := details[proto.TopicName]; ok && d.Err == nil {
 		return m.checkPartitions(len(d.Partitions))
 	} else if ok && !errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
-		return fmt.Errorf("rlmm: describing %s: %w", TopicName, d.Err)
+		return fmt.Errorf("rlmm: describing %s: %w", proto.TopicName, d.Err)
 	}
 	if m.cfg.noCreateTopic {
-		return fmt.Errorf("%w: %s (is tiered storage enabled on this cluster?)", ErrNoTopic, TopicName)
+		return fmt.Errorf("%w: %s (is tiered storage enabled on this cluster?)", ErrNoTopic, proto.TopicName)
 	}
 	retention := strconv.FormatInt(m.cfg.retentionMs, 10)
 	minISR := strconv.Itoa(m.cfg.minISR)
@@ -192,26 +192,26 @@ func (m *Manager) ensureTopic(ctx context.Context) error {
 		"min.insync.replicas":   &minISR,
 		"remote.storage.enable": &disabled,
 	}
-	resp, err := m.adm.CreateTopic(reqCtx, m.cfg.numPartitions, m.cfg.replicationFactor, configs, TopicName)
+	resp, err := m.adm.CreateTopic(reqCtx, m.cfg.numPartitions, m.cfg.replicationFactor, configs, proto.TopicName)
 	if err == nil {
 		err = resp.Err
 	}
 	switch {
 	case err == nil:
-		m.log.Info("created the metadata topic", zap.String("topic", TopicName), zap.Int32("partitions", m.cfg.numPartitions),
+		m.log.Info("created the metadata topic", zap.String("topic", proto.TopicName), zap.Int32("partitions", m.cfg.numPartitions),
 			zap.Int16("replication.factor", m.cfg.replicationFactor))
 		return nil
 	case errors.Is(err, kerr.TopicAlreadyExists):
 		// Another broker created it between our look and our create: check what it made.
-		return fmt.Errorf("rlmm: %s was created concurrently; checking it again", TopicName)
+		return fmt.Errorf("rlmm: %s was created concurrently; checking it again", proto.TopicName)
 	}
-	return fmt.Errorf("rlmm: creating %s: %w", TopicName, err)
+	return fmt.Errorf("rlmm: creating %s: %w", proto.TopicName, err)
 }
 
 func (m *Manager) checkPartitions(n int) error {
 	if int32(n) != m.cfg.numPartitions {
 		return fmt.Errorf("%w: %s has %d partitions but %s=%d; the partition of every user partition's events depends on the count, so it can never change",
-			ErrTopicMismatch, TopicName, n, PropNumPartitions, m.cfg.numPartitions)
+			ErrTopicMismatch, proto.TopicName, n, PropNumPartitions, m.cfg.numPartitions)
 	}
 	return nil
 }

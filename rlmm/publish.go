@@ -55,16 +55,16 @@ func (m *Manager) publish(ctx context.Context, tp proto.TopicIDPartition, r prot
 	}
 	ctx, cancel := context.WithTimeoutCause(ctx, m.cfg.consumeWait, ErrTimeout)
 	defer cancel()
-	res := m.client.ProduceSync(ctx, &kgo.Record{Topic: TopicName, Partition: mp, Value: val})
+	res := m.client.ProduceSync(ctx, &kgo.Record{Topic: proto.TopicName, Partition: mp, Value: val})
 	rec, err := res.First()
 	if err != nil {
 		if errors.Is(context.Cause(ctx), ErrTimeout) {
-			return fmt.Errorf("%w: producing to %s-%d for %s did not complete within %s: %v", ErrTimeout, TopicName, mp, tp, m.cfg.consumeWait, err)
+			return fmt.Errorf("%w: producing to %s-%d for %s did not complete within %s: %v", ErrTimeout, proto.TopicName, mp, tp, m.cfg.consumeWait, err)
 		}
 		if m.isClosed() {
 			return ErrClosed
 		}
-		return fmt.Errorf("rlmm: producing to %s-%d for %s: %w", TopicName, mp, tp, err)
+		return fmt.Errorf("rlmm: producing to %s-%d for %s: %w", proto.TopicName, mp, tp, err)
 	}
 
 	w := &waiter{offset: rec.Offset, ch: make(chan error, 1)}
@@ -76,7 +76,7 @@ func (m *Manager) publish(ctx context.Context, tp proto.TopicIDPartition, r prot
 		return ErrClosed
 	case !ok:
 		m.mu.Unlock()
-		return fmt.Errorf("%w: %s-%d was unassigned before offset %d was applied", ErrNotAssigned, TopicName, mp, rec.Offset)
+		return fmt.Errorf("%w: %s-%d was unassigned before offset %d was applied", ErrNotAssigned, proto.TopicName, mp, rec.Offset)
 	case st.applied > rec.Offset:
 		m.mu.Unlock()
 		return nil
@@ -98,7 +98,7 @@ func (m *Manager) publish(ctx context.Context, tp proto.TopicIDPartition, r prot
 		default:
 		}
 		if errors.Is(context.Cause(ctx), ErrTimeout) {
-			return fmt.Errorf("%w: %s-%d offset %d (for %s) not applied within %s", ErrTimeout, TopicName, mp, rec.Offset, tp, m.cfg.consumeWait)
+			return fmt.Errorf("%w: %s-%d offset %d (for %s) not applied within %s", ErrTimeout, proto.TopicName, mp, rec.Offset, tp, m.cfg.consumeWait)
 		}
 		return ctx.Err()
 	}
@@ -112,7 +112,7 @@ func (m *Manager) checkWritable(mp int32, tp proto.TopicIDPartition) error {
 	}
 	st, ok := m.mps[mp]
 	if !ok {
-		return fmt.Errorf("%w: %s maps to %s-%d, which this manager does not consume", ErrNotAssigned, tp, TopicName, mp)
+		return fmt.Errorf("%w: %s maps to %s-%d, which this manager does not consume", ErrNotAssigned, tp, proto.TopicName, mp)
 	}
 	if st.halt != nil {
 		return st.halt

@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/stratalog/strata/proto"
 	"github.com/stratalog/strata/rlmm"
 )
 
@@ -160,15 +161,15 @@ func openCluster(ctx context.Context, f *clusterFlags, stderr io.Writer) (*clust
 		return nil, err
 	}
 	adm := kadm.NewClient(client)
-	topics, err := adm.ListTopics(ctx, rlmm.TopicName)
+	topics, err := adm.ListTopics(ctx, proto.TopicName)
 	if err != nil {
 		client.Close()
 		return nil, fmt.Errorf("reaching the cluster at %v: %w", f.brokers, err)
 	}
-	td, ok := topics[rlmm.TopicName]
+	td, ok := topics[proto.TopicName]
 	if !ok || td.Err != nil {
 		client.Close()
-		return nil, fmt.Errorf("the cluster at %v has no %s topic: is tiered storage enabled?", f.brokers, rlmm.TopicName)
+		return nil, fmt.Errorf("the cluster at %v has no %s topic: is tiered storage enabled?", f.brokers, proto.TopicName)
 	}
 	n := int32(len(td.Partitions))
 	dir := f.cacheDir
@@ -219,7 +220,7 @@ func openCluster(ctx context.Context, f *clusterFlags, stderr io.Writer) (*clust
 // waitLoaded waits until every metadata partition is read to the end seen at start. A halted
 // partition does not stop the tool: what it could not read is reported by verify.
 func (c *cluster) waitLoaded(ctx context.Context, stderr io.Writer) error {
-	bar := newProgress(stderr, "reading "+rlmm.TopicName)
+	bar := newProgress(stderr, "reading "+proto.TopicName)
 	defer bar.done()
 	for {
 		ch := c.m.Changed()
@@ -240,7 +241,7 @@ func (c *cluster) waitLoaded(ctx context.Context, stderr io.Writer) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("reading %s: %w", rlmm.TopicName, ctx.Err())
+			return fmt.Errorf("reading %s: %w", proto.TopicName, ctx.Err())
 		case <-ch:
 		}
 	}

@@ -9,7 +9,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stratalog/strata/proto"
-	"github.com/stratalog/strata/rlmm"
 )
 
 // segmentEvent is one event of a segment's history.
@@ -50,7 +49,7 @@ func describeSegment(ctx context.Context, cmd *cobra.Command, cf *clusterFlags, 
 		return err
 	}
 	if !found {
-		return fmt.Errorf("no segment %s in %s (a segment DELETE_SEGMENT_FINISHED is gone from the metadata)", id, rlmm.TopicName)
+		return fmt.Errorf("no segment %s in %s (a segment DELETE_SEGMENT_FINISHED is gone from the metadata)", id, proto.TopicName)
 	}
 	var history []segmentEvent
 	mp := proto.MetadataPartition(seg.SegmentID.TopicIDPartition, c.n)

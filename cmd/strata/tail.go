@@ -11,7 +11,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stratalog/strata/proto"
-	"github.com/stratalog/strata/rlmm"
 )
 
 // tailEvent is one record as tail prints it in JSON.
@@ -31,7 +30,7 @@ func scanTopic(ctx context.Context, cf *clusterFlags, from map[int32]kgo.Offset,
 	if err != nil {
 		return err
 	}
-	cl, err := kgo.NewClient(append(opts, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{rlmm.TopicName: from}))...)
+	cl, err := kgo.NewClient(append(opts, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{proto.TopicName: from}))...)
 	if err != nil {
 		return err
 	}
@@ -39,11 +38,11 @@ func scanTopic(ctx context.Context, cf *clusterFlags, from map[int32]kgo.Offset,
 	var ends map[int32]int64
 	if !follow {
 		adm := kadm.NewClient(cl)
-		lo, err := adm.ListEndOffsets(ctx, rlmm.TopicName)
+		lo, err := adm.ListEndOffsets(ctx, proto.TopicName)
 		if err != nil {
 			return fmt.Errorf("listing end offsets: %w", err)
 		}
-		starts, err := adm.ListStartOffsets(ctx, rlmm.TopicName)
+		starts, err := adm.ListStartOffsets(ctx, proto.TopicName)
 		if err != nil {
 			return fmt.Errorf("listing start offsets: %w", err)
 		}
@@ -52,7 +51,7 @@ func scanTopic(ctx context.Context, cf *clusterFlags, from map[int32]kgo.Offset,
 			if _, ok := from[o.Partition]; !ok {
 				return
 			}
-			s, _ := starts.Lookup(rlmm.TopicName, o.Partition)
+			s, _ := starts.Lookup(proto.TopicName, o.Partition)
 			if o.Offset > s.Offset {
 				ends[o.Partition] = o.Offset
 			}
@@ -123,10 +122,10 @@ interrupted. A record that does not decode is printed with its error and does no
 				return err
 			}
 			adm := kadm.NewClient(probe)
-			ends, err := adm.ListEndOffsets(ctx, rlmm.TopicName)
+			ends, err := adm.ListEndOffsets(ctx, proto.TopicName)
 			probe.Close()
 			if err != nil {
-				return fmt.Errorf("reading %s: %w", rlmm.TopicName, err)
+				return fmt.Errorf("reading %s: %w", proto.TopicName, err)
 			}
 			from := map[int32]kgo.Offset{}
 			ends.Each(func(o kadm.ListedOffset) {
@@ -141,7 +140,7 @@ interrupted. A record that does not decode is printed with its error and does no
 				}
 			})
 			if len(from) == 0 {
-				return fmt.Errorf("%s has no partition %d", rlmm.TopicName, partition)
+				return fmt.Errorf("%s has no partition %d", proto.TopicName, partition)
 			}
 			out := cmd.OutOrStdout()
 			return scanTopic(ctx, cf, from, follow, func(r *kgo.Record) error { return printEvent(out, *format, r) })

@@ -145,7 +145,7 @@ func findAnomalies(ctx context.Context, c *cluster, st rsm.Manager, o verifyOpti
 		return nil, err
 	}
 	for _, sk := range skipped {
-		out = append(out, anomaly{Kind: kindSkipped, Detail: fmt.Sprintf("%s-%d offset %d skipped: %s", "__remote_log_metadata", sk.Partition, sk.Offset, sk.Reason)})
+		out = append(out, anomaly{Kind: kindSkipped, Detail: fmt.Sprintf("%s-%d offset %d skipped: %s", proto.TopicName, sk.Partition, sk.Offset, sk.Reason)})
 	}
 	for i := range out {
 		a := &out[i]

@@ -14,7 +14,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/stratalog/strata/proto"
-	"github.com/stratalog/strata/rlmm"
 )
 
 // childEnv makes the test binary act as strata-bench, so that run can start it as a side.
@@ -49,7 +48,7 @@ func selfSide(t *testing.T, name string) side {
 // standing in for Kafka's: it fills the topic, runs both sides alternately in their own
 // processes, checks their lookups agree and writes the page.
 func TestRun(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(5, rlmm.TopicName))
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(5, proto.TopicName))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,6 @@ import (
 	"github.com/stratalog/strata/bench/internal/report"
 	"github.com/stratalog/strata/bench/internal/workload"
 	"github.com/stratalog/strata/proto"
-	"github.com/stratalog/strata/rlmm"
 )
 
 // kafkaMain is the Java side's main class (bench/kafka-rlmm).
@@ -227,20 +226,20 @@ func fillTopic(ctx context.Context, c runConfig) (*workload.Spec, time.Duration,
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 
-	topics, err := adm.ListTopics(ctx, rlmm.TopicName)
+	topics, err := adm.ListTopics(ctx, proto.TopicName)
 	if err != nil {
-		return nil, 0, fmt.Errorf("run: describing %s: %w", rlmm.TopicName, err)
+		return nil, 0, fmt.Errorf("run: describing %s: %w", proto.TopicName, err)
 	}
-	td, ok := topics[rlmm.TopicName]
+	td, ok := topics[proto.TopicName]
 	if !ok || td.Err != nil {
-		return nil, 0, fmt.Errorf("run: %s not found on %s (is tiered storage enabled?): %v", rlmm.TopicName, c.brokers, td.Err)
+		return nil, 0, fmt.Errorf("run: %s not found on %s (is tiered storage enabled?): %v", proto.TopicName, c.brokers, td.Err)
 	}
 	before, err := topicEvents(ctx, adm)
 	if err != nil {
 		return nil, 0, err
 	}
 	if before != 0 {
-		return nil, 0, fmt.Errorf("run: %s already holds %d events; the benchmark needs a fresh broker (bench/run.sh starts one)", rlmm.TopicName, before)
+		return nil, 0, fmt.Errorf("run: %s already holds %d events; the benchmark needs a fresh broker (bench/run.sh starts one)", proto.TopicName, before)
 	}
 	spec, err := workload.New(workload.Params{
 		Brokers: c.brokers, MetadataPartitions: int32(len(td.Partitions)), Events: c.events,
@@ -250,9 +249,9 @@ func fillTopic(ctx context.Context, c runConfig) (*workload.Spec, time.Duration,
 	if err != nil {
 		return nil, 0, fmt.Errorf("run: %w", err)
 	}
-	logf("filling %s: %d events, %d user partitions over %d metadata partitions", rlmm.TopicName, spec.Events(), len(spec.Partitions), spec.MetadataPartitions)
+	logf("filling %s: %d events, %d user partitions over %d metadata partitions", proto.TopicName, spec.Events(), len(spec.Partitions), spec.MetadataPartitions)
 	t0 := time.Now()
-	if err := spec.Fill(ctx, cl, rlmm.TopicName); err != nil {
+	if err := spec.Fill(ctx, cl, proto.TopicName); err != nil {
 		return nil, 0, fmt.Errorf("run: %w", err)
 	}
 	fill := time.Since(t0)
@@ -261,7 +260,7 @@ func fillTopic(ctx context.Context, c runConfig) (*workload.Spec, time.Duration,
 		return nil, 0, err
 	}
 	if after != spec.Events() {
-		return nil, 0, fmt.Errorf("run: %s holds %d events after the fill, want %d", rlmm.TopicName, after, spec.Events())
+		return nil, 0, fmt.Errorf("run: %s holds %d events after the fill, want %d", proto.TopicName, after, spec.Events())
 	}
 	logf("filled in %s", fill.Round(time.Millisecond))
 	return spec, fill, nil
@@ -270,19 +269,19 @@ func fillTopic(ctx context.Context, c runConfig) (*workload.Spec, time.Duration,
 // topicEvents counts the records in __remote_log_metadata: the sum of its end offsets less its
 // start offsets.
 func topicEvents(ctx context.Context, adm *kadm.Client) (int64, error) {
-	ends, err := adm.ListEndOffsets(ctx, rlmm.TopicName)
+	ends, err := adm.ListEndOffsets(ctx, proto.TopicName)
 	if err == nil {
 		err = ends.Error()
 	}
 	if err != nil {
-		return 0, fmt.Errorf("run: listing the end offsets of %s: %w", rlmm.TopicName, err)
+		return 0, fmt.Errorf("run: listing the end offsets of %s: %w", proto.TopicName, err)
 	}
-	starts, err := adm.ListStartOffsets(ctx, rlmm.TopicName)
+	starts, err := adm.ListStartOffsets(ctx, proto.TopicName)
 	if err == nil {
 		err = starts.Error()
 	}
 	if err != nil {
-		return 0, fmt.Errorf("run: listing the start offsets of %s: %w", rlmm.TopicName, err)
+		return 0, fmt.Errorf("run: listing the start offsets of %s: %w", proto.TopicName, err)
 	}
 	var n int64
 	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })

@@ -13,7 +13,6 @@ import (
 	"github.com/stratalog/strata/bench/internal/measure"
 	"github.com/stratalog/strata/bench/internal/workload"
 	"github.com/stratalog/strata/proto"
-	"github.com/stratalog/strata/rlmm"
 )
 
 func TestMain(m *testing.M) {
@@ -23,7 +22,7 @@ func TestMain(m *testing.M) {
 // filled starts an in-process cluster whose metadata topic holds a small workload's events.
 func filled(t *testing.T) (*workload.Spec, Options) {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(5, rlmm.TopicName))
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(5, proto.TopicName))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +39,7 @@ func filled(t *testing.T) (*workload.Spec, Options) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	if err := s.Fill(ctxT(t), cl, rlmm.TopicName); err != nil {
+	if err := s.Fill(ctxT(t), cl, proto.TopicName); err != nil {
 		t.Fatal(err)
 	}
 	return s, Options{}
