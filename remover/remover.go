@@ -25,8 +25,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/stratalog/strata/cache"
 	"github.com/stratalog/strata/proto"
+	"github.com/stratalog/strata/rlmm"
 	"github.com/stratalog/strata/rsm"
 	"github.com/stratalog/strata/tier"
 )
@@ -39,8 +39,11 @@ type Metadata interface {
 	UnwatchMetadataPartitions(mps ...int32)
 	MetadataPartitionReady(mp int32) error
 	Changed() <-chan struct{}
-	Store() *cache.Store
+	View() rlmm.View
 }
+
+// ErrClosed is returned by SetOwned and Own once the remover is closed.
+var ErrClosed = errors.New("remover: closed")
 
 // Defaults.
 const (
@@ -160,7 +163,7 @@ func (r *Remover) SetOwned(ctx context.Context, mps []int32) error {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
-		return errors.New("remover: closed")
+		return ErrClosed
 	}
 	want := map[int32]bool{}
 	for _, mp := range mps {
@@ -298,7 +301,7 @@ func (r *Remover) scan(ctx context.Context) {
 		r.setPending(0)
 		return
 	}
-	infos, err := r.meta.Store().Partitions()
+	infos, err := r.meta.View().Partitions()
 	if err != nil {
 		r.log.Error("remover: listing partitions", zap.Error(err))
 		return
@@ -410,10 +413,10 @@ func (r *Remover) deletePartition(ctx context.Context, tp proto.TopicIDPartition
 // on another node, resumes the work. A partition with no delete state, or already gone, is left
 // alone. The remover runs it for the partitions it owns; an operator's repair runs it directly.
 func FinishPartition(ctx context.Context, meta Metadata, t *tier.Tierer, brokerID int32, tp proto.TopicIDPartition, log *zap.Logger) error {
-	store := meta.Store()
+	store := meta.View()
 	state, ok, err := store.PartitionDeleteState(tp)
 	if err != nil {
-		if errors.Is(err, cache.ErrNotFound) {
+		if errors.Is(err, rlmm.ErrNotFound) {
 			return nil // finished meanwhile
 		}
 		return err
@@ -437,7 +440,7 @@ func FinishPartition(ctx context.Context, meta Metadata, t *tier.Tierer, brokerI
 		log.Info("deleting partition", zap.Stringer("partition", tp))
 	}
 	segs, err := store.Segments(tp)
-	if err != nil && !errors.Is(err, cache.ErrNotFound) {
+	if err != nil && !errors.Is(err, rlmm.ErrNotFound) {
 		return fmt.Errorf("listing segments of %s: %w", tp, err)
 	}
 	if len(segs) > 0 {

@@ -16,7 +16,6 @@ import (
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 
-	"github.com/stratalog/strata/cache"
 	"github.com/stratalog/strata/proto"
 	"github.com/stratalog/strata/rlmm"
 	"github.com/stratalog/strata/rsm"
@@ -151,14 +150,14 @@ func waitGone(t testing.TB, m *rlmm.Manager, tp proto.TopicIDPartition) {
 		ch := m.Changed()
 		// Only a store that has read its metadata partition can say the partition is gone.
 		if m.MetadataPartitionReady(mp) == nil {
-			if _, _, err := m.Store().PartitionDeleteState(tp); errors.Is(err, cache.ErrNotFound) {
+			if _, _, err := m.View().PartitionDeleteState(tp); errors.Is(err, rlmm.ErrNotFound) {
 				return
 			}
 		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			st, _, err := m.Store().PartitionDeleteState(tp)
+			st, _, err := m.View().PartitionDeleteState(tp)
 			t.Fatalf("partition %s never finished deleting: state %s, %v", tp, st, err)
 		}
 	}
@@ -439,7 +438,7 @@ func TestStorageKeepsRefusing(t *testing.T) {
 	if f := r.Stats().Failures; f > 60 {
 		t.Fatalf("%d failures in about a second: retrying without backoff", f)
 	}
-	if st, _, _ := node.Store().PartitionDeleteState(tp); st != proto.DeletePartitionStarted {
+	if st, _, _ := node.View().PartitionDeleteState(tp); st != proto.DeletePartitionStarted {
 		t.Fatalf("state = %s", st)
 	}
 }

@@ -157,12 +157,12 @@ func (m *Manager) initTopic(ctx context.Context) error {
 			return err
 		}
 		if ctx.Err() != nil || time.Now().Add(m.cfg.initRetryInterval).After(deadline) {
-			return fmt.Errorf("rlmm: initialization failed after %d attempts in %s: %w", attempt, m.cfg.initRetryMaxTimeout, err)
+			return fmt.Errorf("%w: %d attempts in %s, the last: %w", ErrInitTimeout, attempt, m.cfg.initRetryMaxTimeout, err)
 		}
 		m.log.Warn("metadata topic not ready, retrying", zap.Int("attempt", attempt), zap.Error(err))
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("rlmm: initialization: %w (last error: %v)", ctx.Err(), err)
+			return fmt.Errorf("rlmm: initialization: %w (last error: %w)", ctx.Err(), err)
 		case <-time.After(m.cfg.initRetryInterval):
 		}
 	}
@@ -239,9 +239,6 @@ func (m *Manager) Close() error {
 	defer m.writeMu.Unlock()
 	return m.store.Close()
 }
-
-// Store returns the manager's store, for read-only use by tools (Dump, Check, Skipped).
-func (m *Manager) Store() *cache.Store { return m.store }
 
 // NumPartitions is the metadata topic's partition count.
 func (m *Manager) NumPartitions() int32 { return m.cfg.numPartitions }

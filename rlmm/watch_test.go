@@ -36,7 +36,7 @@ func TestWatchMetadataPartitions(t *testing.T) {
 		}
 	}
 	// The store holds the record written before watching, though tp0 is not assigned.
-	if got, ok, err := m.Store().Segment(s.SegmentID); err != nil || !ok {
+	if got, ok, err := m.View().Segment(s.SegmentID); err != nil || !ok {
 		t.Fatalf("watched record: %v %v %v", got, ok, err)
 	}
 	if err := m.UpdateSegment(ctx, finish(s, proto.CopySegmentFinished)); err != nil {

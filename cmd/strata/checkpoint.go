@@ -74,11 +74,11 @@ func topicCheckpointOf(c *cluster, topic string, id proto.UUID, n int32, now tim
 	for p := int32(0); p < n; p++ {
 		tp := proto.TopicIDPartition{TopicID: id, Topic: topic, Partition: p}
 		pc := partitionCheckpoint{Partition: p}
-		del, hasDel, err := c.m.Store().PartitionDeleteState(tp)
+		del, hasDel, err := c.m.View().PartitionDeleteState(tp)
 		if err != nil && !isNotFound(err) {
 			return tc, err
 		}
-		segs, err := c.m.Store().Segments(tp)
+		segs, err := c.m.View().Segments(tp)
 		if err != nil && !isNotFound(err) {
 			return tc, err
 		}

@@ -245,7 +245,7 @@ func (b *demoBroker) play(ctx context.Context, payments, audit kadm.TopicDetail,
 	}
 	for {
 		ch := b.m.Changed()
-		if _, _, err := b.m.Store().PartitionDeleteState(parts[3]); isNotFound(err) {
+		if _, _, err := b.m.View().PartitionDeleteState(parts[3]); isNotFound(err) {
 			break
 		}
 		select {

@@ -105,12 +105,12 @@ func aboutSegment(r proto.Record, id proto.UUID) bool {
 
 // findSegment looks a segment up by its UUID alone, across every partition of the cache.
 func findSegment(c *cluster, id proto.UUID) (proto.SegmentMetadata, bool, error) {
-	infos, err := c.m.Store().Partitions()
+	infos, err := c.m.View().Partitions()
 	if err != nil {
 		return proto.SegmentMetadata{}, false, err
 	}
 	for _, in := range infos {
-		seg, ok, err := c.m.Store().Segment(proto.SegmentID{TopicIDPartition: in.Partition, ID: id})
+		seg, ok, err := c.m.View().Segment(proto.SegmentID{TopicIDPartition: in.Partition, ID: id})
 		if err != nil && !isNotFound(err) {
 			return seg, false, err
 		}

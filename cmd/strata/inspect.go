@@ -18,7 +18,7 @@ import (
 // partitionsOf returns the user partitions the cache knows, of topic (all when empty) and of
 // partition p (all when negative), ordered by topic and partition.
 func partitionsOf(c *cluster, topic string, p int32) ([]cache.PartitionInfo, error) {
-	infos, err := c.m.Store().Partitions()
+	infos, err := c.m.View().Partitions()
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +93,7 @@ func printSegments(cmd *cobra.Command, c *cluster, format, topic string, partiti
 	}
 	var segs []proto.SegmentMetadata
 	for _, in := range infos {
-		all, err := c.m.Store().Segments(in.Partition)
+		all, err := c.m.View().Segments(in.Partition)
 		if err != nil {
 			return err
 		}
@@ -146,7 +146,7 @@ func summarize(c *cluster, in cache.PartitionInfo) (partitionSummary, error) {
 		st := in.DeleteState.String()
 		s.DeleteState = &st
 	}
-	segs, err := c.m.Store().Segments(in.Partition)
+	segs, err := c.m.View().Segments(in.Partition)
 	if err != nil {
 		return s, err
 	}
@@ -168,7 +168,7 @@ func summarize(c *cluster, in cache.PartitionInfo) (partitionSummary, error) {
 		}
 	}
 	for e := range epochs {
-		if hi, ok, err := c.m.Store().HighestOffsetForEpoch(in.Partition, e); err == nil && ok {
+		if hi, ok, err := c.m.View().HighestOffsetForEpoch(in.Partition, e); err == nil && ok {
 			s.HighestByEpoch[fmt.Sprint(e)] = hi
 		}
 	}

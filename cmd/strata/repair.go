@@ -105,7 +105,7 @@ func executeRepair(ctx context.Context, c *cluster, st rsm.Manager, plan []repai
 			err = remover.FinishPartition(ctx, c.m, tr, -1, s.anomaly.tp, log)
 		case actDeleteOrphan:
 			id := *s.anomaly.Segment
-			if _, live, lerr := c.m.Store().Segment(id); lerr == nil && live {
+			if _, live, lerr := c.m.View().Segment(id); lerr == nil && live {
 				s.Result = "skipped: the segment is live now"
 				continue
 			}

@@ -64,7 +64,7 @@ func findAnomalies(ctx context.Context, c *cluster, st rsm.Manager, o verifyOpti
 	live := map[proto.UUID]bool{}
 	for _, in := range infos {
 		tp := in.Partition
-		segs, err := c.m.Store().Segments(tp)
+		segs, err := c.m.View().Segments(tp)
 		if err != nil && !isNotFound(err) {
 			return nil, err
 		}
@@ -140,7 +140,7 @@ func findAnomalies(ctx context.Context, c *cluster, st rsm.Manager, o verifyOpti
 			out = append(out, anomaly{Kind: kindUndecodable, Detail: s.Halt.Error()})
 		}
 	}
-	skipped, err := c.m.Store().Skipped()
+	skipped, err := c.m.View().Skipped()
 	if err != nil {
 		return nil, err
 	}
