@@ -54,7 +54,9 @@ func TestPartitionCheckpoint(t *testing.T) {
 }
 
 func TestTopicCheckpoint(t *testing.T) {
-	tp := func(p int32) proto.TopicIDPartition { return proto.TopicIDPartition{TopicID: topic, Topic: "orders", Partition: p} }
+	tp := func(p int32) proto.TopicIDPartition {
+		return proto.TopicIDPartition{TopicID: topic, Topic: "orders", Partition: p}
+	}
 	fin := func(f *fixture, p int32, n byte, start, end, tsSec int64) {
 		s := seg(tp(p), n, start, end, 0)
 		s.MaxTimestampMs = now.Add(time.Duration(tsSec) * time.Second).UnixMilli()

@@ -34,7 +34,9 @@ const (
 )
 
 // Automatic reports whether Execute carries the action out.
-func (a Action) Automatic() bool { return a == DeleteSegment || a == DeleteOrphan || a == FinishPartition }
+func (a Action) Automatic() bool {
+	return a == DeleteSegment || a == DeleteOrphan || a == FinishPartition
+}
 
 // Outcome is what Execute did with a step.
 type Outcome string

@@ -60,10 +60,10 @@ func (w *writer) SegmentFor(tp proto.TopicIDPartition, epoch int32, offset int64
 	return w.f.store.SegmentFor(tp, epoch, offset)
 }
 func (w *writer) WatchMetadataPartitions(context.Context, ...int32) error { return nil }
-func (w *writer) UnwatchMetadataPartitions(...int32)                    {}
-func (w *writer) MetadataPartitionReady(int32) error                    { return nil }
-func (w *writer) Changed() <-chan struct{}                              { return make(chan struct{}) }
-func (w *writer) Store() *cache.Store                                   { return w.f.store }
+func (w *writer) UnwatchMetadataPartitions(...int32)                      {}
+func (w *writer) MetadataPartitionReady(int32) error                      { return nil }
+func (w *writer) Changed() <-chan struct{}                                { return make(chan struct{}) }
+func (w *writer) Store() *cache.Store                                     { return w.f.store }
 
 func TestPlan(t *testing.T) {
 	obj := func(age time.Duration) *rsm.Object {
