@@ -124,7 +124,7 @@ func Find(ctx context.Context, md Metadata, st rsm.Manager, o Options) ([]Anomal
 	}
 	for _, h := range o.Halts {
 		out = append(out, Anomaly{Kind: Halted, MetadataPartition: h.Partition, Offset: h.Offset,
-			Detail: fmt.Sprintf("%s-%d stopped at offset %d: %v; what follows it is not read", rlmm.TopicName, h.Partition, h.Offset, h.Cause)})
+			Detail: fmt.Sprintf("%s-%d stopped at offset %d: %v; what follows it is not read", proto.TopicName, h.Partition, h.Offset, h.Cause)})
 	}
 	skipped, err := md.Skipped()
 	if err != nil {
@@ -132,7 +132,7 @@ func Find(ctx context.Context, md Metadata, st rsm.Manager, o Options) ([]Anomal
 	}
 	for _, sk := range skipped {
 		out = append(out, Anomaly{Kind: Skipped, MetadataPartition: sk.Partition, Offset: sk.Offset,
-			Detail: fmt.Sprintf("%s-%d offset %d skipped at %s: %s", rlmm.TopicName, sk.Partition, sk.Offset, sk.At.UTC().Format(time.RFC3339), sk.Reason)})
+			Detail: fmt.Sprintf("%s-%d offset %d skipped at %s: %s", proto.TopicName, sk.Partition, sk.Offset, sk.At.UTC().Format(time.RFC3339), sk.Reason)})
 	}
 	return out, nil
 }

@@ -118,10 +118,10 @@ func Plan(found []Anomaly, o PlanOptions) ([]Step, error) {
 		case MissingObjects:
 			s.Detail = "the data is gone from storage; check the storage and the broker's local log"
 		case Halted:
-			s.Target = fmt.Sprintf("%s-%d@%d", "__remote_log_metadata", a.MetadataPartition, a.Offset)
+			s.Target = fmt.Sprintf("%s-%d@%d", proto.TopicName, a.MetadataPartition, a.Offset)
 			s.Detail = "find why the record cannot be read; skip it only once sure what it said"
 		case Skipped:
-			s.Target = fmt.Sprintf("%s-%d@%d", "__remote_log_metadata", a.MetadataPartition, a.Offset)
+			s.Target = fmt.Sprintf("%s-%d@%d", proto.TopicName, a.MetadataPartition, a.Offset)
 			s.Detail = "skipped on purpose; check that what it said is not missing from the metadata"
 		default:
 			s.Detail = a.Detail

@@ -12,6 +12,7 @@ import (
 
 	"github.com/stratalog/strata/cache"
 	"github.com/stratalog/strata/proto"
+	"github.com/stratalog/strata/rlmm"
 	"github.com/stratalog/strata/rsm"
 )
 
@@ -63,7 +64,7 @@ func (w *writer) WatchMetadataPartitions(context.Context, ...int32) error { retu
 func (w *writer) UnwatchMetadataPartitions(...int32)                      {}
 func (w *writer) MetadataPartitionReady(int32) error                      { return nil }
 func (w *writer) Changed() <-chan struct{}                                { return make(chan struct{}) }
-func (w *writer) Store() *cache.Store                                     { return w.f.store }
+func (w *writer) View() rlmm.View                                         { return w.f.store }
 
 func TestPlan(t *testing.T) {
 	obj := func(age time.Duration) *rsm.Object {

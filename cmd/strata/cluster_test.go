@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/stratalog/strata/audit"
 	"github.com/stratalog/strata/proto"
 )
 
@@ -92,7 +93,10 @@ func newScenario(t *testing.T) *scenario {
 		{o1, 100, 149, []proto.EpochEntry{{Epoch: 0, StartOffset: 100}}, false},
 	}
 	for i, sp := range specs {
-		id, _ := proto.ParseUUID(segIDs[i])
+		id, err := proto.ParseUUID(segIDs[i])
+		if err != nil {
+			t.Fatal(err)
+		}
 		seg := &proto.SegmentMetadata{SegmentID: proto.SegmentID{TopicIDPartition: sp.tp, ID: id}, StartOffset: sp.start, EndOffset: sp.end,
 			BrokerID: 1, MaxTimestampMs: fixedNow.Add(time.Duration(i) * time.Minute).UnixMilli(), EventTimestampMs: fixedNow.UnixMilli(),
 			LeaderEpochs: sp.epochs, SegmentSizeInBytes: int32(1000 + i), State: proto.CopySegmentStarted, TxnIndexEmpty: true}
@@ -118,11 +122,29 @@ func newScenario(t *testing.T) *scenario {
 	return s
 }
 
+// run runs a command against the scenario's cluster with its cache; storage commands also get
+// its local storage.
 func (s *scenario) run(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
-	full := append(args, "--brokers", s.addr, "--cache-dir", s.cacheDir, "--local-dir", s.remote)
+	full := append(args, "--brokers", s.addr)
+	if args[0] != "tail" {
+		full = append(full, "--cache-dir", s.cacheDir)
+	}
+	if args[0] == "verify" || args[0] == "repair" {
+		full = append(full, "--local-dir", s.remote)
+	}
 	out, errOut, code := runCLI(t, "", full...)
 	return s.replacer.Replace(out), s.replacer.Replace(errOut), code
+}
+
+// mustRun is run that fails the test unless the exit status is want.
+func (s *scenario) mustRun(t *testing.T, want int, args ...string) string {
+	t.Helper()
+	out, errOut, code := s.run(t, args...)
+	if code != want {
+		t.Fatalf("strata %s: exit status %d, want %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, want, out, errOut)
+	}
+	return out
 }
 
 // golden compares got with testdata/<name>, or rewrites it under -update.
@@ -130,7 +152,9 @@ func golden(t *testing.T, name, got string) {
 	t.Helper()
 	path := filepath.Join("testdata", name)
 	if *update {
-		os.MkdirAll("testdata", 0o755)
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
 		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -144,6 +168,24 @@ func golden(t *testing.T, name, got string) {
 	}
 }
 
+func mustUnmarshal(t *testing.T, data string, v any) {
+	t.Helper()
+	if err := json.Unmarshal([]byte(data), v); err != nil {
+		t.Fatalf("%v in:\n%s", err, data)
+	}
+}
+
+func kindsOf(t *testing.T, out string) map[audit.Kind]int {
+	t.Helper()
+	var found []anomalyJSON
+	mustUnmarshal(t, out, &found)
+	kinds := map[audit.Kind]int{}
+	for _, a := range found {
+		kinds[a.Kind]++
+	}
+	return kinds
+}
+
 var mpRe = regexp.MustCompile(`"metadataPartition": [0-9]+`)
 
 var ageRe = regexp.MustCompile(`(COPY_SEGMENT_STARTED for )[0-9hms.]+|"ageMs": [0-9]+|[0-9]+h[0-9]+m[0-9.]+s`)
@@ -151,45 +193,37 @@ var ageRe = regexp.MustCompile(`(COPY_SEGMENT_STARTED for )[0-9hms.]+|"ageMs": [
 func TestCommandsAgainstACluster(t *testing.T) {
 	s := newScenario(t)
 
-	out, errOut, code := s.run(t, "segments", "--topic", "orders")
-	if code != 0 {
-		t.Fatalf("segments: %s", errOut)
-	}
-	golden(t, "segments.txt", out)
-	out, _, code = s.run(t, "segments", "--topic", "orders", "--format", "json")
-	if code != 0 {
-		t.Fatal("segments json")
-	}
+	golden(t, "segments.txt", s.mustRun(t, 0, "segments", "--topic", "orders"))
+	out := s.mustRun(t, 0, "segments", "--topic", "orders", "--format", "json")
 	golden(t, "segments.json", out)
 	var rows []map[string]any
-	if err := json.Unmarshal([]byte(out), &rows); err != nil || len(rows) != 6 {
-		t.Fatalf("segments json: %d rows, %v", len(rows), err)
+	mustUnmarshal(t, out, &rows)
+	if len(rows) != 6 {
+		t.Fatalf("segments json: %d rows", len(rows))
 	}
-	out, _, _ = s.run(t, "segments", "--topic", "orders", "--partition", "1", "--state", "COPY_SEGMENT_STARTED")
+	out = s.mustRun(t, 0, "segments", "--topic", "orders", "--partition", "1", "--state", "COPY_SEGMENT_STARTED")
 	if strings.Count(out, "\n") != 2 || !strings.Contains(out, segIDs[5]) {
 		t.Fatalf("filtered segments:\n%s", out)
 	}
-
-	out, errOut, code = s.run(t, "partitions")
-	if code != 0 {
-		t.Fatalf("partitions: %s", errOut)
+	// A topic neither in the cluster nor in the metadata is an error, as in checkpoint.
+	if _, errOut, code := s.run(t, "segments", "--topic", "nosuch"); code != exitError || !strings.Contains(errOut, "topic nosuch not found") {
+		t.Fatalf("segments of a missing topic: exit %d, %s", code, errOut)
 	}
-	golden(t, "partitions.txt", out)
-	out, _, _ = s.run(t, "partitions", "--format", "json")
+
+	golden(t, "partitions.txt", s.mustRun(t, 0, "partitions"))
 	// The metadata partition follows from the topic id, which the cluster picks at random.
-	golden(t, "partitions.json", mpRe.ReplaceAllString(out, `"metadataPartition": <mp>`))
+	golden(t, "partitions.json", mpRe.ReplaceAllString(s.mustRun(t, 0, "partitions", "--format", "json"), `"metadataPartition": <mp>`))
 
-	out, errOut, code = s.run(t, "checkpoint", "--topic", "orders", "--format", "json")
-	if code != 0 {
-		t.Fatalf("checkpoint: %s", errOut)
-	}
+	out = s.mustRun(t, 0, "checkpoint", "--topic", "orders", "--format", "json")
+	// The topic id is replaced in the output; the rest is read as audit.TopicCheckpoint has it.
 	var cps []struct {
-		TimeMs     *int64                `json:"checkpointTimestampMs"`
-		HeldBackBy []int32               `json:"heldBackBy"`
-		Partitions []partitionCheckpoint `json:"partitions"`
+		TimeMs     *int64                        `json:"checkpointTimestampMs"`
+		HeldBackBy []int32                       `json:"heldBackBy"`
+		Partitions []audit.PartitionCheckpointOf `json:"partitions"`
 	}
-	if err := json.Unmarshal([]byte(out), &cps); err != nil || len(cps) != 1 {
-		t.Fatal(out, err)
+	mustUnmarshal(t, out, &cps)
+	if len(cps) != 1 {
+		t.Fatal(out)
 	}
 	cp := cps[0]
 	// Partition 0 is contiguous to 299 with its last segment's timestamp; partition 1 stops at
@@ -198,78 +232,77 @@ func TestCommandsAgainstACluster(t *testing.T) {
 		*cp.TimeMs != fixedNow.Add(2*time.Minute).UnixMilli() || len(cp.HeldBackBy) != 0 {
 		t.Fatalf("checkpoint = %+v", cp)
 	}
-	out, _, _ = s.run(t, "checkpoint", "--topic", "orders")
-	golden(t, "checkpoint.txt", ageRe.ReplaceAllString(out, "<age>"))
+	golden(t, "checkpoint.txt", ageRe.ReplaceAllString(s.mustRun(t, 0, "checkpoint", "--topic", "orders"), "<age>"))
 
-	out, _, code = s.run(t, "verify", "--format", "json")
-	if code != 1 {
-		t.Fatalf("verify exit %d", code)
-	}
+	out = s.mustRun(t, exitFindings, "verify", "--format", "json")
 	golden(t, "verify.json", ageRe.ReplaceAllString(out, "<age>"))
-	var found []anomaly
-	json.Unmarshal([]byte(out), &found)
-	kinds := map[string]int{}
-	for _, a := range found {
-		kinds[a.Kind]++
-	}
-	if kinds[kindStuckCopy] != 1 || kinds[kindGap] != 1 || kinds[kindPartitionDelete] != 1 || len(found) != 3 {
+	if kinds := kindsOf(t, out); kinds[audit.StuckCopy] != 1 || kinds[audit.Gap] != 1 || kinds[audit.PartitionDelete] != 1 || len(kinds) != 3 {
 		t.Fatalf("anomalies = %v", kinds)
+	}
+	out = s.mustRun(t, exitFindings, "verify", "--format", "prometheus")
+	for _, want := range []string{`strata_verify_anomalies{kind="stuck-copy"} 1`, `strata_verify_anomalies{kind="gap"} 1`,
+		`strata_verify_anomalies{kind="orphan"} 0`, `strata_verify_anomalies{kind="halted-partition"} 0`, "strata_verify_timestamp_seconds "} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("prometheus output lacks %q:\n%s", want, out)
+		}
 	}
 
 	// An object nobody owns, and one that vanished.
-	os.WriteFile(filepath.Join(s.remote, "kafka-tiered-storage", "stray.bin"), []byte("x"), 0o644)
-	matches, _ := filepath.Glob(filepath.Join(s.remote, "kafka-tiered-storage", "orders-0-*", "*"+segIDs[0]+".log"))
-	if len(matches) != 1 {
-		t.Fatalf("log of the first segment: %v", matches)
+	if err := os.WriteFile(filepath.Join(s.remote, "kafka-tiered-storage", "stray.bin"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	os.Remove(matches[0])
-	out, _, _ = s.run(t, "verify")
-	if !strings.Contains(out, kindStray) || !strings.Contains(out, kindMissingObjects) {
+	matches, err := filepath.Glob(filepath.Join(s.remote, "kafka-tiered-storage", "orders-0-*", "*"+segIDs[0]+".log"))
+	if err != nil || len(matches) != 1 {
+		t.Fatalf("log of the first segment: %v %v", matches, err)
+	}
+	if err := os.Remove(matches[0]); err != nil {
+		t.Fatal(err)
+	}
+	out = s.mustRun(t, exitFindings, "verify")
+	if !strings.Contains(out, string(audit.Stray)) || !strings.Contains(out, string(audit.MissingObjects)) {
 		t.Fatalf("verify after damage:\n%s", out)
 	}
 
-	out, _, code = s.run(t, "repair")
-	if code != 0 || !strings.Contains(out, actDeleteSegment) || !strings.Contains(out, actFinishPartition) || !strings.Contains(out, actManual) {
-		t.Fatalf("repair plan (%d):\n%s", code, out)
+	out = s.mustRun(t, 0, "repair")
+	if !strings.Contains(out, string(audit.DeleteSegment)) || !strings.Contains(out, string(audit.FinishPartition)) || !strings.Contains(out, string(audit.Manual)) {
+		t.Fatalf("repair plan:\n%s", out)
 	}
-	out, errOut, code = s.run(t, "repair", "--execute")
-	if code != 0 || strings.Count(out, "done") != 2 {
-		t.Fatalf("repair --execute (%d):\n%s\n%s", code, out, errOut)
+	out = s.mustRun(t, 0, "repair", "--execute")
+	if strings.Count(out, "done") != 2 {
+		t.Fatalf("repair --execute:\n%s", out)
 	}
-	out, _, _ = s.run(t, "verify", "--format", "json")
-	json.Unmarshal([]byte(out), &found)
-	kinds = map[string]int{}
-	for _, a := range found {
-		kinds[a.Kind]++
-	}
-	if kinds[kindStuckCopy] != 0 || kinds[kindPartitionDelete] != 0 || kinds[kindGap] != 1 || kinds[kindMissingObjects] != 1 || kinds[kindStray] != 1 {
+	kinds := kindsOf(t, s.mustRun(t, exitFindings, "verify", "--format", "json"))
+	if kinds[audit.StuckCopy] != 0 || kinds[audit.PartitionDelete] != 0 || kinds[audit.Gap] != 1 || kinds[audit.MissingObjects] != 1 || kinds[audit.Stray] != 1 {
 		t.Fatalf("after repair: %v", kinds)
 	}
 
 	// Repair deleted the stuck copy: DELETE_SEGMENT_FINISHED takes it out of the metadata.
-	_, errOut, code = s.run(t, "describe", "segment", segIDs[5])
-	if code == 0 || !strings.Contains(errOut, "no segment "+segIDs[5]) {
+	if _, errOut, code := s.run(t, "describe", "segment", segIDs[5]); code != exitError || !strings.Contains(errOut, "no segment "+segIDs[5]) {
 		t.Fatalf("describe of a deleted segment (%d): %s", code, errOut)
 	}
-	out, _, code = s.run(t, "describe", "segment", segIDs[1], "--format", "json")
 	var desc struct {
 		Segment map[string]any `json:"segment"`
 		History []segmentEvent `json:"history"`
 	}
-	if code != 0 || json.Unmarshal([]byte(out), &desc) != nil || len(desc.History) != 2 || desc.Segment["state"] != "COPY_SEGMENT_FINISHED" {
-		t.Fatalf("describe (%d): %s", code, out)
+	mustUnmarshal(t, s.mustRun(t, 0, "describe", "segment", segIDs[1], "--format", "json"), &desc)
+	if len(desc.History) != 2 || desc.Segment["state"] != "COPY_SEGMENT_FINISHED" {
+		t.Fatalf("describe: %+v", desc)
 	}
 
-	out, _, code = s.run(t, "tail", "--from-beginning")
-	if code != 0 || strings.Count(out, "\n") != 16 || !strings.HasPrefix(out, "partition: ") {
+	out = s.mustRun(t, 0, "tail", "--from-beginning")
+	if strings.Count(out, "\n") != 16 || !strings.HasPrefix(out, "partition: ") {
 		t.Fatalf("tail (%d lines):\n%s", strings.Count(out, "\n"), out)
 	}
-	out, _, _ = s.run(t, "tail", "--last", "1", "--format", "json")
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(s.mustRun(t, 0, "tail", "--last", "1", "--format", "json")), "\n") {
 		var ev tailEvent
-		if err := json.Unmarshal([]byte(line), &ev); err != nil || ev.Record == nil {
-			t.Fatalf("tail json line %q: %v", line, err)
+		mustUnmarshal(t, line, &ev)
+		if ev.Record == nil {
+			t.Fatalf("tail json line %q has no record", line)
 		}
+	}
+	// Nothing to print ends at once with success, not with --timeout's error.
+	if out := s.mustRun(t, 0, "tail", "--last", "0", "--partition", "0", "--timeout", "30s"); out != "" {
+		t.Fatalf("tail --last 0 printed %q", out)
 	}
 }
 

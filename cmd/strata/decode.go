@@ -14,7 +14,7 @@ import (
 )
 
 func newDecodeCmd() *cobra.Command {
-	var input, format string
+	var input string
 	cmd := &cobra.Command{
 		Use:   "decode",
 		Short: "Decode __remote_log_metadata record values read from stdin, one per line",
@@ -22,51 +22,54 @@ func newDecodeCmd() *cobra.Command {
 or base64 with --input base64; blank lines are ignored), and prints one line per record: a JSON
 object (--format json) or the text Kafka's RemoteLogMetadataFormatter prints (--format text).
 A line that does not decode is reported on stderr with its line number; the others still decode,
-and the exit status is non-zero.`,
-		Example: `  echo 0102000403666f6f... | strata decode --format text
-  kafka-console-consumer ... --property print.value=true | strata decode --input base64`,
+and the exit status is 2.
+
+Kafka's console consumer prints a record's value as raw bytes, which may hold newlines, so its
+output cannot be split into records: to read the topic decoded, use strata tail, or Kafka's
+console consumer with its RemoteLogMetadataFormatter. decode is for values one has as files or
+as text: one record value in a file, say, encoded on one line by base64 -w0 or xxd -p.`,
+		Example: `  echo 01020004666f6f069f530ddb894466bd439ae5bc224ec6000000000000000000000000000000007b0000 | strata decode --format text
+  base64 -w0 record.bin | strata decode --input base64
+  strata tail --from-beginning --format json     # the whole topic, decoded`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkFormat(format, "json", "text"); err != nil {
-				return err
+	}
+	format := addFormat(cmd, "json: one object per line; text: Kafka's toString", "json", "text")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		var parse func(string) ([]byte, error)
+		switch input {
+		case "hex":
+			parse = hex.DecodeString
+		case "base64":
+			parse = decodeBase64
+		default:
+			return fmt.Errorf("--input %q: want hex or base64", input)
+		}
+		out := bufio.NewWriter(cmd.OutOrStdout())
+		defer out.Flush()
+		sc := bufio.NewScanner(cmd.InOrStdin())
+		sc.Buffer(make([]byte, 64*1024), 64*1024*1024)
+		bad, line := 0, 0
+		for sc.Scan() {
+			line++
+			text := strings.Map(dropSpace, sc.Text())
+			if text == "" {
+				continue
 			}
-			var parse func(string) ([]byte, error)
-			switch input {
-			case "hex":
-				parse = hex.DecodeString
-			case "base64":
-				parse = decodeBase64
-			default:
-				return fmt.Errorf("--input %q: want hex or base64", input)
+			if err := decodeLine(out, text, parse, format.value); err != nil {
+				bad++
+				out.Flush()
+				fmt.Fprintf(cmd.ErrOrStderr(), "strata decode: line %d: %v\n", line, err)
 			}
-			out := bufio.NewWriter(cmd.OutOrStdout())
-			defer out.Flush()
-			sc := bufio.NewScanner(cmd.InOrStdin())
-			sc.Buffer(make([]byte, 64*1024), 64*1024*1024)
-			bad, line := 0, 0
-			for sc.Scan() {
-				line++
-				text := strings.Map(dropSpace, sc.Text())
-				if text == "" {
-					continue
-				}
-				if err := decodeLine(out, text, parse, format); err != nil {
-					bad++
-					out.Flush()
-					fmt.Fprintf(cmd.ErrOrStderr(), "strata decode: line %d: %v\n", line, err)
-				}
-			}
-			if err := sc.Err(); err != nil {
-				return fmt.Errorf("reading stdin after line %d: %w", line, err)
-			}
-			if bad > 0 {
-				return &reportedError{fmt.Sprintf("%d of the input lines did not decode", bad)}
-			}
-			return nil
-		},
+		}
+		if err := sc.Err(); err != nil {
+			return fmt.Errorf("reading stdin after line %d: %w", line, err)
+		}
+		if bad > 0 {
+			return &reportedError{fmt.Sprintf("%d of the input lines did not decode", bad)}
+		}
+		return nil
 	}
 	cmd.Flags().StringVar(&input, "input", "hex", "encoding of each input line: hex or base64")
-	cmd.Flags().StringVar(&format, "format", "json", "output: json (one object per line) or text (Kafka's toString)")
 	return cmd
 }
 

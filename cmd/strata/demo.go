@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
+	"github.com/stratalog/strata/cache"
 	"github.com/stratalog/strata/proto"
 	"github.com/stratalog/strata/remover"
 	"github.com/stratalog/strata/rlmm"
@@ -87,7 +88,10 @@ func runDemo(ctx context.Context, out, errOut io.Writer) error {
 
 	cli := func(args ...string) int {
 		fmt.Fprintf(out, "\n$ strata %s\n", strings.Join(args, " "))
-		full := append(args, "--brokers", addr, "--cache-dir", filepath.Join(tmp, "cli-cache"), "--local-dir", remote)
+		full := append(args, "--brokers", addr, "--cache-dir", filepath.Join(tmp, "cli-cache"))
+		if args[0] == "verify" || args[0] == "repair" {
+			full = append(full, "--local-dir", remote)
+		}
 		var stderr bytes.Buffer
 		code := run(ctx, full, strings.NewReader(""), out, &stderr)
 		out.Write(stderr.Bytes())
@@ -245,7 +249,7 @@ func (b *demoBroker) play(ctx context.Context, payments, audit kadm.TopicDetail,
 	}
 	for {
 		ch := b.m.Changed()
-		if _, _, err := b.m.View().PartitionDeleteState(parts[3]); isNotFound(err) {
+		if _, _, err := b.m.View().PartitionDeleteState(parts[3]); errors.Is(err, cache.ErrNotFound) {
 			break
 		}
 		select {

@@ -3,11 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/stratalog/strata/cache"
 	"github.com/stratalog/strata/proto"
 )
 
@@ -19,46 +22,73 @@ type segmentEvent struct {
 	text      string
 }
 
-func newDescribeCmd(cf *clusterFlags, format *string) *cobra.Command {
+func newDescribeCmd() *cobra.Command {
 	desc := &cobra.Command{Use: "describe", Short: "Show everything about one object"}
-	desc.AddCommand(&cobra.Command{
+	var cf clusterFlags
+	seg := &cobra.Command{
 		Use:   "segment ID",
 		Short: "Show a segment's current metadata and its event history",
 		Long: `describe segment prints the current metadata of the segment with the given id (Kafka's base64
 form) and every event of __remote_log_metadata about it, in order. The history is read from the
 metadata partition holding the segment's user partition, from its earliest record.`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := proto.ParseUUID(args[0])
-			if err != nil {
-				return err
-			}
-			return withCluster(cmd, cf, *format, func(ctx context.Context, c *cluster) error {
-				return describeSegment(ctx, cmd, cf, c, *format, id)
-			})
-		},
-	})
+	}
+	format := addFormat(seg, "json: one object with the segment and its history", "table", "json")
+	seg.RunE = func(cmd *cobra.Command, args []string) error {
+		id, err := proto.ParseUUID(args[0])
+		if err != nil {
+			return err
+		}
+		return describeSegment(cmd, &cf, format.value, id)
+	}
+	cf.register(seg, true)
+	desc.AddCommand(seg)
 	return desc
 }
 
-// describeSegment prints the segment's current metadata and every event about it in its
-// metadata partition, read from the partition's earliest record.
-func describeSegment(ctx context.Context, cmd *cobra.Command, cf *clusterFlags, c *cluster, format string, id proto.UUID) error {
-	seg, found, err := findSegment(c, id)
+// describeSegment prints the segment's current metadata, read from the loaded cache, and every
+// event about it in its metadata partition, read from the partition's earliest record once the
+// cache's manager is closed, so that the tool holds one client at a time.
+func describeSegment(cmd *cobra.Command, cf *clusterFlags, format string, id proto.UUID) error {
+	var (
+		seg proto.SegmentMetadata
+		mp  int32
+	)
+	if err := withCluster(cmd, cf, func(_ context.Context, c *cluster) error {
+		s, found, err := findSegment(c, id)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return fmt.Errorf("no segment %s in %s (a segment DELETE_SEGMENT_FINISHED is gone from the metadata)", id, proto.TopicName)
+		}
+		seg, mp = s, proto.MetadataPartition(s.SegmentID.TopicIDPartition, c.n)
+		return nil
+	}); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), cf.timeout)
+	defer cancel()
+	cl, cw, err := cf.newClient(cmd.ErrOrStderr())
 	if err != nil {
 		return err
 	}
-	if !found {
-		return fmt.Errorf("no segment %s in %s (a segment DELETE_SEGMENT_FINISHED is gone from the metadata)", id, proto.TopicName)
+	defer cw.Close()
+	defer cl.Close()
+	starts, ends, err := metadataOffsets(ctx, kadm.NewClient(cl))
+	if err != nil {
+		return err
 	}
 	var history []segmentEvent
-	mp := proto.MetadataPartition(seg.SegmentID.TopicIDPartition, c.n)
-	err = scanTopic(ctx, cf, map[int32]kgo.Offset{mp: kgo.NewOffset().AtStart()}, false, func(r *kgo.Record) error {
+	err = scanTopic(ctx, cl, map[int32]offsetRange{mp: {from: starts[mp], end: ends[mp]}}, false, func(r *kgo.Record) error {
 		rec, derr := proto.Decode(r.Value)
 		if derr != nil || !aboutSegment(rec, id) {
 			return nil
 		}
-		b, _ := proto.MarshalRecordJSON(rec)
+		b, err := proto.MarshalRecordJSON(rec)
+		if err != nil {
+			return err
+		}
 		history = append(history, segmentEvent{Partition: r.Partition, Offset: r.Offset, Record: b, text: rec.String()})
 		return nil
 	})
@@ -67,7 +97,14 @@ func describeSegment(ctx context.Context, cmd *cobra.Command, cf *clusterFlags, 
 	}
 	out := cmd.OutOrStdout()
 	if format == "json" {
-		return writeJSON(out, map[string]any{"segment": segmentJSON(seg), "history": history})
+		sj, err := segmentJSON(seg)
+		if err != nil {
+			return err
+		}
+		if history == nil {
+			history = []segmentEvent{}
+		}
+		return writeJSON(out, map[string]any{"segment": sj, "history": history})
 	}
 	t := newTable("field", "value")
 	t.add("segment id", seg.SegmentID.ID)
@@ -111,7 +148,7 @@ func findSegment(c *cluster, id proto.UUID) (proto.SegmentMetadata, bool, error)
 	}
 	for _, in := range infos {
 		seg, ok, err := c.m.View().Segment(proto.SegmentID{TopicIDPartition: in.Partition, ID: id})
-		if err != nil && !isNotFound(err) {
+		if err != nil && !errors.Is(err, cache.ErrNotFound) {
 			return seg, false, err
 		}
 		if ok {

@@ -2,7 +2,10 @@
 // records of __remote_log_metadata, says which metadata partition holds a user partition's
 // events, and inspects, verifies and repairs what a cluster keeps in remote storage.
 //
-// Data goes to stdout and diagnostics to stderr; the exit status is non-zero on any error.
+// Data goes to stdout and diagnostics to stderr. The exit status is 0 on success, 1 when the
+// command found what it looks for (verify's anomalies, rows left incomplete by a halted
+// metadata partition), and 2 on every error: usage, connection, storage, bad input. The
+// commands only parse flags and print; the work is in the library packages (audit, rlmm, rsm).
 package main
 
 import (
@@ -13,6 +16,13 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+)
+
+// Exit statuses.
+const (
+	exitOK       = 0
+	exitFindings = 1
+	exitError    = 2
 )
 
 func main() {
@@ -27,18 +37,29 @@ func main() {
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root := newRootCmd(stdin, stdout, stderr)
 	root.SetArgs(args)
-	if err := root.ExecuteContext(ctx); err != nil {
-		var reported *reportedError
-		if !errors.As(err, &reported) {
-			fmt.Fprintf(stderr, "strata: %v\n", err)
-		}
-		return 1
+	err := root.ExecuteContext(ctx)
+	var findings *findingsError
+	var reported *reportedError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &findings):
+		fmt.Fprintf(stderr, "strata: %s\n", findings.msg)
+		return exitFindings
+	case !errors.As(err, &reported):
+		fmt.Fprintf(stderr, "strata: %v\n", err)
 	}
-	return 0
+	return exitError
 }
 
+// findingsError ends a command that ran to completion and found something to report: exit
+// status 1.
+type findingsError struct{ msg string }
+
+func (e *findingsError) Error() string { return e.msg }
+
 // reportedError is a failure whose details the command already wrote to stderr (one line per
-// bad input, say); run only sets the exit status for it.
+// bad input, say); run only sets the exit status, 2, for it.
 type reportedError struct{ msg string }
 
 func (e *reportedError) Error() string { return e.msg }

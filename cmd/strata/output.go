@@ -45,3 +45,13 @@ func writeJSON(w io.Writer, v any) error {
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }
+
+// writeJSONLine prints v as JSON on one line.
+func writeJSONLine(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) }
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -22,51 +22,59 @@ type tailEvent struct {
 	Error     string          `json:"error,omitempty"`
 }
 
-// scanTopic reads the metadata partitions from the given offsets and calls fn for each record
-// in offset order per partition, until every partition reaches the end offset seen at the start
-// (follow false) or ctx ends (follow true).
-func scanTopic(ctx context.Context, cf *clusterFlags, from map[int32]kgo.Offset, follow bool, fn func(r *kgo.Record) error) error {
-	opts, _, _, err := cf.kgoOptions()
+// offsetRange is where a scan of one metadata partition starts and, unless it follows, ends.
+type offsetRange struct{ from, end int64 }
+
+// metadataOffsets lists the start and end offsets of every metadata partition.
+func metadataOffsets(ctx context.Context, adm *kadm.Client) (starts, ends map[int32]int64, err error) {
+	lo, err := adm.ListEndOffsets(ctx, proto.TopicName)
+	if err == nil {
+		err = lo.Error()
+	}
 	if err != nil {
-		return err
+		return nil, nil, fmt.Errorf("listing the end offsets of %s: %w", proto.TopicName, err)
 	}
-	cl, err := kgo.NewClient(append(opts, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{proto.TopicName: from}))...)
+	ls, err := adm.ListStartOffsets(ctx, proto.TopicName)
+	if err == nil {
+		err = ls.Error()
+	}
 	if err != nil {
-		return err
+		return nil, nil, fmt.Errorf("listing the start offsets of %s: %w", proto.TopicName, err)
 	}
-	defer cl.Close()
-	var ends map[int32]int64
-	if !follow {
-		adm := kadm.NewClient(cl)
-		lo, err := adm.ListEndOffsets(ctx, proto.TopicName)
-		if err != nil {
-			return fmt.Errorf("listing end offsets: %w", err)
+	starts, ends = map[int32]int64{}, map[int32]int64{}
+	ls.Each(func(o kadm.ListedOffset) { starts[o.Partition] = o.Offset })
+	lo.Each(func(o kadm.ListedOffset) { ends[o.Partition] = o.Offset })
+	return starts, ends, nil
+}
+
+// scanTopic reads the metadata partitions of ranges through cl, which consumes nothing yet,
+// and calls fn for each record in offset order per partition: until every partition reaches
+// its end (follow false; a partition whose range is empty is not read at all) or until ctx
+// ends (follow true).
+func scanTopic(ctx context.Context, cl *kgo.Client, ranges map[int32]offsetRange, follow bool, fn func(r *kgo.Record) error) error {
+	from := map[int32]kgo.Offset{}
+	pending := map[int32]int64{}
+	for p, r := range ranges {
+		if !follow && r.from >= r.end {
+			continue
 		}
-		starts, err := adm.ListStartOffsets(ctx, proto.TopicName)
-		if err != nil {
-			return fmt.Errorf("listing start offsets: %w", err)
-		}
-		ends = map[int32]int64{}
-		lo.Each(func(o kadm.ListedOffset) {
-			if _, ok := from[o.Partition]; !ok {
-				return
-			}
-			s, _ := starts.Lookup(proto.TopicName, o.Partition)
-			if o.Offset > s.Offset {
-				ends[o.Partition] = o.Offset
-			}
-		})
+		from[p] = kgo.NewOffset().At(r.from)
+		pending[p] = r.end
 	}
-	for follow || len(ends) > 0 {
+	if len(from) == 0 {
+		return nil
+	}
+	cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{proto.TopicName: from})
+	for follow || len(pending) > 0 {
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
 			if follow {
 				return nil
 			}
-			return ctx.Err()
+			return fmt.Errorf("reading %s: %w", proto.TopicName, ctx.Err())
 		}
 		if err := fs.Err0(); err != nil {
-			return err
+			return fmt.Errorf("reading %s: %w", proto.TopicName, err)
 		}
 		var ferr error
 		fs.EachRecord(func(r *kgo.Record) {
@@ -74,8 +82,8 @@ func scanTopic(ctx context.Context, cf *clusterFlags, from map[int32]kgo.Offset,
 				return
 			}
 			ferr = fn(r)
-			if end, ok := ends[r.Partition]; ok && r.Offset+1 >= end {
-				delete(ends, r.Partition)
+			if end, ok := pending[r.Partition]; ok && !follow && r.Offset+1 >= end {
+				delete(pending, r.Partition)
 			}
 		})
 		if ferr != nil {
@@ -85,8 +93,9 @@ func scanTopic(ctx context.Context, cf *clusterFlags, from map[int32]kgo.Offset,
 	return nil
 }
 
-func newTailCmd(cf *clusterFlags, format *string) *cobra.Command {
+func newTailCmd() *cobra.Command {
 	var (
+		cf                    clusterFlags
 		fromBeginning, follow bool
 		last                  int64
 		partition             int32
@@ -98,58 +107,65 @@ func newTailCmd(cf *clusterFlags, format *string) *cobra.Command {
 offset: in Kafka's console-formatter text (--format text, the default) or as JSON lines
 (--format json). By default it prints the last --last records of each partition and stops;
 --from-beginning starts at the earliest record; --follow keeps printing new records until
-interrupted. A record that does not decode is printed with its error and does not stop tail.`,
+interrupted. A record that does not decode is printed with its error and does not stop tail.
+While a broker cannot be reached it says so on stderr after a few seconds, and again every
+half minute.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if *format == "table" {
-				*format = "text"
-			}
-			if err := checkFormat(*format, "text", "json"); err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			if !follow {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, cf.timeout)
-				defer cancel()
-			}
-			opts, _, _, err := cf.kgoOptions()
-			if err != nil {
-				return err
-			}
-			probe, err := kgo.NewClient(opts...)
-			if err != nil {
-				return err
-			}
-			adm := kadm.NewClient(probe)
-			ends, err := adm.ListEndOffsets(ctx, proto.TopicName)
-			probe.Close()
-			if err != nil {
-				return fmt.Errorf("reading %s: %w", proto.TopicName, err)
-			}
-			from := map[int32]kgo.Offset{}
-			ends.Each(func(o kadm.ListedOffset) {
-				if partition >= 0 && o.Partition != partition {
-					return
-				}
-				switch {
-				case fromBeginning:
-					from[o.Partition] = kgo.NewOffset().AtStart()
-				default:
-					from[o.Partition] = kgo.NewOffset().At(max(o.Offset-last, 0))
-				}
-			})
-			if len(from) == 0 {
-				return fmt.Errorf("%s has no partition %d", proto.TopicName, partition)
-			}
-			out := cmd.OutOrStdout()
-			return scanTopic(ctx, cf, from, follow, func(r *kgo.Record) error { return printEvent(out, *format, r) })
-		},
 	}
+	format := addFormat(cmd, "json: one object per line", "text", "json")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := cf.validate(); err != nil {
+			return err
+		}
+		if last < 0 {
+			return fmt.Errorf("--last %d: must not be negative", last)
+		}
+		if cmd.Flags().Changed("partition") && partition < 0 {
+			return fmt.Errorf("--partition %d: must not be negative", partition)
+		}
+		ctx := cmd.Context()
+		if !follow {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, cf.timeout)
+			defer cancel()
+		}
+		cl, cw, err := cf.newClient(cmd.ErrOrStderr())
+		if err != nil {
+			return err
+		}
+		defer cw.Close()
+		defer cl.Close()
+		adm := kadm.NewClient(cl)
+		n, err := metadataPartitions(ctx, adm, cf.brokers)
+		if err != nil {
+			return err
+		}
+		if partition >= n {
+			return fmt.Errorf("--partition %d: %s has partitions 0 to %d", partition, proto.TopicName, n-1)
+		}
+		starts, ends, err := metadataOffsets(ctx, adm)
+		if err != nil {
+			return err
+		}
+		ranges := map[int32]offsetRange{}
+		for p, end := range ends {
+			if partition >= 0 && p != partition {
+				continue
+			}
+			from := max(end-last, starts[p])
+			if fromBeginning {
+				from = starts[p]
+			}
+			ranges[p] = offsetRange{from: from, end: end}
+		}
+		out := cmd.OutOrStdout()
+		return scanTopic(ctx, cl, ranges, follow, func(r *kgo.Record) error { return printEvent(out, format.value, r) })
+	}
+	cf.register(cmd, false)
 	cmd.Flags().BoolVar(&fromBeginning, "from-beginning", false, "start at the earliest record of each partition")
 	cmd.Flags().BoolVar(&follow, "follow", false, "keep printing new records until interrupted")
 	cmd.Flags().Int64Var(&last, "last", 10, "without --from-beginning, how many of the latest records of each partition to print first")
-	cmd.Flags().Int32Var(&partition, "partition", -1, "only this metadata partition")
+	cmd.Flags().Int32Var(&partition, "partition", -1, "only this metadata partition (default all)")
 	return cmd
 }
 
@@ -160,7 +176,11 @@ func printEvent(w io.Writer, format string, r *kgo.Record) error {
 		if derr != nil {
 			ev.Error = derr.Error()
 		} else {
-			ev.Record, _ = proto.MarshalRecordJSON(rec)
+			b, err := proto.MarshalRecordJSON(rec)
+			if err != nil {
+				return err
+			}
+			ev.Record = b
 		}
 		b, err := json.Marshal(ev)
 		if err != nil {
