@@ -12,7 +12,7 @@ import (
 	"github.com/stratalog/strata/proto"
 )
 
-// Queries answer as Kafka's RemoteLogMetadataCache does (shared/kafka/KAFKA_SEMANTICS.md,
+// Queries answer as Kafka's RemoteLogMetadataCache does (docs/KAFKA_SEMANTICS.md,
 // section 6). A user partition is identified by topic id and partition number; the topic name a
 // query passes is not compared (ids are unique across topics), and returned metadata carries
 // the name the partition's records carried. Every returned value is the caller's to keep and

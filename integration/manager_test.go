@@ -228,7 +228,7 @@ func TestManagerReadiness(t *testing.T) {
 // TestManagerRestartReadsOnlyTheTail: a manager reopened on its store resumes each metadata
 // partition where the store left it, so it fetches only what was published while it was away,
 // and answers with the old and the new. Kafka's manager replays the whole topic instead
-// (KAFKA_SEMANTICS.md section 5), which a manager with an empty store shows for contrast.
+// (docs/KAFKA_SEMANTICS.md section 5), which a manager with an empty store shows for contrast.
 func TestManagerRestartReadsOnlyTheTail(t *testing.T) {
 	ctx := testContext(t, 2*time.Minute)
 	dir := t.TempDir()

@@ -65,7 +65,7 @@ func TestKafkaAnswers(t *testing.T) {
 		}
 	}
 
-	// KAFKA_SEMANTICS.md section 4: the topic is created with cleanup.policy=delete, unlimited
+	// docs/KAFKA_SEMANTICS.md section 4: the topic is created with cleanup.policy=delete, unlimited
 	// retention by default, and is itself never tiered.
 	rcs, err := adm.DescribeTopicConfigs(ctx, proto.TopicName)
 	if err != nil {

@@ -124,7 +124,7 @@ func TestKafkaReadsStrata(t *testing.T) {
 // omits the broker id and event timestamp the record carries.
 //
 // The records go to a scratch topic, not to __remote_log_metadata: Kafka's own manager, which
-// consumes that topic, dies on a snapshot record (KAFKA_SEMANTICS.md section 1), and the
+// consumes that topic, dies on a snapshot record (docs/KAFKA_SEMANTICS.md section 1), and the
 // broker's tiering with it. Kafka's formatter decodes any topic's records alike.
 func TestKafkaReadsSnapshotRecord(t *testing.T) {
 	requireTool(t, "java")

@@ -350,7 +350,7 @@ func TestStrataReadsKafka(t *testing.T) {
 		checkSegment(t, tt, s, ev)
 	}
 
-	// Kafka deletes a deleted topic's tiered segments itself (KAFKA_SEMANTICS.md section 7):
+	// Kafka deletes a deleted topic's tiered segments itself (docs/KAFKA_SEMANTICS.md section 7):
 	// DELETE_SEGMENT_STARTED, the files removed, DELETE_SEGMENT_FINISHED, for each segment.
 	resp, err := adm.DeleteTopics(testContext(t, 30*time.Second), tp.Topic)
 	if err == nil {

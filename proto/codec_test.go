@@ -112,7 +112,7 @@ func readHex(t *testing.T, path string) []byte {
 	return b
 }
 
-// TestDerivedExample pins the 42-byte example of KAFKA_SEMANTICS.md section 2, whose bytes were
+// TestDerivedExample pins the 42-byte example of docs/KAFKA_SEMANTICS.md section 2, whose bytes were
 // laid out field by field from Kafka's schema, independently of this encoder.
 func TestDerivedExample(t *testing.T) {
 	want := readHex(t, filepath.Join("testdata", "derived_partition_delete.hex"))

@@ -36,7 +36,7 @@ var (
 )
 
 func TestDecodeText(t *testing.T) {
-	// The 42-byte partition-delete example of KAFKA_SEMANTICS.md section 2, with spaces that
+	// The 42-byte partition-delete example of docs/KAFKA_SEMANTICS.md section 2, with spaces that
 	// decode ignores.
 	in := "01 02 00 04 666f6f 069f530ddb894466bd439ae5bc224ec6 00000000 00 00000000 000000000000007b 00 00\n"
 	out, errOut, code := runCLI(t, in, "decode", "--format", "text")
