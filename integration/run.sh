@@ -18,9 +18,15 @@ source "$scripts/common.sh"
 
 "$scripts/install.sh"
 
+# A closed stderr (the reader of a pipe gone) must not kill this script before its cleanup:
+# with SIGPIPE ignored a write there fails instead, strata_log ignores that, and cleanup runs
+# every step whatever fails. Commands started from here inherit the ignored SIGPIPE.
+trap '' PIPE
+
 state=
 status=1
 cleanup() {
+  set +e
   [ -n "$state" ] || return 0
   if [ "$status" -ne 0 ]; then
     strata_tail_logs "$state"/logs/*.log

@@ -17,7 +17,8 @@ STRATA_KAFKA_LIBS=$STRATA_KAFKA_HOME/libs
 STRATA_KAFKA_STORAGE_TEST_JAR=$STRATA_KAFKA_LIBS/kafka-storage-$STRATA_KAFKA_VERSION-$STRATA_KAFKA_STORAGE_TEST_CLASSIFIER.jar
 STRATA_VERSITYGW=$STRATA_CACHE/versitygw-$STRATA_VERSITYGW_VERSION/bin/versitygw
 
-strata_log() { printf '[strata-it] %s\n' "$*" >&2; }
+# A log line that cannot be written (stderr a closed pipe) is lost, never a reason to stop.
+strata_log() { printf '[strata-it] %s\n' "$*" >&2 || true; }
 strata_die() { strata_log "error: $*"; exit 1; }
 
 strata_need() {

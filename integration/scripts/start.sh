@@ -45,15 +45,8 @@ for s in socks:
     s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))
 ')
-# A fresh identity each run: Kafka's cluster id (16 random bytes as Kafka prints a Uuid) and S3
-# credentials that only this run knows.
-read -r cluster_id access_key secret_key < <(python3 -c '
-import base64, secrets, string
-alnum = string.ascii_uppercase + string.digits
-print(base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("="),
-      "STRATA" + "".join(secrets.choice(alnum) for _ in range(14)),
-      secrets.token_urlsafe(30))
-')
+# A fresh identity each run: Kafka's cluster id and S3 credentials that only this run knows.
+read -r cluster_id access_key secret_key < <(python3 "$scripts/identity.py")
 region=us-east-1
 bucket=strata-it
 
