@@ -222,7 +222,7 @@ func pebbleFloor(b *testing.B, exists bool) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	db, err := pebble.Open(filepath.Join(b.TempDir(), "floor"), pebbleOptions(o))
+	db, err := pebble.Open(filepath.Join(b.TempDir(), "floor"), pebbleOptions(o, &damage{log: o.log}))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -154,6 +154,11 @@ func (c *checker) visit(k, v []byte) {
 			c.fail(k, "%v", err)
 		}
 		return
+	case tagIdentity:
+		if _, err := decodeIdentity(v); err != nil {
+			c.fail(k, "%v", err)
+		}
+		return
 	}
 	if !c.inPart || pk.prefix != c.cur {
 		c.endPartition()
@@ -414,6 +419,10 @@ func formatValue(b *strings.Builder, pk parsedKey, v []byte) error {
 	case tagOffset:
 		n, err := decodeOffset(v)
 		fmt.Fprintf(b, " next=%d", n)
+		return err
+	case tagIdentity:
+		id, err := decodeIdentity(v)
+		fmt.Fprintf(b, " cluster=%q topic-id=%s partitions=%d", id.ClusterID, id.TopicID, id.Partitions)
 		return err
 	case tagSkipped:
 		at, reason, err := decodeSkipped(v)

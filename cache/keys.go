@@ -15,6 +15,7 @@ import (
 //	00                                    store format
 //	01 <mp:4>                             next offset of metadata partition mp
 //	02 <mp:4> <offset:8>                  a record the operator chose to skip
+//	03                                    identity: the cluster and metadata topic it was built from
 //	10 <topic id:16> <partition:4> 00     user partition: name, metadata partition, delete state, counters
 //	10 <tp> 01 <segment id:16>            segment: its current view (add record merged with its latest update)
 //	10 <tp> 02 <epoch:4>                  leader epoch: highest offset, greatest referenced start offset
@@ -37,6 +38,7 @@ const (
 	tagFormat    byte = 0x00
 	tagOffset    byte = 0x01
 	tagSkipped   byte = 0x02
+	tagIdentity  byte = 0x03
 	tagPartition byte = 0x10
 )
 
@@ -191,6 +193,10 @@ func parseKey(k []byte) (parsedKey, error) {
 		if len(k) != 1 {
 			return pk, fmt.Errorf("format key of %d bytes, want 1", len(k))
 		}
+	case tagIdentity:
+		if len(k) != 1 {
+			return pk, fmt.Errorf("identity key of %d bytes, want 1", len(k))
+		}
 	case tagOffset:
 		if len(k) != 5 {
 			return pk, fmt.Errorf("offset key of %d bytes, want 5", len(k))
@@ -258,6 +264,8 @@ func formatKey(k []byte) string {
 	switch pk.tag {
 	case tagFormat:
 		return "format"
+	case tagIdentity:
+		return "identity"
 	case tagOffset:
 		return "offset mp=" + strconv.FormatInt(int64(pk.mp), 10)
 	case tagSkipped:

@@ -17,6 +17,7 @@ type options struct {
 	blockCacheSize int64
 	fs             vfs.FS
 	log            *zap.Logger
+	onDamage       func(error)
 }
 
 type optionFunc func(*options)
@@ -49,6 +50,14 @@ func WithLogger(l *zap.Logger) Option {
 	})
 }
 
+// WithDamageHandler sets a function called once, from whatever goroutine found it, when the
+// store meets damage while running (see DamageError): a read that meets a bad block, a
+// compaction that does, an invariant Pebble finds broken. It must not block or call the store:
+// the owner schedules a Replace. Default none; the damage is also returned by the calls.
+func WithDamageHandler(fn func(err error)) Option {
+	return optionFunc(func(o *options) { o.onDamage = fn })
+}
+
 func buildOptions(opts []Option) (options, error) {
 	o := options{blockCacheSize: DefaultBlockCacheSize, fs: vfs.Default, log: zap.NewNop()}
 	for _, opt := range opts {
@@ -65,13 +74,18 @@ func buildOptions(opts []Option) (options, error) {
 	return o, nil
 }
 
-// pebbleLogger sends Pebble's own messages to zap. Pebble calls Fatalf only when it cannot go
-// on and does not expect it to return; a library must not exit the process, so it panics.
-type pebbleLogger struct{ l *zap.SugaredLogger }
+// pebbleLogger sends Pebble's own messages to zap. Pebble calls Fatalf when it finds an
+// invariant broken and cannot go on. A library must not exit the process, and a panic there
+// takes a broker down for a cache it can rebuild (and Pebble, unwinding, panics again on its
+// open references), so Fatalf records the store as damaged and returns: from then on every call
+// of the store fails with the DamageError, and its owner replaces it.
+type pebbleLogger struct {
+	l *zap.SugaredLogger
+	d *damage
+}
 
 func (p pebbleLogger) Infof(format string, args ...any)  { p.l.Debugf(format, args...) }
 func (p pebbleLogger) Errorf(format string, args ...any) { p.l.Errorf(format, args...) }
 func (p pebbleLogger) Fatalf(format string, args ...any) {
-	p.l.Errorf(format, args...)
-	panic(fmt.Sprintf("pebble: "+format, args...))
+	p.d.report("", fmt.Errorf("pebble: "+format, args...))
 }

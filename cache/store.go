@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -31,9 +32,11 @@ const (
 // was after some whole Apply, never part of one. Check waits only for an Apply in flight to
 // take its snapshot. Close waits for calls in flight; every call after it returns ErrClosed.
 type Store struct {
-	db  *pebble.DB
-	log *zap.Logger
-	dir string
+	db   *pebble.DB
+	log  *zap.Logger
+	dir  string
+	opts options
+	dmg  atomic.Pointer[damage] // replaced with db by Replace
 
 	writeMu sync.Mutex // serializes writers; held before mu
 	// parts is the writer's copy of the rows of the partitions it has read or written since
@@ -58,27 +61,40 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkComparer(o.fs, dir); err != nil {
+	db, d, err := openDB(dir, o)
+	if err != nil {
 		return nil, err
 	}
-	po := pebbleOptions(o)
-	gate := newCompactionGate()
-	po.Experimental.CompactionScheduler = gate
-	db, err := pebble.Open(dir, po)
-	if err != nil {
-		return nil, fmt.Errorf("cache: open %s: %w", dir, err)
-	}
-	gate.release()
-	s := &Store{db: db, log: o.log, dir: dir, parts: make(map[tpPrefix]partRow)}
+	s := &Store{db: db, log: o.log, dir: dir, opts: o, parts: make(map[tpPrefix]partRow)}
+	s.dmg.Store(d)
 	if err := s.checkFormat(); err != nil {
-		return nil, errors.Join(err, db.Close())
+		return nil, errors.Join(d.check(err), closeDB(db))
 	}
 	s.log.Info("cache opened", zap.String("dir", dir), zap.Int64("block_cache_bytes", o.blockCacheSize))
 	return s, nil
 }
 
+// openDB opens the Pebble instance of a store in dir. Damage found while opening is a
+// *DamageError, a directory another holds wraps ErrLocked (see openError).
+func openDB(dir string, o options) (*pebble.DB, *damage, error) {
+	if err := checkComparer(o.fs, dir); err != nil {
+		return nil, nil, err
+	}
+	d := &damage{dir: dir, log: o.log, onDamage: o.onDamage}
+	po := pebbleOptions(o, d)
+	gate := newCompactionGate()
+	po.Experimental.CompactionScheduler = gate
+	db, err := pebble.Open(dir, po)
+	if err != nil {
+		return nil, nil, openError(o.fs, dir, err)
+	}
+	gate.release()
+	return db, d, nil
+}
+
 // pebbleOptions returns the options the store opens Pebble with, compaction scheduler aside.
-func pebbleOptions(o options) *pebble.Options {
+// Corruption Pebble detects, and its fatal errors, are reported to d.
+func pebbleOptions(o options, d *damage) *pebble.Options {
 	po := &pebble.Options{
 		FS:       o.fs,
 		Comparer: comparer,
@@ -88,7 +104,8 @@ func pebbleOptions(o options) *pebble.Options {
 		MemTableSize:                memTableSize,
 		MemTableStopWritesThreshold: memTableStopWrites,
 		FormatMajorVersion:          pebble.FormatNewest,
-		Logger:                      pebbleLogger{o.log.Sugar()},
+		Logger:                      pebbleLogger{l: o.log.Sugar(), d: d},
+		EventListener:               d.eventListener(),
 	}
 	// Apply checks whether a segment exists before adding it; most such lookups miss, and the
 	// bloom filters answer them without reading a data block.
@@ -146,8 +163,11 @@ func (s *Store) Close() error {
 	// Flushing the memtables now means the next Open replays no write-ahead log: a restart
 	// costs what it costs to open the tables, not to re-apply up to three memtables of
 	// records. Everything is already durable in the log, so a failed flush loses nothing.
+	if s.db == nil { // a Replace that failed half-way closed it
+		return nil
+	}
 	ferr := s.db.Flush()
-	if err := s.db.Close(); err != nil {
+	if err := closeDB(s.db); err != nil {
 		return fmt.Errorf("cache: close %s: %w", s.dir, errors.Join(err, ferr))
 	}
 	if ferr != nil {
@@ -156,14 +176,19 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// read runs fn while holding the store open.
+// read runs fn while holding the store open. A damaged store refuses, and damage fn meets
+// becomes the store's (see DamageError).
 func (s *Store) read(fn func() error) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
 		return ErrClosed
 	}
-	return fn()
+	d := s.dmg.Load()
+	if de := d.err.Load(); de != nil {
+		return de
+	}
+	return d.check(fn())
 }
 
 // write runs fn as the only writer, while holding the store open.

@@ -201,7 +201,7 @@ func TestOpenRefusesOtherFormats(t *testing.T) {
 	fs := vfs.NewMem()
 	write := func(dir string, cmp *pebble.Comparer, format byte) {
 		t.Helper()
-		db, err := pebble.Open(dir, &pebble.Options{FS: fs, Comparer: cmp, Logger: pebbleLogger{zap.NewNop().Sugar()}})
+		db, err := pebble.Open(dir, &pebble.Options{FS: fs, Comparer: cmp, Logger: pebbleLogger{l: zap.NewNop().Sugar(), d: &damage{log: zap.NewNop()}}})
 		if err != nil {
 			t.Fatal(err)
 		}

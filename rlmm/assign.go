@@ -200,6 +200,8 @@ func (m *Manager) MetadataPartitionReady(mp int32) error {
 		return fmt.Errorf("%w: metadata partition %d is not watched", ErrNotFound, mp)
 	case st.halt != nil:
 		return st.halt
+	case m.damage != nil:
+		return m.damageErrLocked()
 	case st.applied < st.target:
 		return fmt.Errorf("%w: %s-%d applied up to offset %d of %d", ErrNotReady, proto.TopicName, mp, st.applied, st.target)
 	}
@@ -269,6 +271,9 @@ func (m *Manager) readyLocked(tp proto.TopicIDPartition) error {
 	st := m.mps[up.mp]
 	if st.halt != nil {
 		return st.halt
+	}
+	if err := m.damageErrLocked(); err != nil {
+		return err
 	}
 	if st.applied < up.target {
 		return fmt.Errorf("%w: %s: %s-%d applied up to offset %d of %d", ErrNotReady, tp, proto.TopicName, up.mp, st.applied, up.target)

@@ -57,10 +57,11 @@ func sortStats(s []PartitionStats) {
 func (m *Manager) loop(ctx context.Context) {
 	defer close(m.done)
 	for {
-		fetches := m.client.PollRecords(ctx, maxPollRecords)
+		fetches := m.poll(ctx)
 		if ctx.Err() != nil || fetches.IsClientClosed() {
 			return
 		}
+		m.replaceIfDamaged(ctx)
 		fetches.EachError(func(topic string, p int32, err error) {
 			if errors.Is(err, context.Canceled) {
 				return
@@ -194,6 +195,11 @@ func (m *Manager) flush(b *batch) {
 		return
 	}
 	res, err := m.store.Apply(b.entries)
+	if err != nil && m.damaged() {
+		// The store will be replaced and every partition re-read: the batch is not lost.
+		b.entries, b.reached = b.entries[:0], map[int32]int64{}
+		return
+	}
 	if err != nil {
 		first := map[int32]int64{}
 		for _, e := range b.entries {

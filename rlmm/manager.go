@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -36,8 +37,14 @@ type Manager struct {
 
 	writeMu sync.Mutex
 
+	identity cache.Identity // what the store is built from, read at New
+
+	pollMu     sync.Mutex
+	pollCancel context.CancelFunc // ends the consumer loop's poll in progress (see wakeLoop)
+
 	mu      sync.Mutex
 	closed  bool
+	damage  error // non-nil from the store's damage until the loop has replaced it
 	parts   map[proto.TopicIDPartition]*userPart
 	mps     map[int32]*metaPart
 	changed chan struct{} // closed and replaced whenever readiness may have changed
@@ -86,9 +93,15 @@ func New(ctx context.Context, opts ...Option) (*Manager, error) {
 	}
 	cfg.log.Info("starting remote log metadata manager", zap.Stringer("config", &cfg))
 
-	store, err := cache.Open(cfg.cacheDir, append([]cache.Option{cache.WithLogger(cfg.log)}, cfg.cacheOpts...)...)
+	// The store reports damage from any goroutine, possibly before New has built the manager.
+	var self atomic.Pointer[Manager]
+	store, err := openStore(&cfg, func(err error) {
+		if m := self.Load(); m != nil {
+			m.noteDamage(err)
+		}
+	})
 	if err != nil {
-		return nil, fmt.Errorf("rlmm: opening the store in %s: %w", cfg.cacheDir, err)
+		return nil, err
 	}
 	kopts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.brokers...),
@@ -134,7 +147,13 @@ func New(ctx context.Context, opts ...Option) (*Manager, error) {
 		mps:     map[int32]*metaPart{},
 		changed: make(chan struct{}),
 	}
+	self.Store(m)
 	if err := m.initTopic(ctx); err != nil {
+		client.Close()
+		store.Close()
+		return nil, err
+	}
+	if err := m.checkIdentity(ctx); err != nil {
 		client.Close()
 		store.Close()
 		return nil, err
