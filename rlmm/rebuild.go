@@ -106,16 +106,16 @@ func (m *Manager) topicIdentity(ctx context.Context) (cache.Identity, error) {
 func (m *Manager) topicIdentityOnce(ctx context.Context) (cache.Identity, error) {
 	reqCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	meta, err := m.adm.Metadata(reqCtx, TopicName)
+	meta, err := m.adm.Metadata(reqCtx, proto.TopicName)
 	if err != nil {
 		return cache.Identity{}, fmt.Errorf("rlmm: reading the cluster's metadata: %w", err)
 	}
-	td, ok := meta.Topics[TopicName]
+	td, ok := meta.Topics[proto.TopicName]
 	if !ok || td.Err != nil {
-		return cache.Identity{}, fmt.Errorf("rlmm: describing %s: %v", TopicName, td.Err)
+		return cache.Identity{}, fmt.Errorf("rlmm: describing %s: %v", proto.TopicName, td.Err)
 	}
 	if int32(len(td.Partitions)) != m.cfg.numPartitions {
-		return cache.Identity{}, fmt.Errorf("rlmm: %s reports %d partitions of %d", TopicName, len(td.Partitions), m.cfg.numPartitions)
+		return cache.Identity{}, fmt.Errorf("rlmm: %s reports %d partitions of %d", proto.TopicName, len(td.Partitions), m.cfg.numPartitions)
 	}
 	return cache.Identity{ClusterID: meta.Cluster, TopicID: proto.UUID(td.ID), Partitions: int32(len(td.Partitions))}, nil
 }
@@ -166,7 +166,7 @@ func (m *Manager) damageErrLocked() error {
 	if m.damage == nil {
 		return nil
 	}
-	return fmt.Errorf("%w: the store is damaged and is being rebuilt from %s: %w", ErrNotReady, TopicName, m.damage)
+	return fmt.Errorf("%w: the store is damaged and is being rebuilt from %s: %w", ErrNotReady, proto.TopicName, m.damage)
 }
 
 // replaceIfDamaged replaces a store found damaged by an empty one and re-reads every metadata
@@ -232,7 +232,7 @@ func (m *Manager) replaceIfDamaged(ctx context.Context) {
 	m.damage = nil
 	m.broadcastLocked()
 	if len(reset) > 0 {
-		m.client.SetOffsets(map[string]map[int32]kgo.EpochOffset{TopicName: reset})
-		m.client.ResumeFetchPartitions(map[string][]int32{TopicName: slices.Sorted(maps.Keys(reset))})
+		m.client.SetOffsets(map[string]map[int32]kgo.EpochOffset{proto.TopicName: reset})
+		m.client.ResumeFetchPartitions(map[string][]int32{proto.TopicName: slices.Sorted(maps.Keys(reset))})
 	}
 }

@@ -268,10 +268,10 @@ func TestRecreatedTopicEmptiesTheStore(t *testing.T) {
 
 	adm := kadm.NewClient(rawClient(t, c))
 	ctx := ctxT(t)
-	if _, err := adm.DeleteTopic(ctx, TopicName); err != nil {
+	if _, err := adm.DeleteTopic(ctx, proto.TopicName); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := adm.CreateTopic(ctx, 5, 1, nil, TopicName); err != nil {
+	if _, err := adm.CreateTopic(ctx, 5, 1, nil, proto.TopicName); err != nil {
 		t.Fatal(err)
 	}
 	// Other user partitions, more records than before in each metadata partition.
@@ -295,7 +295,7 @@ func TestRecreatedTopicEmptiesTheStore(t *testing.T) {
 			t.Errorf("%s: %d segments, want the 30 of the new topic", tp, got[tp])
 		}
 	}
-	parts, err := storeOf(m).Partitions()
+	parts, err := m.View().Partitions()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,7 +329,7 @@ func TestAnotherClustersCacheDir(t *testing.T) {
 	mb := newManager(t, b, dir, logOpt)
 	tps := fillSegments(t, b, 2, 3)
 	loadAll(t, mb, tps)
-	parts, err := storeOf(mb).Partitions()
+	parts, err := mb.View().Partitions()
 	if err != nil {
 		t.Fatal(err)
 	}
