@@ -341,20 +341,31 @@ func TestConcurrentPublishersAndLeaderMoves(t *testing.T) {
 	ctx := ctxT(t)
 	assignReady(t, m, []proto.TopicIDPartition{tp0, tp1, tp3}, nil)
 
+	// The mover moves the leaders of the metadata partitions in use (2 and 4) round the three
+	// brokers until the writers are done; every move must succeed, and enough of them must
+	// happen while the writers run for the test to be about leader moves at all.
 	stop := make(chan struct{})
 	var mover sync.WaitGroup
+	var moves atomic.Int64
+	var lastNode atomic.Int32
+	moveErr := make(chan error, 1)
 	mover.Add(1)
 	go func() {
 		defer mover.Done()
-		for i := int32(0); ; i++ {
+		for i := int32(1); ; i++ {
 			select {
 			case <-stop:
 				return
 			case <-time.After(20 * time.Millisecond):
 			}
 			for _, mp := range []int32{2, 4} {
-				_ = c.MoveTopicPartition(proto.TopicName, mp, i%3)
+				if err := c.MoveTopicPartition(proto.TopicName, mp, i%3); err != nil {
+					moveErr <- fmt.Errorf("moving the leader of %s-%d to broker %d: %w", proto.TopicName, mp, i%3, err)
+					return
+				}
 			}
+			lastNode.Store(i % 3)
+			moves.Add(1)
 		}
 	}()
 	const writers, each = 8, 25
@@ -379,12 +390,32 @@ func TestConcurrentPublishersAndLeaderMoves(t *testing.T) {
 		}(w)
 	}
 	wg.Wait()
+	during := moves.Load()
 	close(stop)
 	mover.Wait()
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
 	}
+	select {
+	case err := <-moveErr:
+		t.Fatal(err)
+	default:
+	}
+	if during < 2 {
+		t.Fatalf("only %d leader moves happened while the writers ran", during)
+	}
+	// The moves took effect: the leaders are where the last one put them.
+	details, err := kadm.NewClient(rawClient(t, c)).ListTopics(ctx, proto.TopicName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mp := range []int32{2, 4} {
+		if got := details[proto.TopicName].Partitions[mp].Leader; got != lastNode.Load() {
+			t.Fatalf("the leader of %s-%d is broker %d, the last move was to %d", proto.TopicName, mp, got, lastNode.Load())
+		}
+	}
+	t.Logf("%d leader moves while the writers ran", during)
 	total := 0
 	for _, tp := range []proto.TopicIDPartition{tp0, tp1, tp3} {
 		segs, err := m.Segments(tp)
