@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 
+	"github.com/stratalog/strata/internal/testwait"
 	"github.com/stratalog/strata/proto"
 	"github.com/stratalog/strata/rlmm"
 	"github.com/stratalog/strata/rsm"
@@ -271,22 +272,13 @@ func TestGroupSharesAndFailsOver(t *testing.T) {
 		rs, gs = append(rs, r), append(gs, g)
 	}
 	// Wait until the group has handed out all four metadata partitions.
-	deadline := time.Now().Add(30 * time.Second)
-	for len(rs[0].Owned())+len(rs[1].Owned()) != numMeta {
-		if time.Now().After(deadline) {
-			t.Fatalf("owned: %v and %v", rs[0].Owned(), rs[1].Owned())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testwait.For(t, 30*time.Second, func() bool { return len(rs[0].Owned())+len(rs[1].Owned()) == numMeta },
+		func() string { return fmt.Sprintf("owned: %v and %v", rs[0].Owned(), rs[1].Owned()) })
 	// The first member leaves; the second takes everything.
 	gs[0].Close()
 	rs[0].Close()
-	for len(rs[1].Owned()) != numMeta {
-		if time.Now().After(deadline) {
-			t.Fatalf("after failover the survivor owns %v", rs[1].Owned())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testwait.For(t, 30*time.Second, func() bool { return len(rs[1].Owned()) == numMeta },
+		func() string { return fmt.Sprintf("after failover the survivor owns %v", rs[1].Owned()) })
 	var tps []proto.TopicIDPartition
 	for i := int32(0); i < 6; i++ {
 		tp := newTP(i)
@@ -373,16 +365,10 @@ func TestCrashAfterEveryStepConverges(t *testing.T) {
 				t.Fatal(err)
 			}
 			// Let A run until it has crashed (or finished, when the limit is past the end).
-			deadline := time.Now().Add(30 * time.Second)
-			for crash.steps.Load() <= int64(limit) && int(crash.steps.Load()) < totalSteps {
-				if time.Now().After(deadline) {
-					t.Fatalf("remover A made %d steps", crash.steps.Load())
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
-			for a.Stats().InProgress > 0 {
-				time.Sleep(10 * time.Millisecond)
-			}
+			testwait.For(t, 30*time.Second, func() bool { return crash.steps.Load() > int64(limit) || int(crash.steps.Load()) >= totalSteps },
+				func() string { return fmt.Sprintf("remover A made %d steps", crash.steps.Load()) })
+			testwait.For(t, 30*time.Second, func() bool { return a.Stats().InProgress == 0 },
+				func() string { return fmt.Sprintf("remover A still at work: %+v", a.Stats()) })
 			a.Close()
 
 			b := New(nodeB, store)
@@ -421,22 +407,19 @@ func TestStorageKeepsRefusing(t *testing.T) {
 	if err := r.Own(ctxT(t), proto.MetadataPartition(tp, numMeta)); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for r.Stats().Failures < 3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("stats = %+v", r.Stats())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.For(t, 20*time.Second, func() bool { return r.Stats().Failures >= 3 }, func() string { return fmt.Sprintf("stats = %+v", r.Stats()) })
 	s := r.Stats()
 	var pe *PartitionError
 	if !errors.As(s.LastError, &pe) || pe.Partition != tp || !errors.Is(s.LastError, errCrash) {
 		t.Fatalf("LastError = %v", s.LastError)
 	}
-	// Bounded retries: with 20-40ms backoff, a second is at most a few dozen attempts.
-	time.Sleep(time.Second)
-	if f := r.Stats().Failures; f > 60 {
-		t.Fatalf("%d failures in about a second: retrying without backoff", f)
+	// Retries back off: of the next three failures, the second and third each come at least the
+	// minimum backoff after the one before, however fast the machine, so they take 40ms or more.
+	// Retrying without backoff would make them within a millisecond or so.
+	start, from := time.Now(), s.Failures
+	testwait.For(t, 20*time.Second, func() bool { return r.Stats().Failures >= from+3 }, func() string { return fmt.Sprintf("stats = %+v", r.Stats()) })
+	if took := time.Since(start); took < 2*20*time.Millisecond {
+		t.Fatalf("3 more failures within %s: retrying without the 20ms backoff", took)
 	}
 	if st, _, _ := node.View().PartitionDeleteState(tp); st != proto.DeletePartitionStarted {
 		t.Fatalf("state = %s", st)
