@@ -25,6 +25,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/stratalog/strata/cache"
 	"github.com/stratalog/strata/proto"
 	"github.com/stratalog/strata/rlmm"
 )
@@ -335,7 +336,7 @@ func openCluster(ctx context.Context, f *clusterFlags, stderr io.Writer) (*clust
 	m, err := rlmm.New(ctx, mopts...)
 	if err != nil {
 		cw.Close()
-		if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK) {
+		if errors.Is(err, cache.ErrLocked) || errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK) {
 			return nil, fmt.Errorf("another strata process holds the cache in %s: wait for it to end, or give another --cache-dir", dir)
 		}
 		return nil, err
