@@ -34,6 +34,10 @@ func (m *Manager) AssignPartitions(ctx context.Context, leaders, followers []pro
 	if len(want) == 0 {
 		return nil
 	}
+	// A closed manager's client is closed: listing offsets would retry until ctx ends.
+	if m.isClosed() {
+		return ErrClosed
+	}
 	mpSet := map[int32]bool{}
 	for tp := range want {
 		mpSet[proto.MetadataPartition(tp, m.cfg.numPartitions)] = true

@@ -472,6 +472,10 @@ func TestCloseFailsWaitingCalls(t *testing.T) {
 	if err := m.AddSegment(ctxT(t), segment(tp0, 0, 1)); !errors.Is(err, ErrClosed) {
 		t.Fatalf("after Close: %v", err)
 	}
+	// Assigning after Close fails at once, not after retrying the closed client until ctx ends.
+	if err := m.AssignPartitions(ctxWithin(t, 5*time.Second), []proto.TopicIDPartition{tp1}, nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("assign after Close: %v", err)
+	}
 	if err := m.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
