@@ -1,0 +1,371 @@
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+
+	rlmmv1 "github.com/stratalog/strata/api/rlmm/v1"
+	"github.com/stratalog/strata/proto"
+	"github.com/stratalog/strata/rlmm"
+)
+
+// Defaults of the options.
+const (
+	DefaultGracePeriod = 10 * time.Second
+	DefaultListChunk   = 500
+	// listChunkBytes bounds a chunk's size well under gRPC's 4 MiB default message limit.
+	listChunkBytes = 1 << 20
+)
+
+// Option configures New.
+type Option interface{ apply(*Server) }
+
+type optionFunc func(*Server)
+
+func (f optionFunc) apply(s *Server) { f(s) }
+
+// WithLogger sets the logger. Default zap.NewNop().
+func WithLogger(l *zap.Logger) Option {
+	return optionFunc(func(s *Server) {
+		if l != nil {
+			s.log = l
+		}
+	})
+}
+
+// WithVersion sets the version Health reports.
+func WithVersion(v string) Option { return optionFunc(func(s *Server) { s.version = v }) }
+
+// WithGracePeriod bounds how long a stop waits for calls in flight (a write waits up to the
+// consume wait for its record) before cancelling them. Default 10s.
+func WithGracePeriod(d time.Duration) Option {
+	return optionFunc(func(s *Server) { s.grace = d })
+}
+
+// WithListChunk sets how many records a ListRemoteLogSegments chunk holds at most. Default 500.
+func WithListChunk(n int) Option {
+	return optionFunc(func(s *Server) {
+		if n > 0 {
+			s.chunk = n
+		}
+	})
+}
+
+// WithServerOptions appends options to the gRPC server: interceptors (metrics, tracing), limits.
+func WithServerOptions(opts ...grpc.ServerOption) Option {
+	return optionFunc(func(s *Server) { s.grpcOpts = append(s.grpcOpts, opts...) })
+}
+
+// Server serves one rlmm.Manager. Create it with New, run it with Serve.
+type Server struct {
+	rlmmv1.UnimplementedRemoteLogMetadataServiceServer
+
+	m        *rlmm.Manager
+	log      *zap.Logger
+	version  string
+	grace    time.Duration
+	chunk    int
+	grpcOpts []grpc.ServerOption
+	stopping atomic.Bool
+	served   atomic.Bool
+}
+
+// New returns a server of m. It does not own m: close m after Serve returns.
+func New(m *rlmm.Manager, opts ...Option) *Server {
+	s := &Server{m: m, log: zap.NewNop(), grace: DefaultGracePeriod, chunk: DefaultListChunk}
+	for _, o := range opts {
+		if o != nil {
+			o.apply(s)
+		}
+	}
+	return s
+}
+
+// Serve answers on lis until ctx ends, then stops gracefully: new calls are refused, calls in
+// flight get the grace period, then are cancelled. It returns nil after a stop that ctx asked
+// for, or the error that ended serving early; either way lis is closed and every goroutine the
+// server started has ended. A Server serves once.
+func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
+	if !s.served.CompareAndSwap(false, true) {
+		lis.Close()
+		return errors.New("serve: Serve called twice")
+	}
+	gs := grpc.NewServer(s.grpcOpts...)
+	rlmmv1.RegisterRemoteLogMetadataServiceServer(gs, s)
+
+	done := make(chan error, 1)
+	go func() { done <- gs.Serve(lis) }()
+	s.log.Info("serving", zap.Stringer("address", lis.Addr()))
+
+	select {
+	case err := <-done:
+		// Serve failed on its own (the listener broke): stop whatever is in flight.
+		gs.Stop()
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.stopping.Store(true)
+	s.log.Info("stopping", zap.Duration("grace", s.grace))
+	stopped := make(chan struct{})
+	go func() {
+		gs.GracefulStop()
+		close(stopped)
+	}()
+	t := time.NewTimer(s.grace)
+	defer t.Stop()
+	select {
+	case <-stopped:
+	case <-t.C:
+		s.log.Warn("calls still in flight after the grace period: cancelling them", zap.Duration("grace", s.grace))
+		gs.Stop()
+		<-stopped
+	}
+	if err := <-done; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
+}
+
+func topicIDPartition(p *rlmmv1.TopicIdPartition) (proto.TopicIDPartition, error) {
+	if p == nil {
+		return proto.TopicIDPartition{}, fmt.Errorf("%w: topic_id_partition is missing", errInvalid)
+	}
+	if len(p.TopicId) != len(proto.UUID{}) {
+		return proto.TopicIDPartition{}, fmt.Errorf("%w: topic_id has %d bytes, want 16", errInvalid, len(p.TopicId))
+	}
+	if p.Partition < 0 {
+		return proto.TopicIDPartition{}, fmt.Errorf("%w: partition %d is negative", errInvalid, p.Partition)
+	}
+	tp := proto.TopicIDPartition{Topic: p.Topic, Partition: p.Partition}
+	copy(tp.TopicID[:], p.TopicId)
+	return tp, nil
+}
+
+func topicIDPartitions(field string, ps []*rlmmv1.TopicIdPartition) ([]proto.TopicIDPartition, error) {
+	out := make([]proto.TopicIDPartition, 0, len(ps))
+	for i, p := range ps {
+		tp, err := topicIDPartition(p)
+		if err != nil {
+			return nil, fmt.Errorf("%s[%d]: %w", field, i, err)
+		}
+		out = append(out, tp)
+	}
+	return out, nil
+}
+
+// decode reads a request's record and checks it is of the type the RPC takes.
+func decode[T proto.Record](b []byte) (T, error) {
+	var zero T
+	r, err := proto.Decode(b)
+	if err != nil {
+		return zero, fmt.Errorf("%w: record: %v", errInvalid, err)
+	}
+	t, ok := r.(T)
+	if !ok {
+		return zero, fmt.Errorf("%w: record is a %s, want a %s", errInvalid, r.TypeName(), zero.TypeName())
+	}
+	return t, nil
+}
+
+var (
+	kafkaKind    = rlmmv1.ErrorKind_ERROR_KIND_KAFKA
+	internalKind = rlmmv1.ErrorKind_ERROR_KIND_INTERNAL
+)
+
+// fail turns err into the status the RPC answers with.
+func fail(err error, fallback rlmmv1.ErrorKind) error { return Status(err, fallback).Err() }
+
+func (s *Server) AddRemoteLogSegmentMetadata(ctx context.Context, req *rlmmv1.AddRemoteLogSegmentMetadataRequest) (*rlmmv1.AddRemoteLogSegmentMetadataResponse, error) {
+	md, err := decode[*proto.SegmentMetadata](req.GetRecord())
+	if err == nil {
+		err = s.m.AddSegment(ctx, md)
+	}
+	if err != nil {
+		return nil, fail(err, kafkaKind)
+	}
+	return &rlmmv1.AddRemoteLogSegmentMetadataResponse{}, nil
+}
+
+func (s *Server) UpdateRemoteLogSegmentMetadata(ctx context.Context, req *rlmmv1.UpdateRemoteLogSegmentMetadataRequest) (*rlmmv1.UpdateRemoteLogSegmentMetadataResponse, error) {
+	u, err := decode[*proto.SegmentMetadataUpdate](req.GetRecord())
+	if err == nil {
+		err = s.m.UpdateSegment(ctx, u)
+	}
+	if err != nil {
+		return nil, fail(err, kafkaKind)
+	}
+	return &rlmmv1.UpdateRemoteLogSegmentMetadataResponse{}, nil
+}
+
+func (s *Server) PutRemotePartitionDeleteMetadata(ctx context.Context, req *rlmmv1.PutRemotePartitionDeleteMetadataRequest) (*rlmmv1.PutRemotePartitionDeleteMetadataResponse, error) {
+	d, err := decode[*proto.PartitionDeleteMetadata](req.GetRecord())
+	if err == nil {
+		err = s.m.PutPartitionDelete(ctx, d)
+	}
+	if err != nil {
+		return nil, fail(err, kafkaKind)
+	}
+	return &rlmmv1.PutRemotePartitionDeleteMetadataResponse{}, nil
+}
+
+// segmentReply encodes an optional segment for a reply.
+func segmentReply(md proto.SegmentMetadata, ok bool, err error) ([]byte, error) {
+	if err != nil || !ok {
+		return nil, err
+	}
+	b, err := proto.Encode(&md)
+	if err != nil {
+		return nil, fmt.Errorf("serve: encoding segment %s: %w", md.SegmentID, err)
+	}
+	return b, nil
+}
+
+func (s *Server) RemoteLogSegmentMetadata(ctx context.Context, req *rlmmv1.RemoteLogSegmentMetadataRequest) (*rlmmv1.RemoteLogSegmentMetadataResponse, error) {
+	tp, err := topicIDPartition(req.GetTopicIdPartition())
+	if err != nil {
+		return nil, fail(err, internalKind)
+	}
+	b, err := segmentReply(s.m.SegmentFor(tp, req.GetEpochForOffset(), req.GetOffset()))
+	if err != nil {
+		return nil, fail(err, internalKind)
+	}
+	return &rlmmv1.RemoteLogSegmentMetadataResponse{Record: b}, nil
+}
+
+func (s *Server) NextSegmentWithTxnIndex(ctx context.Context, req *rlmmv1.NextSegmentWithTxnIndexRequest) (*rlmmv1.NextSegmentWithTxnIndexResponse, error) {
+	tp, err := topicIDPartition(req.GetTopicIdPartition())
+	if err != nil {
+		return nil, fail(err, internalKind)
+	}
+	b, err := segmentReply(s.m.NextSegmentWithTxnIndex(tp, req.GetEpoch(), req.GetOffset()))
+	if err != nil {
+		return nil, fail(err, internalKind)
+	}
+	return &rlmmv1.NextSegmentWithTxnIndexResponse{Record: b}, nil
+}
+
+func (s *Server) HighestOffsetForEpoch(ctx context.Context, req *rlmmv1.HighestOffsetForEpochRequest) (*rlmmv1.HighestOffsetForEpochResponse, error) {
+	tp, err := topicIDPartition(req.GetTopicIdPartition())
+	if err != nil {
+		return nil, fail(err, internalKind)
+	}
+	off, ok, err := s.m.HighestOffsetForEpoch(tp, req.GetLeaderEpoch())
+	if err != nil {
+		return nil, fail(err, internalKind)
+	}
+	resp := &rlmmv1.HighestOffsetForEpochResponse{}
+	if ok {
+		resp.Offset = &off
+	}
+	return resp, nil
+}
+
+func (s *Server) ListRemoteLogSegments(req *rlmmv1.ListRemoteLogSegmentsRequest, stream grpc.ServerStreamingServer[rlmmv1.ListRemoteLogSegmentsResponse]) error {
+	tp, err := topicIDPartition(req.GetTopicIdPartition())
+	if err != nil {
+		return fail(err, internalKind)
+	}
+	var segs []proto.SegmentMetadata
+	if req.LeaderEpoch != nil {
+		segs, err = s.m.SegmentsForEpoch(tp, req.GetLeaderEpoch())
+	} else {
+		segs, err = s.m.Segments(tp)
+	}
+	if err != nil {
+		return fail(err, internalKind)
+	}
+	chunk := &rlmmv1.ListRemoteLogSegmentsResponse{}
+	size := 0
+	for i := range segs {
+		b, err := proto.Encode(&segs[i])
+		if err != nil {
+			return fail(fmt.Errorf("serve: encoding segment %s: %w", segs[i].SegmentID, err), internalKind)
+		}
+		if len(chunk.Records) > 0 && (len(chunk.Records) == s.chunk || size+len(b) > listChunkBytes) {
+			if err := stream.Send(chunk); err != nil {
+				return err
+			}
+			chunk, size = &rlmmv1.ListRemoteLogSegmentsResponse{}, 0
+		}
+		chunk.Records = append(chunk.Records, b)
+		size += len(b)
+	}
+	if len(chunk.Records) > 0 {
+		return stream.Send(chunk)
+	}
+	return nil
+}
+
+func (s *Server) OnPartitionLeadershipChanges(ctx context.Context, req *rlmmv1.OnPartitionLeadershipChangesRequest) (*rlmmv1.OnPartitionLeadershipChangesResponse, error) {
+	leaders, err := topicIDPartitions("leader_partitions", req.GetLeaderPartitions())
+	if err != nil {
+		return nil, fail(err, kafkaKind)
+	}
+	followers, err := topicIDPartitions("follower_partitions", req.GetFollowerPartitions())
+	if err != nil {
+		return nil, fail(err, kafkaKind)
+	}
+	if err := s.m.AssignPartitions(ctx, leaders, followers); err != nil {
+		return nil, fail(err, kafkaKind)
+	}
+	return &rlmmv1.OnPartitionLeadershipChangesResponse{}, nil
+}
+
+func (s *Server) OnStopPartitions(ctx context.Context, req *rlmmv1.OnStopPartitionsRequest) (*rlmmv1.OnStopPartitionsResponse, error) {
+	tps, err := topicIDPartitions("partitions", req.GetPartitions())
+	if err != nil {
+		return nil, fail(err, internalKind)
+	}
+	s.m.StopPartitions(tps...)
+	return &rlmmv1.OnStopPartitionsResponse{}, nil
+}
+
+func (s *Server) RemoteLogSize(ctx context.Context, req *rlmmv1.RemoteLogSizeRequest) (*rlmmv1.RemoteLogSizeResponse, error) {
+	tp, err := topicIDPartition(req.GetTopicIdPartition())
+	if err != nil {
+		return nil, fail(err, internalKind)
+	}
+	n, err := s.m.RemoteLogSizeForEpoch(tp, req.GetLeaderEpoch())
+	if err != nil {
+		return nil, fail(err, internalKind)
+	}
+	return &rlmmv1.RemoteLogSizeResponse{SizeBytes: n}, nil
+}
+
+func (s *Server) IsReady(ctx context.Context, req *rlmmv1.IsReadyRequest) (*rlmmv1.IsReadyResponse, error) {
+	tp, err := topicIDPartition(req.GetTopicIdPartition())
+	if err != nil {
+		return nil, fail(err, internalKind)
+	}
+	err = s.m.Ready(tp)
+	switch {
+	case err == nil:
+		return &rlmmv1.IsReadyResponse{Ready: true}, nil
+	case errors.Is(err, rlmm.ErrClosed):
+		return nil, fail(err, internalKind)
+	}
+	return &rlmmv1.IsReadyResponse{Reason: Detail(err, internalKind)}, nil
+}
+
+func (s *Server) Health(ctx context.Context, req *rlmmv1.HealthRequest) (*rlmmv1.HealthResponse, error) {
+	resp := &rlmmv1.HealthResponse{
+		Serving:                 !s.stopping.Load(),
+		Version:                 s.version,
+		MetadataTopicPartitions: s.m.NumPartitions(),
+	}
+	for _, st := range s.m.Stats() {
+		p := &rlmmv1.MetadataPartitionStatus{Partition: st.Partition, AppliedOffset: st.Applied, TargetOffset: st.Target}
+		if st.Halt != nil {
+			p.Halted, p.Halt = true, Detail(st.Halt, internalKind)
+		}
+		resp.Partitions = append(resp.Partitions, p)
+	}
+	return resp, nil
+}
