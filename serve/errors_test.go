@@ -152,7 +152,9 @@ func TestInvalidRequests(t *testing.T) {
 	wantStatus(t, "highestOffsetForEpoch without a partition", err, codes.InvalidArgument, kindInvalid)
 }
 
-func contains(s, sub string) bool { return len(sub) == 0 || (len(s) >= len(sub) && indexOf(s, sub) >= 0) }
+func contains(s, sub string) bool {
+	return len(sub) == 0 || (len(s) >= len(sub) && indexOf(s, sub) >= 0)
+}
 
 func indexOf(s, sub string) int {
 	for i := 0; i+len(sub) <= len(s); i++ {

@@ -268,5 +268,3 @@ func failFetches(c *kfake.Cluster) (stop func()) {
 	})
 	return func() { stopped.Store(true) }
 }
-
-

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"testing"
 
-
 	rlmmv1 "github.com/stratalog/strata/api/rlmm/v1"
 	"github.com/stratalog/strata/proto"
 )
@@ -36,7 +35,9 @@ func list(t testing.TB, c rlmmv1.RemoteLogMetadataServiceClient, req *rlmmv1.Lis
 	}
 }
 
-func flat(chunks [][]*proto.SegmentMetadata) []*proto.SegmentMetadata { return slices.Concat(chunks...) }
+func flat(chunks [][]*proto.SegmentMetadata) []*proto.SegmentMetadata {
+	return slices.Concat(chunks...)
+}
 
 // TestEveryRPC drives each RPC through a real socket and checks each answer against what was
 // written: the segment's lifecycle, the lookups, the lists, the partition's deletion and stop.
