@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -141,7 +142,7 @@ func TestInvalidRequests(t *testing.T) {
 	wantStatus(t, "list without a partition", err, codes.InvalidArgument, kindInvalid)
 	_, err = h.client.OnPartitionLeadershipChanges(ctx, &rlmmv1.OnPartitionLeadershipChangesRequest{FollowerPartitions: []*rlmmv1.TopicIdPartition{pb(tp1), {}}})
 	d := wantStatus(t, "assignment with an empty partition", err, codes.InvalidArgument, kindInvalid)
-	if want := "follower_partitions[1]"; !contains(d.Message, want) {
+	if want := "follower_partitions[1]"; !strings.Contains(d.Message, want) {
 		t.Errorf("message %q does not name %s", d.Message, want)
 	}
 	_, err = h.client.OnStopPartitions(ctx, &rlmmv1.OnStopPartitionsRequest{Partitions: []*rlmmv1.TopicIdPartition{nil}})
