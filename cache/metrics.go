@@ -47,7 +47,14 @@ func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	var m *pebble.Metrics
 	// Holding the store open: Pebble's Metrics on a closed DB panics.
-	if err := c.s.read(func() error { m = c.s.db.Metrics(); return nil }); err != nil {
+	// A damaged store (being replaced) reports nothing until it is replaced.
+	err := c.s.read(func() error {
+		if c.s.db != nil {
+			m = c.s.db.Metrics()
+		}
+		return nil
+	})
+	if err != nil || m == nil {
 		return
 	}
 	gauge := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }

@@ -131,6 +131,7 @@ func (m *Manager) startConsuming(mps []int32, startOf, endOf map[int32]int64) er
 		st.stats.ResumedAt = next
 		if rebuilt[mp] {
 			st.stats.Rebuilds++
+			m.met.rebuilt(mp)
 		}
 		m.mps[mp] = st
 		add[mp] = kgo.NewOffset().At(next)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl"
 	"go.uber.org/zap"
@@ -109,7 +110,8 @@ type config struct {
 	producerOpts        []kgo.Opt
 	consumerOpts        []kgo.Opt
 	cacheOpts           []cache.Option
-	props               map[string]string // as passed, for printing
+	metrics             prometheus.Registerer // see WithMetrics
+	props               map[string]string     // as passed, for printing
 	errs                []error
 	warnings            []string
 }

@@ -84,7 +84,11 @@ func (m *Manager) process(ctx context.Context, fetches kgo.Fetches) {
 	defer m.writeMu.Unlock()
 	b := batch{reached: map[int32]int64{}}
 	fetches.EachPartition(func(ftp kgo.FetchTopicPartition) {
-		if ftp.Topic != proto.TopicName || len(ftp.Records) == 0 {
+		if ftp.Topic != proto.TopicName {
+			return
+		}
+		m.met.fetch(ftp.Partition, len(ftp.Records), ftp.HighWatermark)
+		if len(ftp.Records) == 0 {
 			return
 		}
 		m.processPartition(ctx, &b, ftp.Partition, ftp.Records)
@@ -129,6 +133,7 @@ func (m *Manager) processPartition(ctx context.Context, b *batch, mp int32, recs
 				st.stats.Skipped++
 				st.releaseWaiters()
 				m.mu.Unlock()
+				m.met.skip(mp, skipUndecodable)
 				next = rec.Offset + 1
 				continue
 			}
@@ -171,6 +176,7 @@ func (m *Manager) rebuildIfExpired(ctx context.Context, b *batch, mp int32, expe
 		st.stats.Rebuilds++
 	}
 	m.mu.Unlock()
+	m.met.rebuilt(mp)
 }
 
 func (m *Manager) haltPartition(mp int32, offset int64, cause error) {
@@ -194,7 +200,9 @@ func (m *Manager) flush(b *batch) {
 	if len(b.entries) == 0 {
 		return
 	}
+	start := time.Now()
 	res, err := m.store.Apply(b.entries)
+	m.met.applied(len(b.entries), time.Since(start))
 	if err != nil && m.damaged() {
 		// The store will be replaced and every partition re-read: the batch is not lost.
 		b.entries, b.reached = b.entries[:0], map[int32]int64{}
@@ -236,6 +244,7 @@ func (m *Manager) reportDropLocked(d cache.Drop) {
 	if st, ok := m.mps[d.Partition]; ok {
 		st.stats.Dropped++
 	}
+	m.met.drop(d.Partition, d.Reason)
 	fields := []zap.Field{zap.Int32("partition", d.Partition), zap.Int64("offset", d.Offset), zap.Stringer("reason", d.Reason), zap.Error(d.Err)}
 	if d.Reason == cache.UnknownSegment {
 		if up, ok := m.parts[d.UserPartition]; ok && m.mps[up.mp].applied >= up.target {
@@ -274,6 +283,7 @@ func (m *Manager) Skip(mp int32, offset int64, reason string) error {
 	st.stats.Skipped++
 	m.broadcastLocked()
 	m.mu.Unlock()
+	m.met.skip(mp, skipOperator)
 	m.log.Warn("operator skipped a record", zap.Int32("partition", mp), zap.Int64("offset", offset), zap.String("reason", reason))
 	m.client.SetOffsets(map[string]map[int32]kgo.EpochOffset{proto.TopicName: {mp: {Epoch: -1, Offset: offset + 1}}})
 	m.client.ResumeFetchPartitions(map[string][]int32{proto.TopicName: {mp}})

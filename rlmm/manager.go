@@ -31,6 +31,7 @@ type Manager struct {
 	store  *cache.Store
 	client *kgo.Client
 	adm    *kadm.Client
+	met    *metrics // nil without WithMetrics
 
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the consumer loop has returned
@@ -131,8 +132,14 @@ func New(ctx context.Context, opts ...Option) (*Manager, error) {
 	kopts = append(kopts, cfg.producerOpts...)
 	kopts = append(kopts, cfg.consumerOpts...)
 	kopts = append(kopts, cfg.clientOpts...)
-	client, err := kgo.NewClient(kopts...)
+	met, err := newMetrics(cfg.metrics, cfg.numPartitions, store)
 	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	client, err := kgo.NewClient(append(kopts, met.clientOpts()...)...)
+	if err != nil {
+		met.unregister()
 		store.Close()
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
@@ -142,6 +149,7 @@ func New(ctx context.Context, opts ...Option) (*Manager, error) {
 		store:   store,
 		client:  client,
 		adm:     kadm.NewClient(client),
+		met:     met,
 		done:    make(chan struct{}),
 		parts:   map[proto.TopicIDPartition]*userPart{},
 		mps:     map[int32]*metaPart{},
@@ -149,15 +157,18 @@ func New(ctx context.Context, opts ...Option) (*Manager, error) {
 	}
 	self.Store(m)
 	if err := m.initTopic(ctx); err != nil {
+		met.unregister()
 		client.Close()
 		store.Close()
 		return nil, err
 	}
 	if err := m.checkIdentity(ctx); err != nil {
+		met.unregister()
 		client.Close()
 		store.Close()
 		return nil, err
 	}
+	met.bind(m)
 	loopCtx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
 	go m.loop(loopCtx)
@@ -251,6 +262,7 @@ func (m *Manager) Close() error {
 	m.broadcastLocked()
 	m.mu.Unlock()
 
+	m.met.unregister()
 	m.cancel()
 	<-m.done
 	m.client.Close()

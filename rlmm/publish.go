@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -44,7 +45,8 @@ func (m *Manager) PutPartitionDelete(ctx context.Context, d *proto.PartitionDele
 
 // publish produces r to tp's metadata partition and waits until the consumer loop has applied
 // it. Nothing is reported done unless it is in the topic (acks=all, idempotent) and applied.
-func (m *Manager) publish(ctx context.Context, tp proto.TopicIDPartition, r proto.Record) error {
+func (m *Manager) publish(ctx context.Context, tp proto.TopicIDPartition, r proto.Record) (err error) {
+	defer m.met.published(r, time.Now(), &err)
 	mp := proto.MetadataPartition(tp, m.cfg.numPartitions)
 	if err := m.checkWritable(mp, tp); err != nil {
 		return err
