@@ -21,6 +21,9 @@ func (m *Manager) CheckReady() error {
 	if m.closed {
 		return ErrClosed
 	}
+	if err := m.damageErrLocked(); err != nil {
+		return err
+	}
 	var halts []*HaltError
 	loading, total := 0, 0
 	var first error
