@@ -132,6 +132,75 @@ func (ErrorKind) EnumDescriptor() ([]byte, []int) {
 	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{0}
 }
 
+// Why a write's record does not apply (ERROR_KIND_NOT_APPLIED), as the store's rules, Kafka's
+// RemoteLogMetadataCache's, decide.
+type NotAppliedReason int32
+
+const (
+	NotAppliedReason_NOT_APPLIED_REASON_UNSPECIFIED NotAppliedReason = 0
+	// A transition Kafka does not allow (e.g. COPY_SEGMENT_FINISHED after DELETE_SEGMENT_STARTED).
+	NotAppliedReason_NOT_APPLIED_REASON_INVALID_TRANSITION NotAppliedReason = 1
+	// An update of a segment this partition never added. Kafka's RemoteResourceNotFoundException.
+	NotAppliedReason_NOT_APPLIED_REASON_UNKNOWN_SEGMENT NotAppliedReason = 2
+	// A record type the topic does not carry (a snapshot).
+	NotAppliedReason_NOT_APPLIED_REASON_UNSUPPORTED_RECORD NotAppliedReason = 3
+	// A record whose fields break Kafka's rules.
+	NotAppliedReason_NOT_APPLIED_REASON_INVALID_RECORD NotAppliedReason = 4
+	// A record for a user partition that maps to another metadata partition.
+	NotAppliedReason_NOT_APPLIED_REASON_PARTITION_MISMATCH NotAppliedReason = 5
+	// A record for a user partition whose deletion finished.
+	NotAppliedReason_NOT_APPLIED_REASON_PARTITION_DELETED NotAppliedReason = 6
+)
+
+// Enum value maps for NotAppliedReason.
+var (
+	NotAppliedReason_name = map[int32]string{
+		0: "NOT_APPLIED_REASON_UNSPECIFIED",
+		1: "NOT_APPLIED_REASON_INVALID_TRANSITION",
+		2: "NOT_APPLIED_REASON_UNKNOWN_SEGMENT",
+		3: "NOT_APPLIED_REASON_UNSUPPORTED_RECORD",
+		4: "NOT_APPLIED_REASON_INVALID_RECORD",
+		5: "NOT_APPLIED_REASON_PARTITION_MISMATCH",
+		6: "NOT_APPLIED_REASON_PARTITION_DELETED",
+	}
+	NotAppliedReason_value = map[string]int32{
+		"NOT_APPLIED_REASON_UNSPECIFIED":        0,
+		"NOT_APPLIED_REASON_INVALID_TRANSITION": 1,
+		"NOT_APPLIED_REASON_UNKNOWN_SEGMENT":    2,
+		"NOT_APPLIED_REASON_UNSUPPORTED_RECORD": 3,
+		"NOT_APPLIED_REASON_INVALID_RECORD":     4,
+		"NOT_APPLIED_REASON_PARTITION_MISMATCH": 5,
+		"NOT_APPLIED_REASON_PARTITION_DELETED":  6,
+	}
+)
+
+func (x NotAppliedReason) Enum() *NotAppliedReason {
+	p := new(NotAppliedReason)
+	*p = x
+	return p
+}
+
+func (x NotAppliedReason) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (NotAppliedReason) Descriptor() protoreflect.EnumDescriptor {
+	return file_api_rlmm_v1_rlmm_proto_enumTypes[1].Descriptor()
+}
+
+func (NotAppliedReason) Type() protoreflect.EnumType {
+	return &file_api_rlmm_v1_rlmm_proto_enumTypes[1]
+}
+
+func (x NotAppliedReason) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use NotAppliedReason.Descriptor instead.
+func (NotAppliedReason) EnumDescriptor() ([]byte, []int) {
+	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{1}
+}
+
 // Kafka's TopicIdPartition.
 type TopicIdPartition struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1306,9 +1375,11 @@ type MetadataPartitionStatus struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Partition     int32                  `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
 	AppliedOffset int64                  `protobuf:"varint,2,opt,name=applied_offset,json=appliedOffset,proto3" json:"applied_offset,omitempty"` // next offset to apply
-	TargetOffset  int64                  `protobuf:"varint,3,opt,name=target_offset,json=targetOffset,proto3" json:"target_offset,omitempty"`    // end offset at assignment: its user partitions are ready from here
-	Halted        bool                   `protobuf:"varint,4,opt,name=halted,proto3" json:"halted,omitempty"`
-	Halt          *ErrorDetail           `protobuf:"bytes,5,opt,name=halt,proto3" json:"halt,omitempty"` // set when halted: kind HALTED, offset, cause
+	// For a metadata partition watched whole (a remover's), the end offset it is ready at; 0 for one
+	// consumed for assigned user partitions, each of which has its own (see IsReady).
+	TargetOffset  int64        `protobuf:"varint,3,opt,name=target_offset,json=targetOffset,proto3" json:"target_offset,omitempty"`
+	Halted        bool         `protobuf:"varint,4,opt,name=halted,proto3" json:"halted,omitempty"`
+	Halt          *ErrorDetail `protobuf:"bytes,5,opt,name=halt,proto3" json:"halt,omitempty"` // set when halted: kind HALTED, offset, cause
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1382,12 +1453,18 @@ type ErrorDetail struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Kind    ErrorKind              `protobuf:"varint,1,opt,name=kind,proto3,enum=strata.rlmm.v1.ErrorKind" json:"kind,omitempty"`
 	Message string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
-	// For ERROR_KIND_HALTED (and NOT_APPLIED, INCOMPLETE where known): the metadata partition and
-	// the offset of the record concerned; -1 when not known.
+	// For ERROR_KIND_HALTED, NOT_APPLIED and INCOMPLETE: the metadata partition and the offset of
+	// the record concerned; -1 when not known (offset -1: the record was not published, or not
+	// acknowledged).
 	MetadataPartition int32 `protobuf:"varint,3,opt,name=metadata_partition,json=metadataPartition,proto3" json:"metadata_partition,omitempty"`
 	Offset            int64 `protobuf:"varint,4,opt,name=offset,proto3" json:"offset,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// For NOT_APPLIED and INCOMPLETE: whether the record is in the topic (at offset). Every reader
+	// of the topic applies, or drops, it alike.
+	Published bool `protobuf:"varint,5,opt,name=published,proto3" json:"published,omitempty"`
+	// For NOT_APPLIED: why the record does not apply.
+	NotAppliedReason NotAppliedReason `protobuf:"varint,6,opt,name=not_applied_reason,json=notAppliedReason,proto3,enum=strata.rlmm.v1.NotAppliedReason" json:"not_applied_reason,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ErrorDetail) Reset() {
@@ -1446,6 +1523,20 @@ func (x *ErrorDetail) GetOffset() int64 {
 		return x.Offset
 	}
 	return 0
+}
+
+func (x *ErrorDetail) GetPublished() bool {
+	if x != nil {
+		return x.Published
+	}
+	return false
+}
+
+func (x *ErrorDetail) GetNotAppliedReason() NotAppliedReason {
+	if x != nil {
+		return x.NotAppliedReason
+	}
+	return NotAppliedReason_NOT_APPLIED_REASON_UNSPECIFIED
 }
 
 var File_api_rlmm_v1_rlmm_proto protoreflect.FileDescriptor
@@ -1525,12 +1616,14 @@ const file_api_rlmm_v1_rlmm_proto_rawDesc = "" +
 	"\x0eapplied_offset\x18\x02 \x01(\x03R\rappliedOffset\x12#\n" +
 	"\rtarget_offset\x18\x03 \x01(\x03R\ftargetOffset\x12\x16\n" +
 	"\x06halted\x18\x04 \x01(\bR\x06halted\x12/\n" +
-	"\x04halt\x18\x05 \x01(\v2\x1b.strata.rlmm.v1.ErrorDetailR\x04halt\"\x9d\x01\n" +
+	"\x04halt\x18\x05 \x01(\v2\x1b.strata.rlmm.v1.ErrorDetailR\x04halt\"\x8b\x02\n" +
 	"\vErrorDetail\x12-\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x19.strata.rlmm.v1.ErrorKindR\x04kind\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12-\n" +
 	"\x12metadata_partition\x18\x03 \x01(\x05R\x11metadataPartition\x12\x16\n" +
-	"\x06offset\x18\x04 \x01(\x03R\x06offset*\xc5\x02\n" +
+	"\x06offset\x18\x04 \x01(\x03R\x06offset\x12\x1c\n" +
+	"\tpublished\x18\x05 \x01(\bR\tpublished\x12N\n" +
+	"\x12not_applied_reason\x18\x06 \x01(\x0e2 .strata.rlmm.v1.NotAppliedReasonR\x10notAppliedReason*\xc5\x02\n" +
 	"\tErrorKind\x12\x1a\n" +
 	"\x16ERROR_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14ERROR_KIND_NOT_READY\x10\x01\x12\x15\n" +
@@ -1544,7 +1637,15 @@ const file_api_rlmm_v1_rlmm_proto_rawDesc = "" +
 	"\x11ERROR_KIND_CLOSED\x10\t\x12\x14\n" +
 	"\x10ERROR_KIND_KAFKA\x10\n" +
 	"\x12\x17\n" +
-	"\x13ERROR_KIND_INTERNAL\x10\v2\x9c\v\n" +
+	"\x13ERROR_KIND_INTERNAL\x10\v*\xb0\x02\n" +
+	"\x10NotAppliedReason\x12\"\n" +
+	"\x1eNOT_APPLIED_REASON_UNSPECIFIED\x10\x00\x12)\n" +
+	"%NOT_APPLIED_REASON_INVALID_TRANSITION\x10\x01\x12&\n" +
+	"\"NOT_APPLIED_REASON_UNKNOWN_SEGMENT\x10\x02\x12)\n" +
+	"%NOT_APPLIED_REASON_UNSUPPORTED_RECORD\x10\x03\x12%\n" +
+	"!NOT_APPLIED_REASON_INVALID_RECORD\x10\x04\x12)\n" +
+	"%NOT_APPLIED_REASON_PARTITION_MISMATCH\x10\x05\x12(\n" +
+	"$NOT_APPLIED_REASON_PARTITION_DELETED\x10\x062\x9c\v\n" +
 	"\x18RemoteLogMetadataService\x12\x86\x01\n" +
 	"\x1bAddRemoteLogSegmentMetadata\x122.strata.rlmm.v1.AddRemoteLogSegmentMetadataRequest\x1a3.strata.rlmm.v1.AddRemoteLogSegmentMetadataResponse\x12\x8f\x01\n" +
 	"\x1eUpdateRemoteLogSegmentMetadata\x125.strata.rlmm.v1.UpdateRemoteLogSegmentMetadataRequest\x1a6.strata.rlmm.v1.UpdateRemoteLogSegmentMetadataResponse\x12\x95\x01\n" +
@@ -1572,81 +1673,83 @@ func file_api_rlmm_v1_rlmm_proto_rawDescGZIP() []byte {
 	return file_api_rlmm_v1_rlmm_proto_rawDescData
 }
 
-var file_api_rlmm_v1_rlmm_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_api_rlmm_v1_rlmm_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_api_rlmm_v1_rlmm_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_api_rlmm_v1_rlmm_proto_goTypes = []any{
 	(ErrorKind)(0),                                   // 0: strata.rlmm.v1.ErrorKind
-	(*TopicIdPartition)(nil),                         // 1: strata.rlmm.v1.TopicIdPartition
-	(*AddRemoteLogSegmentMetadataRequest)(nil),       // 2: strata.rlmm.v1.AddRemoteLogSegmentMetadataRequest
-	(*AddRemoteLogSegmentMetadataResponse)(nil),      // 3: strata.rlmm.v1.AddRemoteLogSegmentMetadataResponse
-	(*UpdateRemoteLogSegmentMetadataRequest)(nil),    // 4: strata.rlmm.v1.UpdateRemoteLogSegmentMetadataRequest
-	(*UpdateRemoteLogSegmentMetadataResponse)(nil),   // 5: strata.rlmm.v1.UpdateRemoteLogSegmentMetadataResponse
-	(*PutRemotePartitionDeleteMetadataRequest)(nil),  // 6: strata.rlmm.v1.PutRemotePartitionDeleteMetadataRequest
-	(*PutRemotePartitionDeleteMetadataResponse)(nil), // 7: strata.rlmm.v1.PutRemotePartitionDeleteMetadataResponse
-	(*RemoteLogSegmentMetadataRequest)(nil),          // 8: strata.rlmm.v1.RemoteLogSegmentMetadataRequest
-	(*RemoteLogSegmentMetadataResponse)(nil),         // 9: strata.rlmm.v1.RemoteLogSegmentMetadataResponse
-	(*HighestOffsetForEpochRequest)(nil),             // 10: strata.rlmm.v1.HighestOffsetForEpochRequest
-	(*HighestOffsetForEpochResponse)(nil),            // 11: strata.rlmm.v1.HighestOffsetForEpochResponse
-	(*ListRemoteLogSegmentsRequest)(nil),             // 12: strata.rlmm.v1.ListRemoteLogSegmentsRequest
-	(*ListRemoteLogSegmentsResponse)(nil),            // 13: strata.rlmm.v1.ListRemoteLogSegmentsResponse
-	(*OnPartitionLeadershipChangesRequest)(nil),      // 14: strata.rlmm.v1.OnPartitionLeadershipChangesRequest
-	(*OnPartitionLeadershipChangesResponse)(nil),     // 15: strata.rlmm.v1.OnPartitionLeadershipChangesResponse
-	(*OnStopPartitionsRequest)(nil),                  // 16: strata.rlmm.v1.OnStopPartitionsRequest
-	(*OnStopPartitionsResponse)(nil),                 // 17: strata.rlmm.v1.OnStopPartitionsResponse
-	(*RemoteLogSizeRequest)(nil),                     // 18: strata.rlmm.v1.RemoteLogSizeRequest
-	(*RemoteLogSizeResponse)(nil),                    // 19: strata.rlmm.v1.RemoteLogSizeResponse
-	(*NextSegmentWithTxnIndexRequest)(nil),           // 20: strata.rlmm.v1.NextSegmentWithTxnIndexRequest
-	(*NextSegmentWithTxnIndexResponse)(nil),          // 21: strata.rlmm.v1.NextSegmentWithTxnIndexResponse
-	(*IsReadyRequest)(nil),                           // 22: strata.rlmm.v1.IsReadyRequest
-	(*IsReadyResponse)(nil),                          // 23: strata.rlmm.v1.IsReadyResponse
-	(*HealthRequest)(nil),                            // 24: strata.rlmm.v1.HealthRequest
-	(*HealthResponse)(nil),                           // 25: strata.rlmm.v1.HealthResponse
-	(*MetadataPartitionStatus)(nil),                  // 26: strata.rlmm.v1.MetadataPartitionStatus
-	(*ErrorDetail)(nil),                              // 27: strata.rlmm.v1.ErrorDetail
+	(NotAppliedReason)(0),                            // 1: strata.rlmm.v1.NotAppliedReason
+	(*TopicIdPartition)(nil),                         // 2: strata.rlmm.v1.TopicIdPartition
+	(*AddRemoteLogSegmentMetadataRequest)(nil),       // 3: strata.rlmm.v1.AddRemoteLogSegmentMetadataRequest
+	(*AddRemoteLogSegmentMetadataResponse)(nil),      // 4: strata.rlmm.v1.AddRemoteLogSegmentMetadataResponse
+	(*UpdateRemoteLogSegmentMetadataRequest)(nil),    // 5: strata.rlmm.v1.UpdateRemoteLogSegmentMetadataRequest
+	(*UpdateRemoteLogSegmentMetadataResponse)(nil),   // 6: strata.rlmm.v1.UpdateRemoteLogSegmentMetadataResponse
+	(*PutRemotePartitionDeleteMetadataRequest)(nil),  // 7: strata.rlmm.v1.PutRemotePartitionDeleteMetadataRequest
+	(*PutRemotePartitionDeleteMetadataResponse)(nil), // 8: strata.rlmm.v1.PutRemotePartitionDeleteMetadataResponse
+	(*RemoteLogSegmentMetadataRequest)(nil),          // 9: strata.rlmm.v1.RemoteLogSegmentMetadataRequest
+	(*RemoteLogSegmentMetadataResponse)(nil),         // 10: strata.rlmm.v1.RemoteLogSegmentMetadataResponse
+	(*HighestOffsetForEpochRequest)(nil),             // 11: strata.rlmm.v1.HighestOffsetForEpochRequest
+	(*HighestOffsetForEpochResponse)(nil),            // 12: strata.rlmm.v1.HighestOffsetForEpochResponse
+	(*ListRemoteLogSegmentsRequest)(nil),             // 13: strata.rlmm.v1.ListRemoteLogSegmentsRequest
+	(*ListRemoteLogSegmentsResponse)(nil),            // 14: strata.rlmm.v1.ListRemoteLogSegmentsResponse
+	(*OnPartitionLeadershipChangesRequest)(nil),      // 15: strata.rlmm.v1.OnPartitionLeadershipChangesRequest
+	(*OnPartitionLeadershipChangesResponse)(nil),     // 16: strata.rlmm.v1.OnPartitionLeadershipChangesResponse
+	(*OnStopPartitionsRequest)(nil),                  // 17: strata.rlmm.v1.OnStopPartitionsRequest
+	(*OnStopPartitionsResponse)(nil),                 // 18: strata.rlmm.v1.OnStopPartitionsResponse
+	(*RemoteLogSizeRequest)(nil),                     // 19: strata.rlmm.v1.RemoteLogSizeRequest
+	(*RemoteLogSizeResponse)(nil),                    // 20: strata.rlmm.v1.RemoteLogSizeResponse
+	(*NextSegmentWithTxnIndexRequest)(nil),           // 21: strata.rlmm.v1.NextSegmentWithTxnIndexRequest
+	(*NextSegmentWithTxnIndexResponse)(nil),          // 22: strata.rlmm.v1.NextSegmentWithTxnIndexResponse
+	(*IsReadyRequest)(nil),                           // 23: strata.rlmm.v1.IsReadyRequest
+	(*IsReadyResponse)(nil),                          // 24: strata.rlmm.v1.IsReadyResponse
+	(*HealthRequest)(nil),                            // 25: strata.rlmm.v1.HealthRequest
+	(*HealthResponse)(nil),                           // 26: strata.rlmm.v1.HealthResponse
+	(*MetadataPartitionStatus)(nil),                  // 27: strata.rlmm.v1.MetadataPartitionStatus
+	(*ErrorDetail)(nil),                              // 28: strata.rlmm.v1.ErrorDetail
 }
 var file_api_rlmm_v1_rlmm_proto_depIdxs = []int32{
-	1,  // 0: strata.rlmm.v1.RemoteLogSegmentMetadataRequest.topic_id_partition:type_name -> strata.rlmm.v1.TopicIdPartition
-	1,  // 1: strata.rlmm.v1.HighestOffsetForEpochRequest.topic_id_partition:type_name -> strata.rlmm.v1.TopicIdPartition
-	1,  // 2: strata.rlmm.v1.ListRemoteLogSegmentsRequest.topic_id_partition:type_name -> strata.rlmm.v1.TopicIdPartition
-	1,  // 3: strata.rlmm.v1.OnPartitionLeadershipChangesRequest.leader_partitions:type_name -> strata.rlmm.v1.TopicIdPartition
-	1,  // 4: strata.rlmm.v1.OnPartitionLeadershipChangesRequest.follower_partitions:type_name -> strata.rlmm.v1.TopicIdPartition
-	1,  // 5: strata.rlmm.v1.OnStopPartitionsRequest.partitions:type_name -> strata.rlmm.v1.TopicIdPartition
-	1,  // 6: strata.rlmm.v1.RemoteLogSizeRequest.topic_id_partition:type_name -> strata.rlmm.v1.TopicIdPartition
-	1,  // 7: strata.rlmm.v1.NextSegmentWithTxnIndexRequest.topic_id_partition:type_name -> strata.rlmm.v1.TopicIdPartition
-	1,  // 8: strata.rlmm.v1.IsReadyRequest.topic_id_partition:type_name -> strata.rlmm.v1.TopicIdPartition
-	27, // 9: strata.rlmm.v1.IsReadyResponse.reason:type_name -> strata.rlmm.v1.ErrorDetail
-	26, // 10: strata.rlmm.v1.HealthResponse.partitions:type_name -> strata.rlmm.v1.MetadataPartitionStatus
-	27, // 11: strata.rlmm.v1.MetadataPartitionStatus.halt:type_name -> strata.rlmm.v1.ErrorDetail
+	2,  // 0: strata.rlmm.v1.RemoteLogSegmentMetadataRequest.topic_id_partition:type_name -> strata.rlmm.v1.TopicIdPartition
+	2,  // 1: strata.rlmm.v1.HighestOffsetForEpochRequest.topic_id_partition:type_name -> strata.rlmm.v1.TopicIdPartition
+	2,  // 2: strata.rlmm.v1.ListRemoteLogSegmentsRequest.topic_id_partition:type_name -> strata.rlmm.v1.TopicIdPartition
+	2,  // 3: strata.rlmm.v1.OnPartitionLeadershipChangesRequest.leader_partitions:type_name -> strata.rlmm.v1.TopicIdPartition
+	2,  // 4: strata.rlmm.v1.OnPartitionLeadershipChangesRequest.follower_partitions:type_name -> strata.rlmm.v1.TopicIdPartition
+	2,  // 5: strata.rlmm.v1.OnStopPartitionsRequest.partitions:type_name -> strata.rlmm.v1.TopicIdPartition
+	2,  // 6: strata.rlmm.v1.RemoteLogSizeRequest.topic_id_partition:type_name -> strata.rlmm.v1.TopicIdPartition
+	2,  // 7: strata.rlmm.v1.NextSegmentWithTxnIndexRequest.topic_id_partition:type_name -> strata.rlmm.v1.TopicIdPartition
+	2,  // 8: strata.rlmm.v1.IsReadyRequest.topic_id_partition:type_name -> strata.rlmm.v1.TopicIdPartition
+	28, // 9: strata.rlmm.v1.IsReadyResponse.reason:type_name -> strata.rlmm.v1.ErrorDetail
+	27, // 10: strata.rlmm.v1.HealthResponse.partitions:type_name -> strata.rlmm.v1.MetadataPartitionStatus
+	28, // 11: strata.rlmm.v1.MetadataPartitionStatus.halt:type_name -> strata.rlmm.v1.ErrorDetail
 	0,  // 12: strata.rlmm.v1.ErrorDetail.kind:type_name -> strata.rlmm.v1.ErrorKind
-	2,  // 13: strata.rlmm.v1.RemoteLogMetadataService.AddRemoteLogSegmentMetadata:input_type -> strata.rlmm.v1.AddRemoteLogSegmentMetadataRequest
-	4,  // 14: strata.rlmm.v1.RemoteLogMetadataService.UpdateRemoteLogSegmentMetadata:input_type -> strata.rlmm.v1.UpdateRemoteLogSegmentMetadataRequest
-	6,  // 15: strata.rlmm.v1.RemoteLogMetadataService.PutRemotePartitionDeleteMetadata:input_type -> strata.rlmm.v1.PutRemotePartitionDeleteMetadataRequest
-	8,  // 16: strata.rlmm.v1.RemoteLogMetadataService.RemoteLogSegmentMetadata:input_type -> strata.rlmm.v1.RemoteLogSegmentMetadataRequest
-	10, // 17: strata.rlmm.v1.RemoteLogMetadataService.HighestOffsetForEpoch:input_type -> strata.rlmm.v1.HighestOffsetForEpochRequest
-	12, // 18: strata.rlmm.v1.RemoteLogMetadataService.ListRemoteLogSegments:input_type -> strata.rlmm.v1.ListRemoteLogSegmentsRequest
-	14, // 19: strata.rlmm.v1.RemoteLogMetadataService.OnPartitionLeadershipChanges:input_type -> strata.rlmm.v1.OnPartitionLeadershipChangesRequest
-	16, // 20: strata.rlmm.v1.RemoteLogMetadataService.OnStopPartitions:input_type -> strata.rlmm.v1.OnStopPartitionsRequest
-	18, // 21: strata.rlmm.v1.RemoteLogMetadataService.RemoteLogSize:input_type -> strata.rlmm.v1.RemoteLogSizeRequest
-	20, // 22: strata.rlmm.v1.RemoteLogMetadataService.NextSegmentWithTxnIndex:input_type -> strata.rlmm.v1.NextSegmentWithTxnIndexRequest
-	22, // 23: strata.rlmm.v1.RemoteLogMetadataService.IsReady:input_type -> strata.rlmm.v1.IsReadyRequest
-	24, // 24: strata.rlmm.v1.RemoteLogMetadataService.Health:input_type -> strata.rlmm.v1.HealthRequest
-	3,  // 25: strata.rlmm.v1.RemoteLogMetadataService.AddRemoteLogSegmentMetadata:output_type -> strata.rlmm.v1.AddRemoteLogSegmentMetadataResponse
-	5,  // 26: strata.rlmm.v1.RemoteLogMetadataService.UpdateRemoteLogSegmentMetadata:output_type -> strata.rlmm.v1.UpdateRemoteLogSegmentMetadataResponse
-	7,  // 27: strata.rlmm.v1.RemoteLogMetadataService.PutRemotePartitionDeleteMetadata:output_type -> strata.rlmm.v1.PutRemotePartitionDeleteMetadataResponse
-	9,  // 28: strata.rlmm.v1.RemoteLogMetadataService.RemoteLogSegmentMetadata:output_type -> strata.rlmm.v1.RemoteLogSegmentMetadataResponse
-	11, // 29: strata.rlmm.v1.RemoteLogMetadataService.HighestOffsetForEpoch:output_type -> strata.rlmm.v1.HighestOffsetForEpochResponse
-	13, // 30: strata.rlmm.v1.RemoteLogMetadataService.ListRemoteLogSegments:output_type -> strata.rlmm.v1.ListRemoteLogSegmentsResponse
-	15, // 31: strata.rlmm.v1.RemoteLogMetadataService.OnPartitionLeadershipChanges:output_type -> strata.rlmm.v1.OnPartitionLeadershipChangesResponse
-	17, // 32: strata.rlmm.v1.RemoteLogMetadataService.OnStopPartitions:output_type -> strata.rlmm.v1.OnStopPartitionsResponse
-	19, // 33: strata.rlmm.v1.RemoteLogMetadataService.RemoteLogSize:output_type -> strata.rlmm.v1.RemoteLogSizeResponse
-	21, // 34: strata.rlmm.v1.RemoteLogMetadataService.NextSegmentWithTxnIndex:output_type -> strata.rlmm.v1.NextSegmentWithTxnIndexResponse
-	23, // 35: strata.rlmm.v1.RemoteLogMetadataService.IsReady:output_type -> strata.rlmm.v1.IsReadyResponse
-	25, // 36: strata.rlmm.v1.RemoteLogMetadataService.Health:output_type -> strata.rlmm.v1.HealthResponse
-	25, // [25:37] is the sub-list for method output_type
-	13, // [13:25] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	1,  // 13: strata.rlmm.v1.ErrorDetail.not_applied_reason:type_name -> strata.rlmm.v1.NotAppliedReason
+	3,  // 14: strata.rlmm.v1.RemoteLogMetadataService.AddRemoteLogSegmentMetadata:input_type -> strata.rlmm.v1.AddRemoteLogSegmentMetadataRequest
+	5,  // 15: strata.rlmm.v1.RemoteLogMetadataService.UpdateRemoteLogSegmentMetadata:input_type -> strata.rlmm.v1.UpdateRemoteLogSegmentMetadataRequest
+	7,  // 16: strata.rlmm.v1.RemoteLogMetadataService.PutRemotePartitionDeleteMetadata:input_type -> strata.rlmm.v1.PutRemotePartitionDeleteMetadataRequest
+	9,  // 17: strata.rlmm.v1.RemoteLogMetadataService.RemoteLogSegmentMetadata:input_type -> strata.rlmm.v1.RemoteLogSegmentMetadataRequest
+	11, // 18: strata.rlmm.v1.RemoteLogMetadataService.HighestOffsetForEpoch:input_type -> strata.rlmm.v1.HighestOffsetForEpochRequest
+	13, // 19: strata.rlmm.v1.RemoteLogMetadataService.ListRemoteLogSegments:input_type -> strata.rlmm.v1.ListRemoteLogSegmentsRequest
+	15, // 20: strata.rlmm.v1.RemoteLogMetadataService.OnPartitionLeadershipChanges:input_type -> strata.rlmm.v1.OnPartitionLeadershipChangesRequest
+	17, // 21: strata.rlmm.v1.RemoteLogMetadataService.OnStopPartitions:input_type -> strata.rlmm.v1.OnStopPartitionsRequest
+	19, // 22: strata.rlmm.v1.RemoteLogMetadataService.RemoteLogSize:input_type -> strata.rlmm.v1.RemoteLogSizeRequest
+	21, // 23: strata.rlmm.v1.RemoteLogMetadataService.NextSegmentWithTxnIndex:input_type -> strata.rlmm.v1.NextSegmentWithTxnIndexRequest
+	23, // 24: strata.rlmm.v1.RemoteLogMetadataService.IsReady:input_type -> strata.rlmm.v1.IsReadyRequest
+	25, // 25: strata.rlmm.v1.RemoteLogMetadataService.Health:input_type -> strata.rlmm.v1.HealthRequest
+	4,  // 26: strata.rlmm.v1.RemoteLogMetadataService.AddRemoteLogSegmentMetadata:output_type -> strata.rlmm.v1.AddRemoteLogSegmentMetadataResponse
+	6,  // 27: strata.rlmm.v1.RemoteLogMetadataService.UpdateRemoteLogSegmentMetadata:output_type -> strata.rlmm.v1.UpdateRemoteLogSegmentMetadataResponse
+	8,  // 28: strata.rlmm.v1.RemoteLogMetadataService.PutRemotePartitionDeleteMetadata:output_type -> strata.rlmm.v1.PutRemotePartitionDeleteMetadataResponse
+	10, // 29: strata.rlmm.v1.RemoteLogMetadataService.RemoteLogSegmentMetadata:output_type -> strata.rlmm.v1.RemoteLogSegmentMetadataResponse
+	12, // 30: strata.rlmm.v1.RemoteLogMetadataService.HighestOffsetForEpoch:output_type -> strata.rlmm.v1.HighestOffsetForEpochResponse
+	14, // 31: strata.rlmm.v1.RemoteLogMetadataService.ListRemoteLogSegments:output_type -> strata.rlmm.v1.ListRemoteLogSegmentsResponse
+	16, // 32: strata.rlmm.v1.RemoteLogMetadataService.OnPartitionLeadershipChanges:output_type -> strata.rlmm.v1.OnPartitionLeadershipChangesResponse
+	18, // 33: strata.rlmm.v1.RemoteLogMetadataService.OnStopPartitions:output_type -> strata.rlmm.v1.OnStopPartitionsResponse
+	20, // 34: strata.rlmm.v1.RemoteLogMetadataService.RemoteLogSize:output_type -> strata.rlmm.v1.RemoteLogSizeResponse
+	22, // 35: strata.rlmm.v1.RemoteLogMetadataService.NextSegmentWithTxnIndex:output_type -> strata.rlmm.v1.NextSegmentWithTxnIndexResponse
+	24, // 36: strata.rlmm.v1.RemoteLogMetadataService.IsReady:output_type -> strata.rlmm.v1.IsReadyResponse
+	26, // 37: strata.rlmm.v1.RemoteLogMetadataService.Health:output_type -> strata.rlmm.v1.HealthResponse
+	26, // [26:38] is the sub-list for method output_type
+	14, // [14:26] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_api_rlmm_v1_rlmm_proto_init() }
@@ -1663,7 +1766,7 @@ func file_api_rlmm_v1_rlmm_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_rlmm_v1_rlmm_proto_rawDesc), len(file_api_rlmm_v1_rlmm_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      2,
 			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
