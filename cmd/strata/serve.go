@@ -36,6 +36,7 @@ type serveFlags struct {
 	grace          time.Duration
 	closeTimeout   time.Duration
 	logLevel       string
+	metricsAddr    string // see serve_metrics.go
 }
 
 func newServeCmd() *cobra.Command {
@@ -54,7 +55,11 @@ store goes to strata.cache.dir, else beside the broker's log directory (<log.dir
 The properties, not flags, say how to reach the cluster (TLS and SASL included).
 
 The socket appears once the manager is up. SIGTERM or SIGINT stops it: calls in flight get
---grace, then the manager closes. Logs go to stderr; nothing is written to stdout.`,
+--grace, then the manager closes. Logs go to stderr; nothing is written to stdout.
+
+With --metrics-addr it also serves, over HTTP on a loopback address, Prometheus metrics
+(/metrics: the manager's, its store's, its Kafka client's, Go's and the process's), liveness
+(/healthz) and readiness (/readyz: 503 naming any halted metadata partition and its offset).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runServe(cmd.Context(), &f, cmd.InOrStdin(), cmd.ErrOrStderr())
@@ -68,6 +73,7 @@ The socket appears once the manager is up. SIGTERM or SIGINT stops it: calls in 
 	fl.DurationVar(&f.grace, "grace", serve.DefaultGracePeriod, "how long a stop waits for calls in flight before cancelling them")
 	fl.DurationVar(&f.closeTimeout, "close-timeout", 30*time.Second, "give up closing the manager after this long")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.StringVar(&f.metricsAddr, "metrics-addr", "", "serve /metrics, /healthz and /readyz on this loopback TCP address (127.0.0.1:PORT)")
 	cmd.MarkFlagsMutuallyExclusive("socket", "listen")
 	return cmd
 }
@@ -109,10 +115,20 @@ func runServe(ctx context.Context, f *serveFlags, stdin io.Reader, stderr io.Wri
 	if err := f.checkListen(cacheDir); err != nil {
 		return err
 	}
-	m, err := rlmm.New(ctx, rlmm.WithProperties(props), rlmm.WithLogger(log.Named("rlmm")))
+	if err := f.checkMetricsAddr(); err != nil {
+		return err
+	}
+	reg, metricsOpts := f.metricsRegistry()
+	m, err := rlmm.New(ctx, append([]rlmm.Option{rlmm.WithProperties(props), rlmm.WithLogger(log.Named("rlmm"))}, metricsOpts...)...)
 	if err != nil {
 		return err
 	}
+	stopMetrics, err := f.serveMetrics(reg, m, log.Named("metrics"))
+	if err != nil {
+		m.Close()
+		return err
+	}
+	defer stopMetrics()
 	// The socket appears only now, with the manager up and the store locked: a client that
 	// reaches it is served at once, and a second server of the same store has already failed.
 	lis, err := f.listenOn(cacheDir)
