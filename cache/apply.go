@@ -25,13 +25,30 @@ type Result struct {
 }
 
 // Drop is a record Apply did not apply, and why. It still advanced its metadata partition's
-// next offset.
+// next offset, and the store keeps it (Dropped, DroppedAt).
 type Drop struct {
 	Partition     int32                  // metadata partition
 	Offset        int64                  // offset in it
 	UserPartition proto.TopicIDPartition // zero for a snapshot record, which names none
+	Segment       proto.UUID             // the segment of a segment record; zero otherwise
 	Reason        DropReason
-	Err           error // wraps Reason.Err(); names the offset, the segment and the states
+	Detail        string // the segment or partition and the states involved
+	Err           error  // wraps Reason.Err(); names the offset and says what Detail says
+}
+
+// DroppedRecord is a dropped record as the store keeps it.
+type DroppedRecord struct {
+	Partition     int32                  // metadata partition
+	Offset        int64                  // offset in it
+	UserPartition proto.TopicIDPartition // zero for a snapshot record, which names none
+	Segment       proto.UUID             // the segment of a segment record; zero otherwise
+	Reason        DropReason
+	Detail        string
+}
+
+// Err returns the error the drop's Apply reported: it wraps Reason.Err().
+func (d DroppedRecord) Err() error {
+	return fmt.Errorf("cache: metadata partition %d offset %d: %s: %w", d.Partition, d.Offset, d.Detail, d.Reason.Err())
 }
 
 // Apply applies entries, read from any mix of metadata partitions, and moves the next offset of
@@ -85,6 +102,7 @@ func (s *Store) Apply(entries []Entry) (Result, error) {
 				continue
 			}
 			res.Dropped = append(res.Dropped, *d)
+			tx.drops = append(tx.drops, d)
 			if ce := s.log.Check(zap.DebugLevel, "record dropped"); ce != nil {
 				ce.Write(zap.Int32("metadata_partition", d.Partition), zap.Int64("offset", d.Offset),
 					zap.Stringer("reason", d.Reason), zap.Error(d.Err))
@@ -120,14 +138,41 @@ func validEntry(e *Entry) error {
 }
 
 func (tx *txn) drop(e *Entry, tp proto.TopicIDPartition, reason DropReason, format string, args ...any) *Drop {
-	return &Drop{
+	d := &Drop{
 		Partition:     e.Partition,
 		Offset:        e.Offset,
 		UserPartition: tp,
+		Segment:       recordSegment(e.Record),
 		Reason:        reason,
-		Err: fmt.Errorf("cache: metadata partition %d offset %d: %s: %w",
-			e.Partition, e.Offset, fmt.Sprintf(format, args...), reason.Err()),
+		Detail:        fmt.Sprintf(format, args...),
 	}
+	d.Err = fmt.Errorf("cache: metadata partition %d offset %d: %s: %w", e.Partition, e.Offset, d.Detail, reason.Err())
+	return d
+}
+
+// recordSegment is the id of the segment a segment record is about; zero for other records.
+func recordSegment(r proto.Record) proto.UUID {
+	switch r := r.(type) {
+	case *proto.SegmentMetadata:
+		return r.SegmentID.ID
+	case *proto.SegmentMetadataUpdate:
+		return r.SegmentID.ID
+	}
+	return proto.UUID{}
+}
+
+// deleted drops a record about a user partition whose DELETE_PARTITION_FINISHED was applied,
+// and returns nil for any other.
+func (tx *txn) deleted(e *Entry, tp proto.TopicIDPartition, pt *ptx) (*Drop, error) {
+	if pt.row != nil {
+		return nil, nil
+	}
+	gone, err := pt.isDeleted()
+	if err != nil || !gone {
+		return nil, err
+	}
+	return tx.drop(e, tp, PartitionDeleted, "user partition %s: %s was applied; %s is stale",
+		tp, proto.DeletePartitionFinished, e.Record.Key()), nil
 }
 
 // mismatch drops a record about a known user partition that comes from another metadata
@@ -152,7 +197,49 @@ func (tx *txn) apply(e *Entry) (*Drop, error) {
 	return tx.drop(e, proto.TopicIDPartition{}, UnsupportedRecord, "%s is never published to the topic", e.Record.Key()), nil
 }
 
-// invalidAdd says why Kafka would refuse an add record, or returns "".
+// CheckRecord returns an error wrapping ErrInvalidRecord (or ErrUnsupportedRecord) for a record
+// every store drops whatever it holds: the checks Kafka's constructors make, and the ones the
+// store adds (see InvalidRecord). A publisher calls it before producing, so that nothing
+// useless enters the topic; nil does not mean the record applies, only that it may.
+func CheckRecord(r proto.Record) error {
+	var msg string
+	reason := InvalidRecord
+	switch r := r.(type) {
+	case *proto.SegmentMetadata:
+		if r == nil {
+			return fmt.Errorf("cache: nil record: %w", ErrInvalidRecord)
+		}
+		if msg = invalidAdd(r); msg != "" {
+			msg = "segment " + r.SegmentID.String() + ": " + msg
+		}
+	case *proto.SegmentMetadataUpdate:
+		if r == nil {
+			return fmt.Errorf("cache: nil record: %w", ErrInvalidRecord)
+		}
+		if !r.State.Valid() {
+			msg = fmt.Sprintf("segment %s: state %s is not one Kafka defines", r.SegmentID, r.State)
+		} else if r.State == proto.CopySegmentStarted {
+			msg = fmt.Sprintf("segment %s: an update cannot set %s, only the add record can", r.SegmentID, r.State)
+		}
+	case *proto.PartitionDeleteMetadata:
+		if r == nil {
+			return fmt.Errorf("cache: nil record: %w", ErrInvalidRecord)
+		}
+		if !r.State.Valid() {
+			msg = fmt.Sprintf("user partition %s: state %s is not one Kafka defines", r.TopicIDPartition, r.State)
+		}
+	case nil:
+		return fmt.Errorf("cache: nil record: %w", ErrInvalidRecord)
+	default:
+		msg, reason = fmt.Sprintf("%s is never published to the topic", r.Key()), UnsupportedRecord
+	}
+	if msg == "" {
+		return nil
+	}
+	return fmt.Errorf("cache: %s: %w", msg, reason.Err())
+}
+
+// invalidAdd says why Kafka would refuse an add record, or why the store does, or returns "".
 func invalidAdd(r *proto.SegmentMetadata) string {
 	switch {
 	case r.State != proto.CopySegmentStarted:
@@ -167,6 +254,15 @@ func invalidAdd(r *proto.SegmentMetadata) string {
 	for i := 1; i < len(r.LeaderEpochs); i++ {
 		if r.LeaderEpochs[i].Epoch <= r.LeaderEpochs[i-1].Epoch {
 			return fmt.Sprintf("leader epochs not strictly ascending: %d after %d", r.LeaderEpochs[i].Epoch, r.LeaderEpochs[i-1].Epoch)
+		}
+	}
+	// Kafka's RemoteLogManager builds the map from the leader epoch cache truncated to the
+	// segment, so every epoch starts within it. Kafka accepts an epoch starting after the end
+	// offset, and then answers that the segment holds offsets it does not, and its
+	// nextSegmentWithTxnIndex loops forever on such a segment; the store refuses it.
+	for _, e := range r.LeaderEpochs {
+		if e.StartOffset > r.EndOffset {
+			return fmt.Sprintf("leader epoch %d starts at %d, after the segment's end offset %d", e.Epoch, e.StartOffset, r.EndOffset)
 		}
 	}
 	return ""
@@ -197,6 +293,9 @@ func (tx *txn) addSegment(e *Entry, r *proto.SegmentMetadata) (*Drop, error) {
 	}
 	if d := tx.mismatch(e, tp, pt); d != nil {
 		return d, nil
+	}
+	if d, err := tx.deleted(e, tp, pt); d != nil || err != nil {
+		return d, err
 	}
 	id := r.SegmentID.ID
 	ss, err := pt.segment(id)
@@ -246,6 +345,9 @@ func (tx *txn) updateSegment(e *Entry, r *proto.SegmentMetadataUpdate) (*Drop, e
 	}
 	if d := tx.mismatch(e, tp, pt); d != nil {
 		return d, nil
+	}
+	if d, err := tx.deleted(e, tp, pt); d != nil || err != nil {
+		return d, err
 	}
 	if pt.row == nil {
 		return tx.drop(e, tp, UnknownSegment, "segment %s: user partition %s is unknown", r.SegmentID, tp), nil
@@ -373,7 +475,8 @@ func (pt *ptx) deleteStarted(m *proto.SegmentMetadata) error {
 
 // partitionDelete applies a partition-delete record. Kafka stores these states unchecked;
 // Strata checks the transition (proto.ValidPartitionDeleteTransition). DELETE_PARTITION_FINISHED
-// removes everything of the partition, as Kafka drops its cache of it.
+// removes everything of the partition, as Kafka drops its cache of it, and leaves a tombstone:
+// every later record of the partition is dropped as PartitionDeleted.
 func (tx *txn) partitionDelete(e *Entry, r *proto.PartitionDeleteMetadata) (*Drop, error) {
 	tp := r.TopicIDPartition
 	if !r.State.Valid() {
@@ -385,6 +488,9 @@ func (tx *txn) partitionDelete(e *Entry, r *proto.PartitionDeleteMetadata) (*Dro
 	}
 	if d := tx.mismatch(e, tp, pt); d != nil {
 		return d, nil
+	}
+	if d, err := tx.deleted(e, tp, pt); d != nil || err != nil {
+		return d, err
 	}
 	has := pt.row != nil && pt.row.hasDelete
 	var from proto.PartitionDeleteState
@@ -399,7 +505,9 @@ func (tx *txn) partitionDelete(e *Entry, r *proto.PartitionDeleteMetadata) (*Dro
 		return tx.drop(e, tp, InvalidTransition, "user partition %s: %s -> %s", tp, fromName, r.State), nil
 	}
 	if r.State == proto.DeletePartitionFinished {
+		mp, name := pt.row.mp, pt.row.name
 		pt.drop()
+		pt.markDeleted(mp, name)
 		return nil, nil
 	}
 	if pt.row == nil {

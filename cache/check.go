@@ -33,6 +33,7 @@ const maxViolations = 100
 //     offset; an unreferenced row names a segment of that epoch;
 //   - an epoch's greatest referenced start offset is the greatest referenced row's; the
 //     partition row holds the state of the greatest epoch that has one, epoch rows the others;
+//   - a deleted partition's tombstone has no partition row beside it;
 //   - the writer's in-memory copy of partition rows (Store.parts) equals the rows.
 //
 // It returns nil, or the violations joined (errors.Join), each a *CorruptError, at most 100.
@@ -157,6 +158,19 @@ func (c *checker) visit(k, v []byte) {
 	case tagIdentity:
 		if _, err := decodeIdentity(v); err != nil {
 			c.fail(k, "%v", err)
+		}
+		return
+	case tagDropped:
+		if _, err := decodeDropped(v, pk.mp, pk.offset); err != nil {
+			c.fail(k, "%v", err)
+		}
+		return
+	case tagDeleted:
+		if _, _, err := decodeDeleted(v); err != nil {
+			c.fail(k, "%v", err)
+		}
+		if _, ok := c.value(pk.prefix.partitionKey()); ok {
+			c.fail(k, "the deleted partition has a partition row")
 		}
 		return
 	}
@@ -427,6 +441,14 @@ func formatValue(b *strings.Builder, pk parsedKey, v []byte) error {
 	case tagSkipped:
 		at, reason, err := decodeSkipped(v)
 		fmt.Fprintf(b, " at=%s reason=%q", time.Unix(0, at).UTC().Format(time.RFC3339Nano), reason)
+		return err
+	case tagDropped:
+		d, err := decodeDropped(v, pk.mp, pk.offset)
+		fmt.Fprintf(b, " reason=%s partition=%s segment=%s detail=%q", d.Reason, d.UserPartition, d.Segment, d.Detail)
+		return err
+	case tagDeleted:
+		mp, name, err := decodeDeleted(v)
+		fmt.Fprintf(b, " topic=%q mp=%d", name, mp)
 		return err
 	}
 	switch pk.kind {

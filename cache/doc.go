@@ -14,7 +14,8 @@
 //   - Apply: the consumer hands over each fetch, decoded; the row changes of every record and
 //     the new next offset of each metadata partition are written in one synced Pebble batch, so
 //     the store is always a prefix of the topic and re-delivery is a no-op. Records that cannot
-//     be applied are dropped and listed (Result.Dropped), never fatal.
+//     be applied are dropped, listed (Result.Dropped) and kept (Dropped), never fatal.
+//     CheckRecord says, before a record is published, whether every store would drop it.
 //   - Queries that answer exactly as Kafka's RemoteLogMetadataCache does, state by state and
 //     epoch by epoch (SegmentFor, HighestOffsetForEpoch, Segments, SegmentsForEpoch,
 //     RemoteLogSizeForEpoch, NextSegmentWithTxnIndex), plus what an operator needs (Segment,
@@ -28,9 +29,25 @@
 // it never talks to remote storage. It is not the source of truth: the topic is, and any store
 // can be thrown away and rebuilt from it.
 //
-// Where the semantics differ from Kafka's on purpose, the code that differs says so: partition
-// delete transitions are checked, snapshot records and records Kafka's constructors would
-// refuse are dropped instead of killing the consumer, segment lists are ordered, a segment
-// added again while still copying leaves the epochs it no longer names, and a user partition's
-// records must all come from one metadata partition under one topic name.
+// Where the semantics differ from Kafka's on purpose, the code that differs says so:
+//   - partition delete transitions are checked;
+//   - snapshot records and records Kafka's constructors would refuse are dropped instead of
+//     killing the consumer, and so are add records whose leader-epoch map names an epoch
+//     starting after the segment's end offset (Kafka accepts them, then claims the segment holds
+//     offsets it does not, and its nextSegmentWithTxnIndex loops forever on them);
+//     NextSegmentWithTxnIndex only ever walks forward, whatever the store holds;
+//   - segment lists are ordered;
+//   - a segment added again while still copying leaves the epochs it no longer names;
+//   - a user partition's records must all come from one metadata partition under one topic
+//     name;
+//   - a deleted partition stays deleted: DELETE_PARTITION_FINISHED leaves a tombstone, and every
+//     later record of the partition (a late COPY_SEGMENT_STARTED of an old leader, a repeated
+//     DELETE_PARTITION_MARKED) is dropped as PartitionDeleted (ErrPartitionDeleted). A topic id
+//     is never reused, so such records are stale; Kafka would re-create the partition, and its
+//     consumer thread dies on some of them. Queries of the partition still answer ErrNotFound,
+//     as Kafka's do;
+//   - every dropped record is kept, with its reason and the segment it named (Dropped,
+//     DroppedAt), so that a publisher can learn that its record had no effect and an audit can
+//     list what the topic holds that no store applied (the objects of a late copy, above, are
+//     left in remote storage, and nothing but an audit would ever find them).
 package cache

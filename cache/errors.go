@@ -52,7 +52,8 @@ type DropReason int8
 
 // The reasons a record is dropped. Every dropped record still advances its metadata partition's
 // next offset: a record that cannot be applied now never can be, and the topic is the source of
-// truth for what it said.
+// truth for what it said. Every drop is kept in the store (Dropped, DroppedAt) until its metadata
+// partition is reset.
 const (
 	// InvalidTransition: the segment or partition-delete state may not move from its current
 	// state to the record's (proto.ValidSegmentTransition, proto.ValidPartitionDeleteTransition).
@@ -76,6 +77,12 @@ const (
 	// partition's events to one metadata partition; a record elsewhere would make
 	// ResetPartition of either metadata partition lose or keep the wrong rows.
 	PartitionMismatch
+	// PartitionDeleted: a record about a user partition whose DELETE_PARTITION_FINISHED has
+	// been applied. A topic id is never reused, so such a record is stale: an old leader's copy
+	// still in flight when the partition was deleted, or a repeated DELETE_PARTITION_MARKED.
+	// Kafka would re-create the partition (or its consumer would die on the record); the store
+	// keeps a tombstone of each finished partition and drops every later record of it.
+	PartitionDeleted
 )
 
 var dropReasonNames = [...]string{
@@ -84,6 +91,7 @@ var dropReasonNames = [...]string{
 	UnsupportedRecord: "UnsupportedRecord",
 	InvalidRecord:     "InvalidRecord",
 	PartitionMismatch: "PartitionMismatch",
+	PartitionDeleted:  "PartitionDeleted",
 }
 
 func (r DropReason) String() string {
@@ -101,6 +109,7 @@ var (
 	ErrUnsupportedRecord = errors.New("unsupported record")
 	ErrInvalidRecord     = errors.New("invalid record")
 	ErrPartitionMismatch = errors.New("user partition belongs elsewhere")
+	ErrPartitionDeleted  = errors.New("user partition deleted")
 )
 
 // Err returns the sentinel error Drop.Err wraps for this reason.
@@ -116,6 +125,8 @@ func (r DropReason) Err() error {
 		return ErrInvalidRecord
 	case PartitionMismatch:
 		return ErrPartitionMismatch
+	case PartitionDeleted:
+		return ErrPartitionDeleted
 	}
 	return errors.New(r.String())
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stratalog/strata/proto"
 )
@@ -408,9 +409,13 @@ func TestSegmentTransitions(t *testing.T) {
 			if len(res.Dropped) != 1 || res.Dropped[0].Reason != c.want || !errors.Is(res.Dropped[0].Err, c.want.Err()) {
 				t.Errorf("%s -> %s: result %+v, want dropped as %s", c.from, c.to, res, c.want)
 			}
-			// A dropped record changes nothing but the offset.
+			// A dropped record changes nothing but the offset, and is kept with its reason.
 			if next, _ := s.NextOffset(0); next != f.next {
 				t.Errorf("%s -> %s: next offset %d, want %d", c.from, c.to, next, f.next)
+			}
+			if d, ok, err := s.DroppedAt(0, f.next-1); err != nil || !ok || d.Reason != c.want || d.Segment != id.ID ||
+				d.UserPartition != tp || !errors.Is(d.Err(), c.want.Err()) {
+				t.Errorf("%s -> %s: DroppedAt = %+v, %t, %v; want the drop as %s", c.from, c.to, d, ok, err, c.want)
 			}
 			if stripOffsets(before) != stripOffsets(after) {
 				t.Errorf("%s -> %s: dropped record changed the store:\n%s\n---\n%s", c.from, c.to, before, after)
@@ -424,9 +429,13 @@ func TestSegmentTransitions(t *testing.T) {
 }
 
 // stripOffsets removes the offset rows of a dump.
+// stripOffsets removes from a dump what every record changes, applied or not: the offsets and
+// the rows of dropped records.
 func stripOffsets(d string) string {
 	lines := strings.Split(d, "\n")
-	return strings.Join(slices.DeleteFunc(lines, func(l string) bool { return strings.HasPrefix(l, "offset ") }), "\n")
+	return strings.Join(slices.DeleteFunc(lines, func(l string) bool {
+		return strings.HasPrefix(l, "offset ") || strings.HasPrefix(l, "dropped ")
+	}), "\n")
 }
 
 // Add records: only COPY_SEGMENT_STARTED, only as Kafka's RemoteLogSegmentMetadata constructor
@@ -576,24 +585,61 @@ func TestPartitionDelete(t *testing.T) {
 	wantSegmentFor(t, s, other, 0, 50, 1)
 	mustCheck(t, s)
 
-	// A partition gone may be seen again, from scratch.
-	f.applyOK(partDelete(tp, proto.DeletePartitionMarked))
-	wantState(proto.DeletePartitionMarked, true)
-	if segs, err := s.Segments(tp); err != nil || len(segs) != 0 {
-		t.Errorf("Segments after a new marker = %v, %v; want none", ids(segs), err)
+	// A partition gone stays gone: a topic id is never reused, so a repeated marker (a
+	// controller failover) or an old leader's copy still in flight is stale. Kafka would
+	// re-create the partition and start a second deletion; the store drops them.
+	wantDropped(t, f, PartitionDeleted, partDelete(tp, proto.DeletePartitionMarked))
+	wantDropped(t, f, PartitionDeleted, add(segID(tp, 7), 300, 399, 0, 300))
+	wantDropped(t, f, PartitionDeleted, update(segID(tp, 2), proto.CopySegmentFinished))
+	wantDropped(t, f, PartitionDeleted, partDelete(tp, proto.DeletePartitionFinished))
+	if _, _, err := s.PartitionDeleteState(tp); !errors.Is(err, ErrNotFound) {
+		t.Errorf("PartitionDeleteState after late records: %v, want ErrNotFound", err)
 	}
-	wantHighest(t, s, tp, 0, 0, false)
+	if info, _ := s.Partitions(); len(info) != 1 {
+		t.Errorf("Partitions after late records = %+v, want only %s", info, other)
+	}
+	dropped, err := s.Dropped()
+	if n := len(dropped); err != nil || n < 4 || dropped[n-3].Segment != segID(tp, 7).ID || dropped[n-3].Offset != f.next-3 {
+		t.Errorf("Dropped = %+v, %v; want the four late records last, the copy of segment 7 second of them", dropped, err)
+	}
+	mustCheck(t, s)
+
+	// The tombstone and the drops are derived from the metadata partition: a reset removes
+	// them with the rest, and the records are read again.
+	if err := s.ResetPartition(0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if dropped, err := s.Dropped(); err != nil || len(dropped) != 0 {
+		t.Errorf("Dropped after reset = %+v, %v; want none", dropped, err)
+	}
+	if dump := dump(t, s); strings.Contains(dump, "deleted ") {
+		t.Errorf("a tombstone survived the reset:\n%s", dump)
+	}
 	mustCheck(t, s)
 }
 
-// Records after DELETE_PARTITION_FINISHED in the same Apply land after the range deletion, and
-// nothing of the partition's former rows comes back, through that Apply or a later one.
+// wantDropped applies r, which must be dropped for reason and kept by the store as dropped.
+func wantDropped(t *testing.T, f *feed, reason DropReason, r proto.Record) {
+	t.Helper()
+	res := f.apply(r)
+	if len(res.Dropped) != 1 || res.Dropped[0].Reason != reason || !errors.Is(res.Dropped[0].Err, reason.Err()) {
+		t.Fatalf("%s: result %+v, want dropped as %s", r.Key(), res, reason)
+	}
+	d, ok, err := f.s.DroppedAt(f.mp, f.next-1)
+	if err != nil || !ok || d.Reason != reason || d.Detail != res.Dropped[0].Detail {
+		t.Fatalf("%s: DroppedAt = %+v, %t, %v; want the drop", r.Key(), d, ok, err)
+	}
+}
+
+// Records after DELETE_PARTITION_FINISHED in the same Apply find the tombstone it leaves and are
+// dropped, and nothing of the partition's former rows comes back, through that Apply or a later
+// one.
 func TestPartitionDeleteAndReAddInOneApply(t *testing.T) {
-	s, _ := openMem(t)
+	s, fs := openMem(t)
 	tp := testTP(0)
 	f := newFeed(t, s, 0)
 	f.applyOK(copied(segID(tp, 1), 0, 99, 5, 0)...)
-	f.applyOK(
+	res := f.apply(
 		partDelete(tp, proto.DeletePartitionMarked),
 		partDelete(tp, proto.DeletePartitionStarted),
 		update(segID(tp, 1), proto.DeleteSegmentStarted),
@@ -601,16 +647,27 @@ func TestPartitionDeleteAndReAddInOneApply(t *testing.T) {
 		add(segID(tp, 1), 0, 50, 3, 0),
 		update(segID(tp, 1), proto.CopySegmentFinished),
 	)
-	wantSegmentFor(t, s, tp, 3, 25, 1)
-	wantHighest(t, s, tp, 5, 0, false)
-	wantEpochSets(t, s, tp, 5, map[int64]byte{})
-	if _, ok, _ := s.PartitionDeleteState(tp); ok {
-		t.Errorf("delete state survived DELETE_PARTITION_FINISHED")
+	if res.Applied != 4 || len(res.Dropped) != 2 || res.Dropped[0].Reason != PartitionDeleted || res.Dropped[1].Reason != PartitionDeleted {
+		t.Fatalf("result %+v, want 4 applied and the last two dropped as PartitionDeleted", res)
 	}
-	// The former epoch 5 had highest offset 99 and a segment referenced at 0.
-	f.applyOK(copied(segID(tp, 2), 60, 80, 5, 60)...)
-	wantHighest(t, s, tp, 5, 80, true)
-	wantEpochSets(t, s, tp, 5, map[int64]byte{60: 2})
+	for name, err := range map[string]error{
+		"SegmentFor":            third(s.SegmentFor(tp, 3, 25)),
+		"HighestOffsetForEpoch": third(s.HighestOffsetForEpoch(tp, 5)),
+		"PartitionDeleteState":  third(s.PartitionDeleteState(tp)),
+	} {
+		if !errors.Is(err, ErrNotFound) {
+			t.Errorf("%s: %v, want ErrNotFound", name, err)
+		}
+	}
+	wantDropped(t, f, PartitionDeleted, add(segID(tp, 2), 60, 80, 5, 60))
+	mustCheck(t, s)
+	// After a reopen the tombstone is read from the store, not from the writer's memory.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openOn(t, fs)
+	f.s = s
+	wantDropped(t, f, PartitionDeleted, update(segID(tp, 2), proto.CopySegmentFinished))
 	mustCheck(t, s)
 }
 
@@ -648,3 +705,64 @@ func TestNextSegmentWithTxnIndex(t *testing.T) {
 
 func second[T any](_ T, err error) error        { return err }
 func third[T, U any](_ T, _ U, err error) error { return err }
+
+// A segment whose leader-epoch map names an epoch starting past its end offset (start 100, end
+// 150, epochs {3: 100, 4: 200}) is one Kafka accepts and then loops on: queried at epoch 3,
+// offset 100, its nextSegmentWithTxnIndex asks for offset 151, which the segment "holds" in
+// epoch 3 (up to 199), and asks again forever. The store refuses such a record, and its walk
+// advances whatever the store holds.
+func TestEpochPastEndOffset(t *testing.T) {
+	tp := testTP(0)
+	bad := add(segID(tp, 1), 100, 150, 3, 100, 4, 200)
+
+	if err := CheckRecord(bad); !errors.Is(err, ErrInvalidRecord) {
+		t.Errorf("CheckRecord = %v, want ErrInvalidRecord", err)
+	}
+	s, _ := openMem(t)
+	f := newFeed(t, s, 0)
+	wantDropped(t, f, InvalidRecord, bad)
+
+	// The walk on such a segment, written into the store row by row as an earlier version of
+	// the store could have kept it (the same rows addSegment and copyFinished write).
+	err := s.write(func() error {
+		tx := s.newTxn()
+		defer tx.release()
+		pt, err := tx.part(prefixOf(tp))
+		if err != nil {
+			return err
+		}
+		pt.setRow(partRow{name: tp.Topic, mp: 0})
+		ss, err := pt.segment(bad.SegmentID.ID)
+		if err != nil {
+			return err
+		}
+		m := tx.meta(bad)
+		m.State = proto.CopySegmentFinished
+		ss.m, ss.dirty, pt.dirty = m, true, true
+		pt.row.counts[proto.CopySegmentFinished]++
+		pt.row.bytes += int64(m.SegmentSizeInBytes)
+		if err := pt.copyFinished(m); err != nil {
+			return err
+		}
+		return tx.commit()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustCheck(t, s)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		m, ok, err := s.NextSegmentWithTxnIndex(tp, 3, 100)
+		if err != nil || ok {
+			t.Errorf("NextSegmentWithTxnIndex(3, 100) = %s, %t, %v; want none (its one segment has an empty txn index)", m.SegmentID, ok, err)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		// The looping query holds the store open, so Close in the cleanup would wait for it
+		// forever: end the test binary instead.
+		panic("NextSegmentWithTxnIndex(3, 100) did not return within 10s: the walk does not advance")
+	}
+}

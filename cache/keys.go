@@ -16,6 +16,9 @@ import (
 //	01 <mp:4>                             next offset of metadata partition mp
 //	02 <mp:4> <offset:8>                  a record the operator chose to skip
 //	03                                    identity: the cluster and metadata topic it was built from
+//	04 <mp:4> <offset:8>                  a record Apply dropped, and why
+//	05 <topic id:16> <partition:4>        a deleted user partition: its DELETE_PARTITION_FINISHED
+//	                                      was applied, every later record of it is stale
 //	10 <topic id:16> <partition:4> 00     user partition: name, metadata partition, delete state, counters
 //	10 <tp> 01 <segment id:16>            segment: its current view (add record merged with its latest update)
 //	10 <tp> 02 <epoch:4>                  leader epoch: highest offset, greatest referenced start offset
@@ -39,6 +42,8 @@ const (
 	tagOffset    byte = 0x01
 	tagSkipped   byte = 0x02
 	tagIdentity  byte = 0x03
+	tagDropped   byte = 0x04
+	tagDeleted   byte = 0x05
 	tagPartition byte = 0x10
 )
 
@@ -155,6 +160,26 @@ func skippedKey(mp int32, offset int64) []byte {
 	return binary.BigEndian.AppendUint64(k, flip64(offset))
 }
 
+func droppedKey(mp int32, offset int64) []byte {
+	k := binary.BigEndian.AppendUint32(make([]byte, 1, 13), flip32(mp))
+	k[0] = tagDropped
+	return binary.BigEndian.AppendUint64(k, flip64(offset))
+}
+
+// droppedBounds are the bounds of metadata partition mp's dropped rows.
+func droppedBounds(mp int32) (lo, hi []byte) {
+	lo = binary.BigEndian.AppendUint32([]byte{tagDropped}, flip32(mp))
+	return lo, successor(lo)
+}
+
+// deletedKey is the tombstone of the user partition of prefix p.
+func (p *tpPrefix) deletedKey() []byte {
+	k := make([]byte, tpPrefixLen)
+	copy(k, p[:])
+	k[0] = tagDeleted
+	return k
+}
+
 var formatKey0 = []byte{tagFormat}
 
 // successor returns the smallest key greater than every key with prefix b, or nil (no upper
@@ -202,12 +227,18 @@ func parseKey(k []byte) (parsedKey, error) {
 			return pk, fmt.Errorf("offset key of %d bytes, want 5", len(k))
 		}
 		pk.mp = unflip32(binary.BigEndian.Uint32(k[1:]))
-	case tagSkipped:
+	case tagSkipped, tagDropped:
 		if len(k) != 13 {
-			return pk, fmt.Errorf("skipped key of %d bytes, want 13", len(k))
+			return pk, fmt.Errorf("skipped or dropped key of %d bytes, want 13", len(k))
 		}
 		pk.mp = unflip32(binary.BigEndian.Uint32(k[1:]))
 		pk.offset = unflip64(binary.BigEndian.Uint64(k[5:]))
+	case tagDeleted:
+		if len(k) != tpPrefixLen {
+			return pk, fmt.Errorf("deleted-partition key of %d bytes, want %d", len(k), tpPrefixLen)
+		}
+		copy(pk.prefix[:], k)
+		pk.prefix[0] = tagPartition
 	case tagPartition:
 		if len(k) < tpPrefixLen+1 {
 			return pk, fmt.Errorf("partition key of %d bytes, want at least %d", len(k), tpPrefixLen+1)
@@ -270,6 +301,10 @@ func formatKey(k []byte) string {
 		return "offset mp=" + strconv.FormatInt(int64(pk.mp), 10)
 	case tagSkipped:
 		return fmt.Sprintf("skipped mp=%d offset=%d", pk.mp, pk.offset)
+	case tagDropped:
+		return fmt.Sprintf("dropped mp=%d offset=%d", pk.mp, pk.offset)
+	case tagDeleted:
+		return "deleted " + pk.prefix.String()
 	}
 	tp := pk.prefix.String()
 	switch pk.kind {

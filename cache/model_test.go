@@ -27,8 +27,9 @@ var (
 // memory, with the checks Strata adds (partition-delete transitions, one metadata partition per
 // user partition, validation of add records, cleanup on re-add).
 type model struct {
-	next  map[int32]int64
-	parts map[tpPrefix]*modelPart
+	next    map[int32]int64
+	parts   map[tpPrefix]*modelPart
+	deleted map[tpPrefix]bool // partitions whose DELETE_PARTITION_FINISHED was applied
 }
 
 type modelPart struct {
@@ -48,7 +49,7 @@ type modelEpoch struct {
 }
 
 func newModel() *model {
-	return &model{next: map[int32]int64{}, parts: map[tpPrefix]*modelPart{}}
+	return &model{next: map[int32]int64{}, parts: map[tpPrefix]*modelPart{}, deleted: map[tpPrefix]bool{}}
 }
 
 func (p *modelPart) epoch(e int32) *modelEpoch {
@@ -83,6 +84,9 @@ func (m *model) part(e Entry, tp proto.TopicIDPartition) (*modelPart, DropReason
 	p := m.parts[prefixOf(tp)]
 	if p != nil && (p.mp != e.Partition || p.name != tp.Topic) {
 		return nil, PartitionMismatch
+	}
+	if p == nil && m.deleted[prefixOf(tp)] {
+		return nil, PartitionDeleted
 	}
 	return p, 0
 }
@@ -209,6 +213,7 @@ func (m *model) applyOne(e Entry) DropReason {
 		}
 		if r.State == proto.DeletePartitionFinished {
 			delete(m.parts, prefixOf(r.TopicIDPartition))
+			m.deleted[prefixOf(r.TopicIDPartition)] = true
 			return 0
 		}
 		p = m.create(e, r.TopicIDPartition)

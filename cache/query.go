@@ -208,7 +208,16 @@ func (s *Store) NextSegmentWithTxnIndex(tp proto.TopicIDPartition, epoch int32, 
 			if m.EndOffset == math.MaxInt64 {
 				break
 			}
-			m, ok, err = v.segmentFor(epoch, m.EndOffset+1)
+			// Each step asks for the offset after the segment just seen and accepts only a
+			// segment that holds it, so the offset asked for grows at every step and the walk
+			// ends. Kafka accepts any segment SegmentFor returns there; one whose epoch map names
+			// an epoch starting after its end offset (Apply refuses those) would be returned
+			// again and again.
+			next := m.EndOffset + 1
+			m, ok, err = v.segmentFor(epoch, next)
+			if ok && m.EndOffset < next {
+				break
+			}
 		}
 		if err != nil {
 			return err

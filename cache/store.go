@@ -338,9 +338,43 @@ func (s *Store) Skipped() ([]SkippedRecord, error) {
 	return out, err
 }
 
+// Dropped returns every record Apply dropped and the store keeps, by metadata partition and
+// offset. The slice is the caller's.
+func (s *Store) Dropped() ([]DroppedRecord, error) {
+	var out []DroppedRecord
+	err := s.scanTag(tagDropped, func(pk parsedKey, v []byte) error {
+		d, err := decodeDropped(v, pk.mp, pk.offset)
+		if err != nil {
+			return err
+		}
+		out = append(out, d)
+		return nil
+	})
+	return out, err
+}
+
+// DroppedAt returns the record Apply dropped at (mp, offset), and false when the record there
+// was applied, skipped, or not yet read.
+func (s *Store) DroppedAt(mp int32, offset int64) (DroppedRecord, bool, error) {
+	var d DroppedRecord
+	var found bool
+	err := s.read(func() (err error) {
+		key := droppedKey(mp, offset)
+		found, err = get(s.db, key, func(v []byte) error {
+			var derr error
+			if d, derr = decodeDropped(v, mp, offset); derr != nil {
+				return corruptf(key, "%v", derr)
+			}
+			return nil
+		})
+		return err
+	})
+	return d, found, err
+}
+
 // ResetPartition deletes every row derived from metadata partition mp (every user partition
-// whose events came from it, with all its segments and epochs) and sets mp's next offset to to,
-// in one synced batch. It is for rebuilding a metadata partition whose stored next offset fell
+// whose events came from it, with all its segments and epochs, the tombstones of those it
+// deleted and the records it dropped) and sets mp's next offset to to, in one synced batch. It is for rebuilding a metadata partition whose stored next offset fell
 // below the topic's log start offset: the records in between are gone, so what was derived from
 // them cannot be trusted, and the consumer starts again from to. Skips are kept.
 //
@@ -364,6 +398,9 @@ func (s *Store) ResetPartition(mp int32, to int64) error {
 		if err != nil {
 			return err
 		}
+		if err := s.resetDerived(b, mp); err != nil {
+			return err
+		}
 		if err := b.Set(offsetKey(mp), encodeOffset(to), nil); err != nil {
 			return err
 		}
@@ -373,6 +410,31 @@ func (s *Store) ResetPartition(mp int32, to int64) error {
 		s.log.Info("metadata partition reset", zap.Int32("metadata_partition", mp), zap.Int64("next_offset", to), zap.Int("user_partitions_dropped", dropped))
 		return nil
 	})
+}
+
+// resetDerived adds to b the deletion of mp's dropped records and of the tombstones of the user
+// partitions whose records came from mp.
+func (s *Store) resetDerived(b *pebble.Batch, mp int32) error {
+	lo, hi := droppedBounds(mp)
+	if err := b.DeleteRange(lo, hi, nil); err != nil {
+		return err
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{tagDeleted}, UpperBound: []byte{tagDeleted + 1}})
+	if err != nil {
+		return err
+	}
+	for it.First(); it.Valid(); it.Next() {
+		tmp, _, derr := decodeDeleted(it.Value())
+		if derr != nil {
+			return errors.Join(corruptf(it.Key(), "%v", derr), it.Close())
+		}
+		if tmp == mp {
+			if err := b.Delete(it.Key(), nil); err != nil {
+				return errors.Join(err, it.Close())
+			}
+		}
+	}
+	return it.Close()
 }
 
 // iterable is what pebble.DB, pebble.Batch and pebble.Snapshot have in common for iteration.

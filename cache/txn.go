@@ -33,8 +33,9 @@ type txn struct {
 	it      *pebble.Iterator
 	offsets map[int32]int64
 	parts   map[tpPrefix]*ptx
-	vbuf    []byte // a value being encoded
-	kbuf    []byte // a key being built
+	vbuf    []byte  // a value being encoded
+	kbuf    []byte  // a key being built
+	drops   []*Drop // the records dropped, in entry order, kept in the store at commit
 
 	// The sorted keys of one partition's slots, as commit writes them.
 	ids       []proto.UUID
@@ -86,10 +87,15 @@ type ptx struct {
 	rowBuf  partRow
 	dirty   bool
 	dropped bool // DELETE_PARTITION_FINISHED applied: every row the store held is gone
-	segs    map[proto.UUID]*segSlot
-	epochs  map[int32]*epochSlot
-	refs    map[refKey]*refSlot
-	unrefs  map[unrefKey]*unrefSlot
+	// The partition's tombstone: delKnown once the txn has looked for it, isDel when there is
+	// one, newDel when this txn applied the DELETE_PARTITION_FINISHED that writes it.
+	delKnown, isDel, newDel bool
+	delMP                   int32
+	delName                 string
+	segs                    map[proto.UUID]*segSlot
+	epochs                  map[int32]*epochSlot
+	refs                    map[refKey]*refSlot
+	unrefs                  map[unrefKey]*unrefSlot
 }
 
 type segSlot struct {
@@ -142,9 +148,11 @@ func (s *Store) newTxn() *txn {
 func (tx *txn) release() error {
 	err := tx.close()
 	clear(tx.offsets)
+	clear(tx.drops)
+	tx.drops = tx.drops[:0]
 	for _, pt := range tx.parts {
 		pt.reset()
-		pt.tx, pt.row, pt.rowBuf = nil, nil, partRow{}
+		pt.tx, pt.row, pt.rowBuf, pt.delName = nil, nil, partRow{}, ""
 		tx.spare = append(tx.spare, pt)
 	}
 	clear(tx.parts)
@@ -222,6 +230,7 @@ func (tx *txn) part(p tpPrefix) (*ptx, error) {
 		pt.reset()
 	}
 	pt.tx, pt.p, pt.row, pt.dirty, pt.dropped = tx, p, nil, false, false
+	pt.delKnown, pt.isDel, pt.newDel, pt.delMP, pt.delName = false, false, false, 0, ""
 	tx.parts[p] = pt
 	if row, ok := tx.s.parts[p]; ok {
 		pt.setRow(row)
@@ -236,6 +245,28 @@ func (tx *txn) part(p tpPrefix) (*ptx, error) {
 }
 
 func (pt *ptx) setRow(row partRow) { pt.rowBuf, pt.row = row, &pt.rowBuf }
+
+// isDeleted reports whether the partition has a tombstone. Only a partition without a row can
+// have one, so the store is read at most once per Apply for a partition it does not know.
+func (pt *ptx) isDeleted() (bool, error) {
+	if pt.delKnown {
+		return pt.isDel, nil
+	}
+	found, err := pt.tx.get(pt.p.deletedKey(), func(v []byte) error {
+		_, _, err := decodeDeleted(v)
+		return err
+	})
+	if err != nil {
+		return false, err
+	}
+	pt.delKnown, pt.isDel = true, found
+	return found, nil
+}
+
+// markDeleted gives the partition a tombstone, written at commit.
+func (pt *ptx) markDeleted(mp int32, name string) {
+	pt.delKnown, pt.isDel, pt.newDel, pt.delMP, pt.delName = true, true, true, mp, name
+}
 
 // reset empties the slots, keeping the maps' room for the next Apply.
 func (pt *ptx) reset() {
@@ -470,6 +501,12 @@ func (tx *txn) write(b *pebble.Batch) error {
 		prefixes = append(prefixes, p)
 	}
 	slices.SortFunc(prefixes, func(a, b tpPrefix) int { return bytes.Compare(a[:], b[:]) })
+	for _, d := range tx.drops {
+		tx.vbuf = encodeDropped(tx.vbuf[:0], d)
+		if err := b.Set(droppedKey(d.Partition, d.Offset), tx.vbuf, nil); err != nil {
+			return err
+		}
+	}
 	for _, p := range prefixes {
 		if err := tx.parts[p].write(b); err != nil {
 			return err
@@ -482,6 +519,11 @@ func (pt *ptx) write(b *pebble.Batch) error {
 	tx := pt.tx
 	if pt.dropped {
 		if err := b.DeleteRange(pt.p[:], pt.p.upper(), nil); err != nil {
+			return err
+		}
+	}
+	if pt.newDel {
+		if err := b.Set(pt.p.deletedKey(), encodeDeleted(pt.delMP, pt.delName), nil); err != nil {
 			return err
 		}
 	}

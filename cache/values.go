@@ -15,7 +15,7 @@ const valueVersion byte = 1
 
 // storeFormat is the value of the format row. It changes when the key layout changes; a store of
 // another format is refused by Open (the store is derived data: rebuild it from the topic).
-const storeFormat byte = 2
+const storeFormat byte = 3
 
 // partRow is the row of one user partition.
 type partRow struct {
@@ -272,6 +272,49 @@ func decodeSkipped(b []byte) (atNanos int64, reason string, err error) {
 	atNanos = d.varint()
 	reason = string(d.bytes(d.length()))
 	return atNanos, reason, d.done()
+}
+
+// encodeDropped writes a dropped record's row: why, and what it was about.
+func encodeDropped(dst []byte, d *Drop) []byte {
+	dst = append(dst, valueVersion, byte(d.Reason))
+	dst = append(dst, d.UserPartition.TopicID[:]...)
+	dst = binary.AppendVarint(dst, int64(d.UserPartition.Partition))
+	dst = binary.AppendUvarint(dst, uint64(len(d.UserPartition.Topic)))
+	dst = append(dst, d.UserPartition.Topic...)
+	dst = append(dst, d.Segment[:]...)
+	dst = binary.AppendUvarint(dst, uint64(len(d.Detail)))
+	return append(dst, d.Detail...)
+}
+
+func decodeDropped(b []byte, mp int32, offset int64) (DroppedRecord, error) {
+	d := decoder{b: b}
+	d.version()
+	r := DroppedRecord{Partition: mp, Offset: offset, Reason: DropReason(d.byte())}
+	copy(r.UserPartition.TopicID[:], d.bytes(16))
+	r.UserPartition.Partition = d.int32()
+	r.UserPartition.Topic = string(d.bytes(d.length()))
+	copy(r.Segment[:], d.bytes(16))
+	r.Detail = string(d.bytes(d.length()))
+	if d.err == nil && (r.Reason <= 0 || int(r.Reason) >= len(dropReasonNames)) {
+		d.fail("unknown drop reason %d", r.Reason)
+	}
+	return r, d.done()
+}
+
+// encodeDeleted writes a deleted partition's tombstone: the metadata partition its records came
+// from (so that ResetPartition of that metadata partition removes it) and its topic name.
+func encodeDeleted(mp int32, name string) []byte {
+	dst := binary.AppendVarint([]byte{valueVersion}, int64(mp))
+	dst = binary.AppendUvarint(dst, uint64(len(name)))
+	return append(dst, name...)
+}
+
+func decodeDeleted(b []byte) (mp int32, name string, err error) {
+	d := decoder{b: b}
+	d.version()
+	mp = d.int32()
+	name = string(d.bytes(d.length()))
+	return mp, name, d.done()
 }
 
 // decoder reads a value; the first problem sticks and every later read returns zero.

@@ -49,6 +49,11 @@ type View interface {
 	Offsets() (map[int32]int64, error)
 	// Skipped is cache.Store.Skipped: every record an operator or WithSkipBadRecords skipped.
 	Skipped() ([]cache.SkippedRecord, error)
+	// Dropped is cache.Store.Dropped: every record the store did not apply, with why, by
+	// metadata partition and offset (kept until the metadata partition is rebuilt).
+	Dropped() ([]cache.DroppedRecord, error)
+	// DroppedAt is cache.Store.DroppedAt: the drop of the record at (mp, offset), if it was.
+	DroppedAt(mp int32, offset int64) (cache.DroppedRecord, bool, error)
 	// Check is cache.Store.Check: the store verified against its own invariants.
 	Check() error
 	// Dump is cache.Store.Dump: every row, in a stable order.
@@ -119,5 +124,9 @@ func (v storeView) Partitions() ([]cache.PartitionInfo, error) { return v.s.Part
 func (v storeView) NextOffset(mp int32) (int64, error)         { return v.s.NextOffset(mp) }
 func (v storeView) Offsets() (map[int32]int64, error)          { return v.s.Offsets() }
 func (v storeView) Skipped() ([]cache.SkippedRecord, error)    { return v.s.Skipped() }
-func (v storeView) Check() error                               { return v.s.Check() }
-func (v storeView) Dump(w io.Writer) error                     { return v.s.Dump(w) }
+func (v storeView) Dropped() ([]cache.DroppedRecord, error)    { return v.s.Dropped() }
+func (v storeView) DroppedAt(mp int32, offset int64) (cache.DroppedRecord, bool, error) {
+	return v.s.DroppedAt(mp, offset)
+}
+func (v storeView) Check() error           { return v.s.Check() }
+func (v storeView) Dump(w io.Writer) error { return v.s.Dump(w) }
