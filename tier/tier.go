@@ -99,6 +99,11 @@ func (t *Tierer) update(ctx context.Context, id proto.SegmentID, state proto.Seg
 // DELETE_SEGMENT_STARTED, deletes whatever was uploaded, publishes DELETE_SEGMENT_FINISHED, and
 // returns the upload's error (joined with any cleanup error). When publishing the finish fails,
 // the segment stays COPY_SEGMENT_STARTED with its data stored: an operator's repair deletes it.
+//
+// Copy returns by ctx's deadline: the cleanup runs within it too. An upload that failed because
+// ctx ended (its deadline passed, or the caller gave up) is not cleaned up, since no time is
+// left: the segment stays COPY_SEGMENT_STARTED, as after a crash, until Delete (which repair and
+// the broker's retention run) removes it.
 func (t *Tierer) Copy(ctx context.Context, seg *proto.SegmentMetadata, data rsm.SegmentData) (*proto.SegmentMetadata, error) {
 	if seg.State != proto.CopySegmentStarted {
 		return nil, fmt.Errorf("tier: copy of segment %s: state %s, want COPY_SEGMENT_STARTED", seg.SegmentID.ID, seg.State)
@@ -111,8 +116,14 @@ func (t *Tierer) Copy(ctx context.Context, seg *proto.SegmentMetadata, data rsm.
 	}
 	custom, upErr := t.store.Copy(ctx, &md, data)
 	if upErr != nil {
+		if ctx.Err() != nil {
+			t.log.Warn("segment upload failed at the caller's deadline; the segment stays COPY_SEGMENT_STARTED until deleted",
+				zap.Stringer("segment", md.SegmentID), zap.Error(upErr))
+			return nil, fmt.Errorf("tier: copy of %s: upload: %w (no time was left to clean up: the segment stays COPY_SEGMENT_STARTED until deleted)",
+				md.SegmentID, upErr)
+		}
 		t.log.Warn("segment upload failed; cleaning up", zap.Stringer("segment", md.SegmentID), zap.Error(upErr))
-		cleanErr := t.deleteOne(context.WithoutCancel(ctx), &md)
+		cleanErr := t.deleteOne(ctx, &md)
 		if cleanErr != nil {
 			return nil, errors.Join(fmt.Errorf("tier: copy of %s: upload: %w", md.SegmentID, upErr),
 				fmt.Errorf("tier: cleaning up after the failed upload: %w", cleanErr))

@@ -185,6 +185,56 @@ func TestFailedUploadIsCleanedUp(t *testing.T) {
 	}
 }
 
+// stallingStore's uploads and deletes wait until their context ends.
+type stallingStore struct{ rsm.Manager }
+
+func (s stallingStore) Copy(ctx context.Context, seg *proto.SegmentMetadata, data rsm.SegmentData) ([]byte, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+func (s stallingStore) Delete(ctx context.Context, seg *proto.SegmentMetadata) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// TestCopyReturnsByTheDeadline: an upload that stalls until the caller's deadline ends the copy
+// there, with no cleanup past it (a cleanup under a context without the deadline would stall
+// in Delete forever); the segment stays COPY_SEGMENT_STARTED, and Delete, as repair runs it,
+// removes it.
+func TestCopyReturnsByTheDeadline(t *testing.T) {
+	e := newEnv(t)
+	tr := New(e.meta, stallingStore{e.store})
+	seg := newSegment(0, 99)
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := tr.Copy(ctx, seg, segmentFiles(t, []byte("data")))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "COPY_SEGMENT_STARTED") {
+			t.Fatalf("err = %v, want the deadline, saying the segment stays COPY_SEGMENT_STARTED", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Copy still running 30s after its deadline")
+	}
+	stuck, ok, err := e.meta.Segment(seg.SegmentID)
+	if err != nil || !ok || stuck.State != proto.CopySegmentStarted {
+		t.Fatalf("segment after a copy that ran out of time: %v %v %v, want COPY_SEGMENT_STARTED", stuck, ok, err)
+	}
+	dctx, dcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer dcancel()
+	if err := New(e.meta, e.store).Delete(dctx, []proto.SegmentMetadata{stuck}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := e.meta.Segment(seg.SegmentID); ok {
+		t.Fatal("segment still present after Delete")
+	}
+}
+
 // flakyMeta fails the update to one state, once.
 type flakyMeta struct {
 	Metadata
