@@ -46,7 +46,8 @@ type Manager interface {
 	//
 	// Copy is idempotent: copying a segment that is already stored replaces it, files the new
 	// copy does not have (a transaction index) included. On error Copy removes what it wrote
-	// before returning, as far as it can; what it could not remove is found by List.
+	// before returning, as far as it can within ctx; what it could not remove is found by List,
+	// and Delete of the segment removes it.
 	Copy(ctx context.Context, seg *proto.SegmentMetadata, data SegmentData) (customMetadata []byte, err error)
 
 	// FetchLog returns the bytes [start, end) of the segment's log file; end EndOfLog (or any

@@ -61,7 +61,8 @@
 // retrying cannot fix are returned at once, marked rsm.ErrPermanent, with what S3 said: denied
 // access, unknown or bad credentials, a missing bucket, a bucket in another region. A missing
 // object is rsm.ErrNotFound. A failed multipart upload is aborted, on a context of its own so
-// that a canceled copy aborts too, and a failed copy deletes what it wrote. A process killed in
+// that a canceled copy aborts too, and a failed copy deletes what it wrote while the caller's
+// context allows (past its deadline the objects stay for Delete of the segment). A process killed in
 // the middle of a multipart upload cannot abort it: its parts stay, billed, until aborted. List
 // reports such uploads; a bucket lifecycle rule with AbortIncompleteMultipartUpload removes them
 // without an operator.

@@ -8,10 +8,12 @@ import (
 	"hash/fnv"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	s3sdk "github.com/aws/aws-sdk-go-v2/service/s3"
@@ -299,7 +301,9 @@ func TestPersistentPartFailure(t *testing.T) {
 	expectEmpty(t, st)
 }
 
-// A copy canceled in the middle of a multipart upload aborts the upload all the same.
+// A copy canceled in the middle of a multipart upload aborts the upload all the same: Delete
+// would not find an incomplete upload. The index bundle it wrote stays until Delete of the
+// segment, since the caller gave up.
 func TestCanceledMultipartUploadIsAborted(t *testing.T) {
 	f := newFakeS3(t)
 	st := f.open(t, "cancel", s3.WithConcurrency(1))
@@ -317,6 +321,17 @@ func TestCanceledMultipartUploadIsAborted(t *testing.T) {
 		t.Fatalf("Copy: %v, want context.Canceled", err)
 	}
 	f.faults.setRule(nil)
+	for o, err := range st.ListAll(t.Context()) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.Type != rsm.FileIndexes {
+			t.Errorf("left behind by the canceled copy: %+v, want only its index bundle", o)
+		}
+	}
+	if err := st.Delete(t.Context(), seg.Meta); err != nil {
+		t.Fatal(err)
+	}
 	expectEmpty(t, st)
 }
 
@@ -549,5 +564,43 @@ func TestMultipartDeclaresChecksumType(t *testing.T) {
 				t.Errorf("CreateMultipartUpload checksum types %q, want one %q", creates, tc.want)
 			}
 		})
+	}
+}
+
+// A copy against a server that accepts requests and never answers returns by the caller's
+// deadline: removing what it may have written would outlive the deadline by as long as the
+// server stalls, so it is left for Delete of the segment.
+func TestCopyReturnsByTheDeadline(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	defer srv.Close()
+	defer close(release)
+	st, err := s3.New(t.Context(), s3.Config{Bucket: "stall", Endpoint: srv.URL, PathStyle: true, Region: "us-east-1",
+		AccessKeyID: "id", SecretAccessKey: "secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	seg := rsmtest.Write(t, t.TempDir(), rsmtest.Spec{Partition: rsmtest.Partition("stall", 0), LogSize: 16 << 10, Seed: 1})
+	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := st.Copy(ctx, seg.Meta, seg.Data)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Copy: %v, want the deadline", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Copy still running 30s after its deadline")
 	}
 }

@@ -28,8 +28,9 @@ import (
 	"github.com/stratalog/strata/rsm"
 )
 
-// cleanupTimeout bounds the requests that undo a failed copy (abort, delete). They run on a
-// context detached from the caller's, because the caller's is often the reason the copy failed.
+// cleanupTimeout bounds the abort of a failed multipart upload. It runs on a context detached
+// from the caller's, because the caller's is often the reason the upload failed, and an
+// upload left incomplete is one that Delete does not remove.
 const cleanupTimeout = time.Minute
 
 // Store is an rsm.Manager over an S3 bucket. It is safe for concurrent use.
@@ -247,11 +248,17 @@ func (s *Store) Copy(ctx context.Context, seg *proto.SegmentMetadata, data rsm.S
 // copyFailed removes what a failed copy may have written and returns the copy's error.
 func (s *Store) copyFailed(ctx context.Context, seg *proto.SegmentMetadata, key string, err error, written ...string) error {
 	err = classify(err)
-	// Denied access or a missing bucket wrote nothing and would refuse the delete as well.
-	if !errors.Is(err, rsm.ErrPermanent) {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-		defer cancel()
-		failed, derr := s.deleteObjects(cctx, written)
+	switch {
+	case errors.Is(err, rsm.ErrPermanent):
+		// Denied access or a missing bucket wrote nothing and would refuse the delete as well.
+	case ctx.Err() != nil:
+		// The caller's deadline passed or it gave up: removing what was written would outlive
+		// it (against a server that stalls, by as long as the server stalls). The objects are
+		// under the segment's own keys, so Delete of the segment removes them; List reports
+		// them until then.
+		err = fmt.Errorf("%w (what was written stays until the segment is deleted: no time was left to remove it)", err)
+	default:
+		failed, derr := s.deleteObjects(ctx, written)
 		if derr == nil && len(failed) > 0 {
 			derr = joinKeyErrors(failed)
 		}
