@@ -9,7 +9,7 @@ STATICCHECK_VERSION := v0.8.2
 STATICCHECK   := $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)
 GO_PACKAGES   := ./...
 
-.PHONY: all build demo test unit integration bench lint fmt vet staticcheck fuzz clean proto proto-check
+.PHONY: all build demo test unit integration faults bench lint fmt vet staticcheck fuzz clean proto proto-check
 
 all: lint test build
 
@@ -33,6 +33,12 @@ integration:
 		echo "integration: no harness in this tree"; \
 	fi
 
+# The fault suite (integration/faults): a 3-node Kafka cluster and an S3 server started for it,
+# brokers killed, stopped and rolled, Strata SIGKILLed mid-copy and mid-remove, S3 errors and
+# stalls injected; it prints a table of scenarios. About 5 minutes, the cluster's start included.
+faults:
+	integration/faults.sh
+
 # Strata against Apache Kafka's own metadata manager on a real broker: prints the table and
 # writes docs/BENCHMARKS.md. STRATA_BENCH_EVENTS=100000 STRATA_BENCH_ROUNDS=1 for a quick run.
 bench:
@@ -44,9 +50,9 @@ fmt:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.tools/*')); \
 	if [ -n "$$out" ]; then echo "gofmt: not formatted:"; echo "$$out"; exit 1; fi
 
-# -tags integration vets the integration suite together with everything else.
+# The tags vet the integration and fault suites together with everything else.
 vet:
-	$(GO) vet -tags integration $(GO_PACKAGES)
+	$(GO) vet -tags integration,faults $(GO_PACKAGES)
 
 $(STATICCHECK):
 	@mkdir -p $(TOOLS)
@@ -54,7 +60,7 @@ $(STATICCHECK):
 	mv $(TOOLS)/staticcheck $@
 
 staticcheck: $(STATICCHECK)
-	$(STATICCHECK) -tags integration $(GO_PACKAGES)
+	$(STATICCHECK) -tags integration,faults $(GO_PACKAGES)
 
 # The gRPC service of `strata serve` (api/rlmm/v1). The generated Go code is committed; `make proto`
 # regenerates it with pinned tools and `make proto-check` fails when the committed code is not what
