@@ -50,16 +50,8 @@ print(*(s.getsockname()[1] for s in socks))
 kafka_ports=("${ports[@]:0:3}")
 controller_ports=("${ports[@]:3:3}")
 s3_port=${ports[6]}
-# Kafka's cluster id is 16 random bytes in URL-safe base64; one that starts with '-' would be
-# taken for an option by the formatter, so such ids are drawn again (as Kafka's Uuid does).
-read -r cluster_id access_key secret_key < <(python3 -c '
-import base64, secrets, string
-alnum = string.ascii_uppercase + string.digits
-cid = "-"
-while cid.startswith("-"):
-    cid = base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
-print(cid, "STRATA" + "".join(secrets.choice(alnum) for _ in range(14)), secrets.token_urlsafe(30))
-')
+# A fresh identity each run: Kafka's cluster id and S3 credentials that only this run knows.
+read -r cluster_id access_key secret_key < <(python3 "$scripts/identity.py")
 region=us-east-1
 bucket=strata-faults
 
