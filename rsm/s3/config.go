@@ -168,6 +168,7 @@ type options struct {
 	maxBackoff  time.Duration
 	checksum    types.ChecksumAlgorithm
 	indexWindow int64
+	retryBudget time.Duration
 }
 
 func defaultOptions() options {
@@ -180,6 +181,7 @@ func defaultOptions() options {
 		maxBackoff:  20 * time.Second,
 		checksum:    types.ChecksumAlgorithmCrc32c,
 		indexWindow: 256 << 10,
+		retryBudget: DefaultRetryBudget,
 	}
 }
 
@@ -195,6 +197,8 @@ func (o *options) validate() error {
 		return fmt.Errorf("max attempts %d is below 1", o.maxAttempts)
 	case o.maxBackoff <= 0:
 		return fmt.Errorf("max backoff %v is not positive", o.maxBackoff)
+	case o.retryBudget <= 0:
+		return fmt.Errorf("retry budget %v is not positive", o.retryBudget)
 	}
 	return nil
 }

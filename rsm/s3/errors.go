@@ -69,6 +69,9 @@ func classify(err error) error {
 	if errors.As(err, &se) {
 		return fmt.Errorf("%w: no usable credentials: %w", rsm.ErrPermanent, err)
 	}
+	if perr := classifyTransport(err); perr != nil {
+		return perr
+	}
 	return err
 }
 

@@ -115,6 +115,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Store, error) {
 		so.UsePathStyle = cfg.PathStyle
 		// Ranged GETs carry no checksum by design; saying so on every fetch is noise.
 		so.DisableLogOutputChecksumValidationSkipped = true
+		so.APIOptions = append(so.APIOptions, addStampStart)
 	})
 	s.log.Debug("rsm/s3: store opened", zap.Object("config", cfg), zap.String("region", awsCfg.Region))
 	return s, nil
@@ -132,7 +133,9 @@ func (s *Store) ownHTTPClient(sdk aws.HTTPClient) *http.Client {
 	// Parts go out in parallel; the default of 2 idle connections per host would make most of
 	// them dial anew.
 	t.MaxIdleConnsPerHost = max(16, 2*s.o.concurrency)
-	t.ResponseHeaderTimeout = time.Minute
+	t.ResponseHeaderTimeout = min(time.Minute, s.o.retryBudget)
+	t.TLSHandshakeTimeout = min(10*time.Second, s.o.retryBudget)
+	t.DialContext = dialer(s.o.retryBudget).DialContext
 	s.transport = t
 	return &http.Client{
 		Transport: t,
@@ -156,17 +159,28 @@ func (s sdkLogger) Logf(c logging.Classification, format string, v ...any) {
 // newRetryer is the SDK's standard retryer (exponential backoff with jitter, a client-side
 // retry budget that stops retry storms during an outage) with Store's limits, also retrying
 // responses cut short: every request Store sends may be repeated.
+//
+// A mismatch between the endpoint and the server (an untrusted certificate, TLS against plain
+// HTTP or the reverse) is never retried; nothing is retried once the retry budget is spent.
 func newRetryer(o options) aws.Retryer {
-	return retry.NewStandard(func(so *retry.StandardOptions) {
+	std := retry.NewStandard(func(so *retry.StandardOptions) {
 		so.MaxAttempts = o.maxAttempts
-		so.MaxBackoff = o.maxBackoff
-		so.Retryables = append(slices.Clone(so.Retryables), retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
+		so.MaxBackoff = min(o.maxBackoff, o.retryBudget/4)
+		permanent := retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
+			if classifyTransport(err) != nil {
+				return aws.FalseTernary
+			}
+			return aws.UnknownTernary
+		})
+		so.Retryables = append([]retry.IsErrorRetryable{permanent}, so.Retryables...)
+		so.Retryables = append(so.Retryables, retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
 			if errors.Is(err, io.ErrUnexpectedEOF) {
 				return aws.TrueTernary
 			}
 			return aws.UnknownTernary
 		}))
 	})
+	return budgetRetryer{RetryerV2: std, budget: o.retryBudget}
 }
 
 // Config returns the configuration the Store was opened with.
