@@ -6,8 +6,11 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/url"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -99,13 +102,40 @@ func notTLSAnswer(err error) bool {
 		strings.Contains(msg, "malformed HTTP response \"\\x15\\x03")
 }
 
+// resetByTLSServer reports whether err is a plain HTTP request's connection dropped by a
+// server that, asked again, completes a TLS handshake: an http:// endpoint for an HTTPS server
+// that resets plain requests instead of answering them. The probe sends nothing but a
+// handshake, to the endpoint's own host, and is made only for such a drop.
+func resetByTLSServer(err error) bool {
+	var ue *url.Error
+	if !errors.As(err, &ue) || !strings.HasPrefix(ue.URL, "http://") ||
+		!(errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF)) {
+		return false
+	}
+	u, perr := url.Parse(ue.URL)
+	if perr != nil {
+		return false
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), "80")
+	}
+	// Only whether the server speaks TLS matters here, not whom it claims to be.
+	c, derr := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", host, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec
+	if derr != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
 // classifyTransport marks err as rsm.ErrPermanent when it is a mismatch between the endpoint
 // and the server that no retry fixes.
 func classifyTransport(err error) error {
 	if why := permanentTransport(err); why != "" {
 		return fmt.Errorf("%w: %s: %w", rsm.ErrPermanent, why, err)
 	}
-	if notTLSAnswer(err) {
+	if notTLSAnswer(err) || resetByTLSServer(err) {
 		return fmt.Errorf("%w: the server speaks TLS: an http:// endpoint for an HTTPS server?: %w", rsm.ErrPermanent, err)
 	}
 	return nil
