@@ -76,7 +76,7 @@ func (s *Store) Apply(entries []Entry) (Result, error) {
 			return Result{}, fmt.Errorf("cache: apply: entry %d of %d: %w", i, len(entries), err)
 		}
 	}
-	err := s.write(func() error {
+	err := s.writeTx(func() error {
 		tx := s.newTxn()
 		defer tx.release()
 		if err := tx.prefetch(entries); err != nil {

@@ -22,8 +22,9 @@ import (
 )
 
 var (
-	benchSegments   = flag.Int("cache.bench-segments", 1_000_000, "segments BenchmarkApplyMillion builds")
-	benchBlockCache = flag.Int64("cache.bench-block-cache", DefaultBlockCacheSize, "block cache of the stores the benchmarks open")
+	benchSegments    = flag.Int("cache.bench-segments", 1_000_000, "segments BenchmarkApplyMillion builds")
+	benchBlockCache  = flag.Int64("cache.bench-block-cache", DefaultBlockCacheSize, "block cache of the stores the benchmarks open")
+	benchLookupCache = flag.Int64("cache.bench-lookup-cache", DefaultLookupCacheSize, "SegmentFor's answer cache in BenchmarkApplyMillion's stores; 0 turns it off")
 )
 
 const (
@@ -99,7 +100,7 @@ func (w *benchWorkload) batch(from, n int) []Entry {
 func BenchmarkApplyMillion(b *testing.B) {
 	for b.Loop() {
 		dir := filepath.Join(b.TempDir(), "store")
-		s, err := Open(dir, WithBlockCacheSize(*benchBlockCache))
+		s, err := Open(dir, WithBlockCacheSize(*benchBlockCache), WithLookupCacheSize(*benchLookupCache))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -136,13 +137,16 @@ func BenchmarkApplyMillion(b *testing.B) {
 
 		// A restart: Open reads no history, and lookups run against the flushed store.
 		t0 := time.Now()
-		if s, err = Open(dir, WithBlockCacheSize(*benchBlockCache)); err != nil {
+		if s, err = Open(dir, WithBlockCacheSize(*benchBlockCache), WithLookupCacheSize(*benchLookupCache)); err != nil {
 			b.Fatal(err)
 		}
 		b.ReportMetric(float64(time.Since(t0).Microseconds())/1000, "reopen-ms")
 		p50, p99 = benchLookups(b, s, w)
 		b.ReportMetric(float64(p50.Nanoseconds()), "reopened-p50-ns")
 		b.ReportMetric(float64(p99.Nanoseconds()), "reopened-p99-ns")
+		p50, p99 = benchSequentialLookups(b, s, w)
+		b.ReportMetric(float64(p50.Nanoseconds()), "seq-p50-ns")
+		b.ReportMetric(float64(p99.Nanoseconds()), "seq-p99-ns")
 		if err := s.Close(); err != nil {
 			b.Fatal(err)
 		}
@@ -164,6 +168,31 @@ func benchLookups(b *testing.B, s *Store, w *benchWorkload) (p50, p99 time.Durat
 		lat[i] = time.Since(t0)
 		if err != nil || !ok || m.SegmentID.ID != id.ID {
 			b.Fatalf("SegmentFor(%s, %d, %d) = %v, %t, %v; want segment %d", id.TopicIDPartition, epoch, offset, m.SegmentID, ok, err, k)
+		}
+	}
+	slices.Sort(lat)
+	return lat[lookups/2], lat[lookups*99/100]
+}
+
+// benchSequentialLookups times 100,000 SegmentFor calls as consumers reading from remote
+// storage make them: each reads a random segment from its start in ten steps, as a broker
+// serving fetches of a tenth of a segment each asks for the segment of every fetch's offset.
+// It returns the median and the 99th percentile.
+func benchSequentialLookups(b *testing.B, s *Store, w *benchWorkload) (p50, p99 time.Duration) {
+	const lookups, steps = 100_000, 10
+	rng := rand.New(rand.NewPCG(3, 4))
+	lat := make([]time.Duration, 0, lookups)
+	for len(lat) < lookups {
+		k := rng.IntN(w.segments)
+		id, first, epoch := w.segment(k)
+		for j := range int64(steps) {
+			offset := first + j*100/steps
+			t0 := time.Now()
+			m, ok, err := s.SegmentFor(id.TopicIDPartition, epoch, offset)
+			lat = append(lat, time.Since(t0))
+			if err != nil || !ok || m.SegmentID.ID != id.ID {
+				b.Fatalf("SegmentFor(%s, %d, %d) = %v, %t, %v; want segment %d", id.TopicIDPartition, epoch, offset, m.SegmentID, ok, err, k)
+			}
 		}
 	}
 	slices.Sort(lat)

@@ -208,6 +208,9 @@ func (s *Store) Replace() error {
 	s.db = db
 	s.dmg.Store(d)
 	clear(s.parts)
+	if s.lookups != nil {
+		s.lookups.forgetAll()
+	}
 	if err := s.checkFormat(); err != nil {
 		s.closed = true
 		return errors.Join(err, closeDB(db))

@@ -25,9 +25,9 @@ func openMem(t testing.TB) (*Store, vfs.FS) {
 	return openOn(t, fs), fs
 }
 
-func openOn(t testing.TB, fs vfs.FS) *Store {
+func openOn(t testing.TB, fs vfs.FS, opts ...Option) *Store {
 	t.Helper()
-	s, err := Open("db", WithFS(fs))
+	s, err := Open("db", append([]Option{WithFS(fs)}, opts...)...)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}

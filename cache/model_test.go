@@ -653,8 +653,11 @@ func TestReferenceModel(t *testing.T) {
 	for seed := first; seed < first+uint64(seeds); seed++ {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			t.Parallel()
+			// SegmentFor's answer cache at its default size, at a size that holds a few
+			// ranges (so that eviction runs all the time), and off.
+			lookupCache := []int64{DefaultLookupCacheSize, 4 << 10, 0}[seed%3]
 			fs := vfs.NewMem()
-			s := openOn(t, fs)
+			s := openOn(t, fs, WithLookupCacheSize(lookupCache))
 			m, g := newModel(), newGen(seed)
 			for n, step := 0, 0; n < events; step++ {
 				entries := g.batch()
@@ -683,7 +686,7 @@ func TestReferenceModel(t *testing.T) {
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
-			s = openOn(t, fs)
+			s = openOn(t, fs, WithLookupCacheSize(lookupCache))
 			if after := dump(t, s); after != before {
 				t.Fatalf("reopened store differs:\n%s\n---\n%s", before, after)
 			}

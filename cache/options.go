@@ -14,10 +14,11 @@ const DefaultBlockCacheSize = 8 << 20
 type Option interface{ apply(*options) }
 
 type options struct {
-	blockCacheSize int64
-	fs             vfs.FS
-	log            *zap.Logger
-	onDamage       func(error)
+	blockCacheSize  int64
+	lookupCacheSize int64
+	fs              vfs.FS
+	log             *zap.Logger
+	onDamage        func(error)
 }
 
 type optionFunc func(*options)
@@ -32,6 +33,15 @@ func (f optionFunc) apply(o *options) { f(o) }
 // partitions' metadata at random. Must be positive.
 func WithBlockCacheSize(bytes int64) Option {
 	return optionFunc(func(o *options) { o.blockCacheSize = bytes })
+}
+
+// WithLookupCacheSize sets the memory budget in bytes of SegmentFor's answer cache, which
+// keeps the answers of recent lookups as exact ranges of offsets (see lookupCache) so that
+// lookups in the same stretch of a partition cost a map lookup instead of a Pebble seek.
+// Default DefaultLookupCacheSize (32 MiB); zero turns it off. What it holds of a partition is
+// forgotten by every write to that partition, so it changes no answer. Must not be negative.
+func WithLookupCacheSize(bytes int64) Option {
+	return optionFunc(func(o *options) { o.lookupCacheSize = bytes })
 }
 
 // WithFS sets the filesystem the store lives on. Default vfs.Default, the operating system's.
@@ -59,7 +69,7 @@ func WithDamageHandler(fn func(err error)) Option {
 }
 
 func buildOptions(opts []Option) (options, error) {
-	o := options{blockCacheSize: DefaultBlockCacheSize, fs: vfs.Default, log: zap.NewNop()}
+	o := options{blockCacheSize: DefaultBlockCacheSize, lookupCacheSize: DefaultLookupCacheSize, fs: vfs.Default, log: zap.NewNop()}
 	for _, opt := range opts {
 		if opt != nil {
 			opt.apply(&o)
@@ -67,6 +77,9 @@ func buildOptions(opts []Option) (options, error) {
 	}
 	if o.blockCacheSize <= 0 {
 		return o, fmt.Errorf("cache: block cache size %d: must be positive", o.blockCacheSize)
+	}
+	if o.lookupCacheSize < 0 {
+		return o, fmt.Errorf("cache: lookup cache size %d: must not be negative", o.lookupCacheSize)
 	}
 	if o.fs == nil {
 		return o, fmt.Errorf("cache: nil filesystem")

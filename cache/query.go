@@ -32,15 +32,17 @@ type view struct {
 // withView runs fn on a view of tp. fn calls load when it needs the partition row, or to
 // learn whether the store knows tp at all: a lookup that finds a row of the partition knows.
 func (s *Store) withView(tp proto.TopicIDPartition, fn func(v *view) error) error {
-	return s.read(func() error {
-		p := prefixOf(tp)
-		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p[:], UpperBound: p.upper()})
-		if err != nil {
-			return err
-		}
-		err = fn(&view{it: it, p: p, tp: tp})
-		return errors.Join(err, it.Close())
-	})
+	return s.read(func() error { return s.withViewLocked(tp, prefixOf(tp), fn) })
+}
+
+// withViewLocked is withView for a caller that already holds the store open.
+func (s *Store) withViewLocked(tp proto.TopicIDPartition, p tpPrefix, fn func(v *view) error) error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p[:], UpperBound: p.upper()})
+	if err != nil {
+		return err
+	}
+	err = fn(&view{it: it, p: p, tp: tp})
+	return errors.Join(err, it.Close())
 }
 
 // withPartition runs fn on a view of tp whose partition row is loaded, or returns an error
@@ -103,25 +105,58 @@ func (v *view) segment(id proto.UUID) (proto.SegmentMetadata, bool, error) {
 // tables holding rows of the epoch. The row holds a copy of the segment, so this is the only
 // read.
 func (v *view) segmentFor(epoch int32, offset int64) (proto.SegmentMetadata, bool, error) {
-	key := v.p.refKey(epoch, offset)
-	if !v.it.SeekPrefixGE(key) || !bytes.HasPrefix(v.it.Key(), key[:refPrefixLen]) {
-		return proto.SegmentMetadata{}, false, v.it.Error()
+	m, ok, _, _, err := v.floor(epoch, offset)
+	if err != nil || !ok {
+		return proto.SegmentMetadata{}, false, err
 	}
-	m, err := decodeRef(v.it.Value(), v.p)
-	if err != nil {
-		return proto.SegmentMetadata{}, false, corruptf(v.it.Key(), "%v", err)
-	}
-	epochEnd := m.EndOffset
-	for _, e := range m.LeaderEpochs {
-		if e.Epoch > epoch {
-			epochEnd = e.StartOffset - 1
-			break
-		}
-	}
-	if offset > epochEnd {
+	if offset > epochEnd(&m, epoch) {
 		return proto.SegmentMetadata{}, false, nil
 	}
 	return m, true, nil
+}
+
+// floor returns the decoded floor row of offset in the epoch's referenced map, the start
+// offset its key holds (the epoch's first offset in the segment, which is the segment's start
+// offset only in its first epoch), and its value, which stays valid until the iterator moves.
+func (v *view) floor(epoch int32, offset int64) (m proto.SegmentMetadata, ok bool, keyStart int64, val []byte, err error) {
+	key := v.p.refKey(epoch, offset)
+	if !v.it.SeekPrefixGE(key) || !bytes.HasPrefix(v.it.Key(), key[:refPrefixLen]) {
+		return proto.SegmentMetadata{}, false, 0, nil, v.it.Error()
+	}
+	if m, err = decodeRef(v.it.Value(), v.p); err != nil {
+		return proto.SegmentMetadata{}, false, 0, nil, corruptf(v.it.Key(), "%v", err)
+	}
+	pk, err := parseKey(v.it.Key())
+	if err != nil {
+		return proto.SegmentMetadata{}, false, 0, nil, corruptf(v.it.Key(), "%v", err)
+	}
+	return m, true, pk.offset, v.it.Value(), nil
+}
+
+// nextStart returns the least start offset above offset among the epoch's referenced rows, or
+// math.MaxInt64 when there is none. Rows sort by start offset descending within the epoch, so
+// it is the row just before (epoch, offset) in key order.
+func (v *view) nextStart(epoch int32, offset int64) (int64, error) {
+	key := v.p.refKey(epoch, offset)
+	if !v.it.SeekLT(key) || !bytes.HasPrefix(v.it.Key(), key[:refPrefixLen]) {
+		return math.MaxInt64, v.it.Error()
+	}
+	pk, err := parseKey(v.it.Key())
+	if err != nil {
+		return 0, corruptf(v.it.Key(), "%v", err)
+	}
+	return pk.offset, nil
+}
+
+// epochEnd returns the last offset of m within leader epoch epoch: the offset before the next
+// epoch's start, or the segment's end offset in its last epoch.
+func epochEnd(m *proto.SegmentMetadata, epoch int32) int64 {
+	for _, e := range m.LeaderEpochs {
+		if e.Epoch > epoch {
+			return e.StartOffset - 1
+		}
+	}
+	return m.EndOffset
 }
 
 // epochSegments is Kafka's listRemoteLogSegments(epoch): the referenced and unreferenced
@@ -183,11 +218,54 @@ func sortByStart(ms []proto.SegmentMetadata) {
 func (s *Store) SegmentFor(tp proto.TopicIDPartition, epoch int32, offset int64) (proto.SegmentMetadata, bool, error) {
 	var m proto.SegmentMetadata
 	var ok bool
-	err := s.withView(tp, func(v *view) (err error) {
-		if m, ok, err = v.segmentFor(epoch, offset); err != nil || ok {
-			return err
+	err := s.read(func() error {
+		p := prefixOf(tp)
+		if s.lookups == nil {
+			return s.withViewLocked(tp, p, func(v *view) (err error) {
+				if m, ok, err = v.segmentFor(epoch, offset); err != nil || ok {
+					return err
+				}
+				return v.load()
+			})
 		}
-		return v.load()
+		var derr error
+		if s.lookups.find(p, epoch, offset, func(val []byte, end int64) {
+			if offset <= end {
+				m, derr = decodeRef(val, p)
+				ok = derr == nil
+			}
+		}) {
+			if derr != nil {
+				// The row decoded when it was read from Pebble; it cannot fail now unless
+				// memory is damaged. Say which row.
+				return corruptf(p.refKey(epoch, offset), "cached referenced row: %v", derr)
+			}
+			if !ok {
+				m = proto.SegmentMetadata{}
+			}
+			return nil
+		}
+		gen, all := s.lookups.generation(p)
+		return s.withViewLocked(tp, p, func(v *view) error {
+			fm, found, keyStart, val, err := v.floor(epoch, offset)
+			if err != nil {
+				return err
+			}
+			if !found {
+				return v.load()
+			}
+			end := epochEnd(&fm, epoch)
+			if offset <= end {
+				m, ok = fm, true
+			}
+			val = slices.Clone(val)
+			next, err := v.nextStart(epoch, offset)
+			if err != nil {
+				return err
+			}
+			s.lookups.keep(p, epoch, keyStart, next-1, end, val, gen, all)
+			return nil
+		})
 	})
 	return m, ok, err
 }

@@ -46,6 +46,8 @@ type Store struct {
 	parts map[tpPrefix]partRow
 	// tx is the writer's txn, reused by every Apply (see txn); only the writer touches it.
 	tx *txn
+	// lookups caches SegmentFor's answers; nil when its budget is zero.
+	lookups *lookupCache
 
 	mu     sync.RWMutex // read-held by every call, write-held by Close
 	closed bool
@@ -67,6 +69,9 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	}
 	s := &Store{db: db, log: o.log, dir: dir, opts: o, parts: make(map[tpPrefix]partRow)}
 	s.dmg.Store(d)
+	if o.lookupCacheSize > 0 {
+		s.lookups = newLookupCache(o.lookupCacheSize)
+	}
 	if err := s.checkFormat(); err != nil {
 		return nil, errors.Join(d.check(err), closeDB(db))
 	}
@@ -191,8 +196,20 @@ func (s *Store) read(fn func() error) error {
 	return d.check(fn())
 }
 
-// write runs fn as the only writer, while holding the store open.
+// write runs fn as the only writer, while holding the store open. What SegmentFor's cache
+// holds is forgotten afterwards, whatever fn wrote, failed or not: a writer that knows which
+// partitions it changed (Apply) uses writeTx instead.
 func (s *Store) write(fn func() error) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if s.lookups != nil {
+		defer s.lookups.forgetAll()
+	}
+	return s.read(fn)
+}
+
+// writeTx is write for Apply, whose commit forgets the partitions it changed (txn.publish).
+func (s *Store) writeTx(fn func() error) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	return s.read(fn)

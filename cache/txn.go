@@ -662,4 +662,11 @@ func (tx *txn) publish() {
 			tx.s.parts[p] = *pt.row
 		}
 	}
+	if tx.s.lookups != nil {
+		tx.s.lookups.forget(func(forget func(p tpPrefix)) {
+			for p := range tx.parts {
+				forget(p)
+			}
+		})
+	}
 }
