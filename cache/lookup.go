@@ -16,12 +16,15 @@ const DefaultLookupCacheSize = 32 << 20
 // looked up recently, within a byte budget, so memory stays flat however long the history.
 //
 // What it holds is exact, never a guess. A Pebble lookup of offset o in an epoch finds the
-// referenced row with the greatest start offset s <= o (the floor) and, one step back in key
-// order, the row with the least start offset n > o. Every offset in [s, n-1] has that same
-// floor, so the answer for the whole range is known: the floor's segment when the offset is
-// within its part of the epoch, none otherwise. The cache keeps that range with the floor's
-// row as Pebble held it, and decodes it again for every hit, so a hit returns a fresh value
-// exactly as the Pebble path would.
+// referenced row with the greatest start offset s <= o (the floor): every offset in [s, o] has
+// that same floor, so the answer for the whole range is known: the floor's segment when the
+// offset is within its part of the epoch, none otherwise. The cache keeps that range with the
+// floor's row as Pebble held it, and decodes it again for every hit, so a hit returns a fresh
+// value exactly as the Pebble path would. When a later lookup lands above a kept range of the
+// same floor (a consumer reading on through a segment), the reader also looks one step back in
+// key order for the row with the least start offset n > o, and the range grows to [s, n-1]:
+// the rest of that stretch then hits. A lookup that touches a segment once (at random over a
+// long history) pays no such second seek.
 //
 // Staleness. Every write to the store that can change a partition's referenced rows forgets
 // what the cache holds of that partition, after the write commits and before the writer
@@ -81,28 +84,32 @@ func (c *lookupCache) generation(p tpPrefix) (uint64, uint64) {
 	return c.gens[stripe(p)], c.all
 }
 
-// find returns the row and the epoch end of the known range of (p, epoch) holding offset.
-// The row is the cache's: the caller decodes it and keeps nothing of it.
-func (c *lookupCache) find(p tpPrefix, epoch int32, offset int64, fn func(val []byte, epochEnd int64)) bool {
+// find calls fn with the row and the epoch end of the known range of (p, epoch) holding
+// offset, if there is one, and returns true. Otherwise it returns false and whether the
+// lookup is warm: a range of the same floor row ends below offset (the row's segment was read
+// before, at a lower offset), so that the reader, once it has found the floor, should also
+// learn where its range ends. The row is the cache's: fn decodes it and keeps nothing of it.
+func (c *lookupCache) find(p tpPrefix, epoch int32, offset int64, fn func(val []byte, epochEnd int64)) (hit, warm bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	rs := c.parts[p][epoch]
+	// The first range that starts above offset; the one before it is the only candidate.
 	i, _ := slices.BinarySearchFunc(rs, offset, func(r *lookupRange, o int64) int {
-		switch {
-		case r.end < o:
+		if r.start <= o {
 			return -1
-		case r.start > o:
-			return 1
 		}
-		return 0
+		return 1
 	})
-	if i == len(rs) || rs[i].start > offset || rs[i].end < offset {
-		return false
+	if i == 0 {
+		return false, false
 	}
-	r := rs[i]
+	r := rs[i-1]
+	if r.end < offset {
+		return false, true
+	}
 	c.lru.MoveToFront(r.elem)
 	fn(r.val, r.epochEnd)
-	return true
+	return true, false
 }
 
 // keep adds a range found by a load that started at generation (gen, all), unless a write
@@ -133,7 +140,9 @@ func (c *lookupCache) keep(p tpPrefix, epoch int32, start, end, epochEnd int64, 
 		return 0
 	})
 	if found {
-		// Two readers loaded the same range at the same generation: the same answer.
+		// The same floor row, read again at the same generation: the same answer, for a
+		// range that may now reach further.
+		rs[i].end = max(rs[i].end, end)
 		c.lru.MoveToFront(rs[i].elem)
 		return
 	}
