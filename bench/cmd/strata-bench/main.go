@@ -35,6 +35,7 @@ func main() {
 
 const usage = `usage:
   strata-bench run -brokers HOST:PORT -kafka-classpath CP [flags]   (strata-bench run -h)
+  strata-bench scale [-out PAGE] [-svg PICTURE] RESULTS.json...      (the scale series' page)
   strata-bench strata-load WORKLOAD DIR
   strata-bench strata-publish WORKLOAD DIR TOPIC_ID TOPIC PARTITION`
 
@@ -45,6 +46,8 @@ func dispatch(ctx context.Context, args []string) error {
 	switch cmd, rest := args[0], args[1:]; {
 	case cmd == "run":
 		return runCommand(ctx, rest)
+	case cmd == "scale":
+		return scaleCommand(rest)
 	case cmd == "strata-load" && len(rest) == 2:
 		s, err := readSpec(rest[0])
 		if err != nil {

@@ -60,7 +60,7 @@ func TestRun(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := run(ctx, cfg, selfSide(t, "Strata"), selfSide(t, "Kafka")); err != nil {
+	if err := run(ctx, cfg, selfSide(t, "Strata"), selfSide(t, "Kafka"), nil); err != nil {
 		t.Fatal(err)
 	}
 	page, err := os.ReadFile(out)
@@ -78,9 +78,71 @@ func TestRun(t *testing.T) {
 	}
 
 	// The topic was not empty any more: a second run refuses it.
-	err = run(ctx, cfg, selfSide(t, "Strata"), selfSide(t, "Kafka"))
+	err = run(ctx, cfg, selfSide(t, "Strata"), selfSide(t, "Kafka"), nil)
 	if err == nil || !strings.Contains(err.Error(), "needs a fresh broker") {
 		t.Fatalf("second run: %v, want a refusal of the used topic", err)
+	}
+}
+
+// TestScaleSeries runs the load phase of one size with a third side whose JVM dies of an
+// OutOfMemoryError, as Kafka's manager does with a broker's default heap at 4M events: the run
+// records the error and goes on, and the series' page shows it, with the picture beside it.
+func TestScaleSeries(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(5, rlmm.TopicName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	dir := t.TempDir()
+	results := filepath.Join(dir, "scale-2000.json")
+	cfg := runConfig{
+		brokers: c.ListenAddrs()[0], events: 2000, rounds: 2, publishSegments: 3, publishWarmup: 1,
+		lookups: 50, lookupWarmup: 5, kafkaVersion: "test", out: filepath.Join(dir, "unused.md"),
+		command: "make bench", workDir: t.TempDir(), skipPublish: true, results: results,
+	}
+	calls := 0
+	oom := side{name: "Kafka -Xmx1g", kafka: true, command: func(ctx context.Context, phase string, args ...string) *exec.Cmd {
+		calls++
+		return exec.CommandContext(ctx, "sh", "-c", `echo "some log line" >&2
+echo 'Exception in thread "RLMMConsumerTask" java.lang.OutOfMemoryError: Java heap space' >&2
+echo "Terminating due to java.lang.OutOfMemoryError: Java heap space" >&2; exit 3`)
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := run(ctx, cfg, selfSide(t, "Strata"), selfSide(t, "Kafka -Xmx8g"), &oom); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 1 {
+		t.Errorf("the failing side ran %d times, want once: a side that failed is not run again", calls)
+	}
+	if _, err := os.Stat(cfg.out); !os.IsNotExist(err) {
+		t.Errorf("a run without its publish phase wrote the benchmark page (%v)", err)
+	}
+	page, svg := filepath.Join(dir, "scale.md"), filepath.Join(dir, "scale.svg")
+	if err := scaleCommand([]string{"-out", page, "-svg", svg, results}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"| 2k | Strata | ", "| 2k | Kafka -Xmx8g | ",
+		"| 2k | Kafka -Xmx1g | FAILED: run: round 1, Kafka -Xmx1g's load process failed after 0s (exit status 3): Terminating due to java.lang.OutOfMemoryError: Java heap space |",
+		"(scale.svg)",
+	} {
+		if !bytes.Contains(b, []byte(want)) {
+			t.Errorf("the page lacks %q:\n%s", want, b)
+		}
+	}
+	pic, err := os.ReadFile(svg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"<svg", "Peak RSS during the cold load", "Kafka -Xmx1g (failed at 2k)"} {
+		if !bytes.Contains(pic, []byte(want)) {
+			t.Errorf("the picture lacks %q", want)
+		}
 	}
 }
 

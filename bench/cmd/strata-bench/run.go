@@ -44,6 +44,12 @@ type runConfig struct {
 	out             string
 	command         string
 	workDir         string
+	// The scale series: a third side with another heap, no publish phase, the results as
+	// JSON, a bound on each cold load and restart.
+	kafkaBigHeapOpts string
+	skipPublish      bool
+	results          string
+	readyTimeout     time.Duration
 }
 
 func runCommand(ctx context.Context, args []string) error {
@@ -64,6 +70,10 @@ func runCommand(ctx context.Context, args []string) error {
 	fs.StringVar(&c.out, "out", "docs/BENCHMARKS.md", "the page to write")
 	fs.StringVar(&c.command, "command", "make bench", "the command that reproduces this run, for the page")
 	fs.StringVar(&c.workDir, "work-dir", "", "the folder in which a temporary folder for the sides' stores is made (default: the system's temp dir)")
+	fs.StringVar(&c.kafkaBigHeapOpts, "kafka-big-heap-opts", "", "JVM options of a third side, Kafka's manager with a heap large enough to finish (load phase only; e.g. -Xmx8g)")
+	fs.BoolVar(&c.skipPublish, "skip-publish", false, "skip the publish workload (the scale series measures the load phase only)")
+	fs.StringVar(&c.results, "results", "", "also write every side's load results, and how a side failed, as JSON to this file")
+	fs.DurationVar(&c.readyTimeout, "ready-timeout", 15*time.Minute, "how long Kafka's side may take to become ready, at the cold load and at the restart")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -82,13 +92,19 @@ func runCommand(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	return run(ctx, c, strata, kafka)
+	var big *side
+	if c.kafkaBigHeapOpts != "" {
+		b := kafkaSide(c, c.kafkaBigHeapOpts)
+		big = &b
+	}
+	return run(ctx, c, strata, kafka, big)
 }
 
 // side is one of the two managers measured: how to start its process for a phase ("load" or
 // "publish") with the phase's arguments.
 type side struct {
 	name    string
+	kafka   bool // Kafka's manager: its load may fail (out of memory), which the run records
 	command func(ctx context.Context, phase string, args ...string) *exec.Cmd
 }
 
@@ -101,14 +117,25 @@ func sides(c runConfig) (strata, kafka side, err error) {
 	strata = side{name: "Strata", command: func(ctx context.Context, phase string, args ...string) *exec.Cmd {
 		return exec.CommandContext(ctx, self, append([]string{"strata-" + phase}, args...)...)
 	}}
-	kafka = side{name: "Kafka", command: func(ctx context.Context, phase string, args ...string) *exec.Cmd {
-		a := append(strings.Fields(c.jvmOpts), "-cp", c.kafkaClasspath, kafkaMain, phase)
-		return exec.CommandContext(ctx, c.java, append(a, args...)...)
-	}}
+	kafka = kafkaSide(c, c.jvmOpts)
+	kafka.name = "Kafka"
 	return strata, kafka, nil
 }
 
-func run(ctx context.Context, c runConfig, strata, kafka side) error {
+// kafkaSide is Kafka's manager in a JVM started with jvmOpts. The JVM exits at its first
+// OutOfMemoryError, so that a consumer thread killed by one ends the run of that side at once
+// instead of leaving it polling isReady until the ready timeout; the Java side also fails as
+// soon as it sees that thread gone.
+func kafkaSide(c runConfig, jvmOpts string) side {
+	return side{name: "Kafka " + jvmOpts, kafka: true, command: func(ctx context.Context, phase string, args ...string) *exec.Cmd {
+		a := append(strings.Fields(jvmOpts), "-XX:+ExitOnOutOfMemoryError",
+			fmt.Sprintf("-Dstrata.bench.ready.timeout.s=%d", int64(c.readyTimeout.Seconds())),
+			"-cp", c.kafkaClasspath, kafkaMain, phase)
+		return exec.CommandContext(ctx, c.java, append(a, args...)...)
+	}}
+}
+
+func run(ctx context.Context, c runConfig, strata, kafka side, big *side) error {
 	started := time.Now()
 	// The sides' stores and the workload file go in a folder of their own, removed at the end.
 	work, err := os.MkdirTemp(c.workDir, "strata-bench-")
@@ -149,21 +176,57 @@ func run(ctx context.Context, c runConfig, strata, kafka side) error {
 	// Every load round first: publishing appends to the topic, and each load must read exactly
 	// what the fill wrote. Alternating which side goes first evens out what one side leaves
 	// behind for the other (the broker's page cache, a busy disk).
+	all := []side{strata, kafka}
+	if big != nil {
+		all = append(all, *big)
+	}
+	scale := scaleResults{Events: spec.Events(), Command: c.command}
+	loads := make(map[string]*scaleSide)
+	for _, s := range all {
+		scale.Sides = append(scale.Sides, scaleSide{Name: s.name})
+	}
+	for i := range scale.Sides {
+		loads[scale.Sides[i].Name] = &scale.Sides[i]
+	}
 	for round := range c.rounds {
-		for _, s := range order(round, strata, kafka) {
+		sides := order(round, strata, kafka)
+		if big != nil {
+			sides = append(sides, *big)
+		}
+		for _, s := range sides {
+			if loads[s.name].Failure != "" {
+				continue // failed in an earlier round: it would fail again
+			}
 			res, err := runPhase(ctx, s, round, c.rounds, work, "load", specPath)
+			if err != nil && s.kafka && c.results != "" {
+				logf("%s failed; recorded: %v", s.name, err)
+				loads[s.name].Failure = err.Error()
+				continue
+			}
 			if err != nil {
 				return err
 			}
 			if got := res.Info[measure.InfoLookupChecksum]; got != wantChecksum {
 				return fmt.Errorf("run: %s's lookups found segments summing to %s, want %s: the sides did not look up the same keys", s.name, got, wantChecksum)
 			}
-			results[s.name].Load = append(results[s.name].Load, res)
+			loads[s.name].Load = append(loads[s.name].Load, res)
+			if side, ok := results[s.name]; ok {
+				side.Load = append(side.Load, res)
+			}
 			if s.name == kafka.name {
 				r.Versions.Java, r.Versions.JavaVM = res.Info["java.version"], res.Info["java.vm"]
 				r.Versions.JVMArgs, r.Versions.KafkaRLMM = res.Info["jvm.args"], res.Info["kafka.version"]
 			}
 		}
+	}
+	if c.results != "" {
+		if err := writeScaleResults(c.results, scale); err != nil {
+			return err
+		}
+		logf("wrote %s", c.results)
+	}
+	if c.skipPublish {
+		return nil
 	}
 	// Each publish runs on its own new user partition, on one metadata partition for all, so
 	// that no side finds the other's segments and both write to a partition of the same size.
@@ -328,11 +391,12 @@ func runPhase(ctx context.Context, s side, round, rounds int, work, phase string
 	cmd := s.command(ctx, phase, append([]string{args[0], dir}, args[1:]...)...)
 	var out bytes.Buffer
 	cmd.Stdout = &out
-	cmd.Stderr = &prefixWriter{w: os.Stderr, prefix: fmt.Sprintf("[%s %s] ", strings.ToLower(s.name), phase)}
+	errs := &lastError{}
+	cmd.Stderr = io.MultiWriter(&prefixWriter{w: os.Stderr, prefix: fmt.Sprintf("[%s %s] ", strings.ToLower(s.name), phase)}, errs)
 	logf("round %d/%d: %s, %s", round+1, rounds, s.name, phase)
 	t0 := time.Now()
 	if err := cmd.Run(); err != nil {
-		return measure.Result{}, fmt.Errorf("run: round %d, %s's %s process (%s): %w", round+1, s.name, phase, strings.Join(cmd.Args, " "), err)
+		return measure.Result{}, fmt.Errorf("run: round %d, %s's %s process failed after %s (%w): %s", round+1, s.name, phase, time.Since(t0).Round(time.Second), err, errs.line())
 	}
 	res, err := measure.ParseResult(out.Bytes())
 	if err != nil {
@@ -381,4 +445,42 @@ func (p *prefixWriter) Write(b []byte) (int, error) {
 		return 0, err
 	}
 	return len(b), nil
+}
+
+// lastError keeps what a failing side said last that names an error: the line of its stderr
+// that last mentioned an Error or an Exception, else its last line.
+type lastError struct {
+	partial []byte
+	last    string
+	errLine string
+}
+
+func (l *lastError) Write(b []byte) (int, error) {
+	l.partial = append(l.partial, b...)
+	for {
+		i := bytes.IndexByte(l.partial, '\n')
+		if i < 0 {
+			break
+		}
+		line := strings.TrimSpace(string(l.partial[:i]))
+		l.partial = l.partial[i+1:]
+		if line == "" {
+			continue
+		}
+		l.last = line
+		if strings.Contains(line, "Error") || strings.Contains(line, "Exception") {
+			l.errLine = line
+		}
+	}
+	return len(b), nil
+}
+
+func (l *lastError) line() string {
+	if l.errLine != "" {
+		return l.errLine
+	}
+	if l.last != "" {
+		return l.last
+	}
+	return "(nothing on stderr)"
 }

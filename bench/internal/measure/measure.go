@@ -8,8 +8,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,6 +26,7 @@ const (
 	LookupP50Ns      = "lookup_p50_ns"
 	LookupP99Ns      = "lookup_p99_ns"
 	RestartMs        = "restart_ms" // the manager closed, created again -> every partition ready
+	DiskBytes        = "disk_bytes" // the files under the manager's folder once it is closed
 	AddP50Ns         = "add_p50_ns"
 	AddP99Ns         = "add_p99_ns"
 	FinishP50Ns      = "finish_p50_ns"
@@ -82,6 +85,26 @@ func ParseResult(out []byte) (Result, error) {
 		r.Info = map[string]string{}
 	}
 	return r, nil
+}
+
+// DirBytes returns the bytes of every regular file under dir.
+func DirBytes(dir string) (int64, error) {
+	var n int64
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		n += info.Size()
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("measure: size of %s: %w", dir, err)
+	}
+	return n, nil
 }
 
 // Percentile returns the p-th percentile (0 < p <= 1) of samples by nearest rank: the smallest

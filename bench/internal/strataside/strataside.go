@@ -81,6 +81,11 @@ func Load(ctx context.Context, s *workload.Spec, dir string, o Options) (measure
 	if err := m.Close(); err != nil {
 		return r, fmt.Errorf("strataside: closing the manager: %w", err)
 	}
+	disk, err := measure.DirBytes(dir)
+	if err != nil {
+		return r, err
+	}
+	r.Metrics[measure.DiskBytes] = float64(disk)
 
 	t1 := time.Now()
 	m, err = start(ctx, s, dir, o, s.Partitions)

@@ -36,7 +36,11 @@ public final class KafkaRlmmBench {
     /** The broker id the manager's clients are named after; any id works against one broker. */
     private static final int BROKER_ID = 1001;
     /** How long a manager may take to become ready before the run fails. */
-    private static final Duration READY_TIMEOUT = Duration.ofMinutes(15);
+    /** How long a cold load or restart may take: system property strata.bench.ready.timeout.s. */
+    private static final Duration READY_TIMEOUT =
+        Duration.ofSeconds(Long.getLong("strata.bench.ready.timeout.s", 15 * 60));
+    /** The thread of Kafka's manager that consumes __remote_log_metadata. */
+    private static final String CONSUMER_THREAD = "RLMMConsumerTask";
     /** slf4j-simple's level property. */
     private static final String LOG_LEVEL = "org.slf4j.simpleLogger.defaultLogLevel";
 
@@ -116,6 +120,7 @@ public final class KafkaRlmmBench {
         lookups(w, rlmm, m);
 
         rlmm.close();
+        m.metric("disk_bytes", Measure.dirBytes(dir));
         long t1 = System.nanoTime();
         TopicBasedRemoteLogMetadataManager again = start(w, dir, w.partitions);
         awaitReady(again, w.partitions);
@@ -210,13 +215,34 @@ public final class KafkaRlmmBench {
      */
     static void awaitReady(TopicBasedRemoteLogMetadataManager rlmm, List<TopicIdPartition> tps) throws InterruptedException {
         long deadline = System.nanoTime() + READY_TIMEOUT.toNanos();
+        boolean consumerSeen = false;
+        long polls = 0;
         for (TopicIdPartition tp : tps) {
             while (!rlmm.isReady(tp)) {
                 if (System.nanoTime() > deadline) {
                     throw new IllegalStateException(tp + " not ready after " + READY_TIMEOUT);
                 }
+                // A consumer thread that died (an OutOfMemoryError, say, when the JVM is not
+                // told to exit on one) never makes a partition ready: fail now, not at the
+                // deadline. Checked every 100 polls, to keep the measure's error small.
+                if (++polls % 100 == 0) {
+                    boolean alive = consumerThreadAlive();
+                    if (consumerSeen && !alive) {
+                        throw new IllegalStateException("Kafka's " + CONSUMER_THREAD + " thread died before " + tp + " was ready (see its error above)");
+                    }
+                    consumerSeen |= alive;
+                }
                 Thread.sleep(1);
             }
         }
+    }
+
+    static boolean consumerThreadAlive() {
+        for (Thread t : Thread.getAllStackTraces().keySet()) {
+            if (t.getName().equals(CONSUMER_THREAD) && t.isAlive()) {
+                return true;
+            }
+        }
+        return false;
     }
 }

@@ -66,6 +66,19 @@ final class Measure {
         return b.append("}}").toString();
     }
 
+    /** The bytes of every regular file under dir: what the manager keeps on disk. */
+    static long dirBytes(java.nio.file.Path dir) throws java.io.IOException {
+        try (java.util.stream.Stream<java.nio.file.Path> files = java.nio.file.Files.walk(dir)) {
+            long n = 0;
+            for (java.nio.file.Path f : (Iterable<java.nio.file.Path>) files::iterator) {
+                if (java.nio.file.Files.isRegularFile(f)) {
+                    n += java.nio.file.Files.size(f);
+                }
+            }
+            return n;
+        }
+    }
+
     private static String quote(String s) {
         StringBuilder b = new StringBuilder("\"");
         for (char c : s.toCharArray()) {
