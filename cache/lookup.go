@@ -2,8 +2,10 @@ package cache
 
 import (
 	"container/list"
+	"hash/maphash"
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // DefaultLookupCacheSize is the memory budget of SegmentFor's answer cache of a store opened
@@ -16,15 +18,14 @@ const DefaultLookupCacheSize = 32 << 20
 // looked up recently, within a byte budget, so memory stays flat however long the history.
 //
 // What it holds is exact, never a guess. A Pebble lookup of offset o in an epoch finds the
-// referenced row with the greatest start offset s <= o (the floor): every offset in [s, o] has
-// that same floor, so the answer for the whole range is known: the floor's segment when the
-// offset is within its part of the epoch, none otherwise. The cache keeps that range with the
-// floor's row as Pebble held it, and decodes it again for every hit, so a hit returns a fresh
-// value exactly as the Pebble path would. When a later lookup lands above a kept range of the
-// same floor (a consumer reading on through a segment), the reader also looks one step back in
-// key order for the row with the least start offset n > o, and the range grows to [s, n-1]:
-// the rest of that stretch then hits. A lookup that touches a segment once (at random over a
-// long history) pays no such second seek.
+// referenced row with the greatest start offset s <= o (the floor) and, one step back in key
+// order, the row with the least start offset n > o. Every offset in [s, n-1] has that same
+// floor, so the answer for the whole range is known: the floor's segment when the offset is
+// within its part of the epoch, none otherwise. The cache keeps that range with the floor's
+// row as Pebble held it, and decodes it again for every hit, so a hit returns a fresh value
+// exactly as the Pebble path would. Only a row that recent lookups found twice is kept (see
+// admit): lookups at random over a long history, which seldom find a row twice, pay neither
+// the second seek nor the cache's upkeep.
 //
 // Staleness. Every write to the store that can change a partition's referenced rows forgets
 // what the cache holds of that partition, after the write commits and before the writer
@@ -44,8 +45,13 @@ type lookupCache struct {
 	// gens are generations by partition hash, and all the generation of everything: a write
 	// bumps its partitions' stripes, or all. A load keeps its range only if both are as
 	// they were when it started. Striping bounds their memory whatever the partition count.
-	gens [256]uint64
-	all  uint64
+	// They change under mu, and are read without it.
+	gens [256]atomic.Uint64
+	all  atomic.Uint64
+
+	// seen remembers the floor rows recent lookups found, for admit.
+	seen [4096]atomic.Uint64
+	seed maphash.Seed
 }
 
 // lookupRange is one known answer: for every offset in [start, end], the floor in the epoch
@@ -66,30 +72,29 @@ const lookupRangeOverhead = 160
 func (r *lookupRange) size() int64 { return lookupRangeOverhead + int64(cap(r.val)) }
 
 func newLookupCache(budget int64) *lookupCache {
-	return &lookupCache{budget: budget, parts: make(map[tpPrefix]map[int32][]*lookupRange)}
+	return &lookupCache{budget: budget, parts: make(map[tpPrefix]map[int32][]*lookupRange), seed: maphash.MakeSeed()}
 }
 
-func stripe(p tpPrefix) int {
-	h := uint32(2166136261)
-	for _, b := range p {
-		h = (h ^ uint32(b)) * 16777619
-	}
-	return int(h % 256)
+// floorRow names a referenced row: a partition, an epoch and the start offset of its key.
+type floorRow struct {
+	p     tpPrefix
+	epoch int32
+	start int64
+}
+
+func (c *lookupCache) stripe(p tpPrefix) int {
+	return int(maphash.Comparable(c.seed, p) % uint64(len(c.gens)))
 }
 
 // generation returns what a load must find unchanged to keep its range.
 func (c *lookupCache) generation(p tpPrefix) (uint64, uint64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.gens[stripe(p)], c.all
+	return c.gens[c.stripe(p)].Load(), c.all.Load()
 }
 
 // find calls fn with the row and the epoch end of the known range of (p, epoch) holding
-// offset, if there is one, and returns true. Otherwise it returns false and whether the
-// lookup is warm: a range of the same floor row ends below offset (the row's segment was read
-// before, at a lower offset), so that the reader, once it has found the floor, should also
-// learn where its range ends. The row is the cache's: fn decodes it and keeps nothing of it.
-func (c *lookupCache) find(p tpPrefix, epoch int32, offset int64, fn func(val []byte, epochEnd int64)) (hit, warm bool) {
+// offset, if there is one, and returns true. The row is the cache's: fn decodes it and keeps
+// nothing of it.
+func (c *lookupCache) find(p tpPrefix, epoch int32, offset int64, fn func(val []byte, epochEnd int64)) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	rs := c.parts[p][epoch]
@@ -100,16 +105,30 @@ func (c *lookupCache) find(p tpPrefix, epoch int32, offset int64, fn func(val []
 		}
 		return 1
 	})
-	if i == 0 {
-		return false, false
+	if i == 0 || rs[i-1].end < offset {
+		return false
 	}
 	r := rs[i-1]
-	if r.end < offset {
-		return false, true
-	}
 	c.lru.MoveToFront(r.elem)
 	fn(r.val, r.epochEnd)
-	return true, false
+	return true
+}
+
+// admit reports whether the floor row starting at start in (p, epoch) was found by a recent
+// lookup too, and remembers it otherwise. A reader keeps a range only for a row found twice:
+// a consumer reading on through a segment finds its row again and again, while lookups at
+// random over a long history seldom find the same row twice, and then pay nothing for the
+// cache but this check. Remembering is a hash in one of a fixed number of slots, so a
+// collision only admits a row early or forgets one: it changes no answer.
+func (c *lookupCache) admit(p tpPrefix, epoch int32, start int64) bool {
+	sum := maphash.Comparable(c.seed, floorRow{p, epoch, start}) | 1 // never 0, an empty slot
+	slot := &c.seen[sum%uint64(len(c.seen))]
+	if slot.Load() == sum {
+		slot.Store(0)
+		return true
+	}
+	slot.Store(sum)
+	return false
 }
 
 // keep adds a range found by a load that started at generation (gen, all), unless a write
@@ -121,7 +140,7 @@ func (c *lookupCache) keep(p tpPrefix, epoch int32, start, end, epochEnd int64, 
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.gens[stripe(p)] != gen || c.all != all {
+	if c.gens[c.stripe(p)].Load() != gen || c.all.Load() != all {
 		return
 	}
 	epochs := c.parts[p]
@@ -178,7 +197,7 @@ func (c *lookupCache) forget(each func(fn func(p tpPrefix))) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	each(func(p tpPrefix) {
-		c.gens[stripe(p)]++
+		c.gens[c.stripe(p)].Add(1)
 		for _, rs := range c.parts[p] {
 			for _, r := range rs {
 				c.lru.Remove(r.elem)
@@ -193,7 +212,7 @@ func (c *lookupCache) forget(each func(fn func(p tpPrefix))) {
 func (c *lookupCache) forgetAll() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.all++
+	c.all.Add(1)
 	c.parts = make(map[tpPrefix]map[int32][]*lookupRange)
 	c.lru.Init()
 	c.used = 0

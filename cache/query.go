@@ -229,13 +229,12 @@ func (s *Store) SegmentFor(tp proto.TopicIDPartition, epoch int32, offset int64)
 			})
 		}
 		var derr error
-		hit, warm := s.lookups.find(p, epoch, offset, func(val []byte, end int64) {
+		if s.lookups.find(p, epoch, offset, func(val []byte, end int64) {
 			if offset <= end {
 				m, derr = decodeRef(val, p)
 				ok = derr == nil
 			}
-		})
-		if hit {
+		}) {
 			if derr != nil {
 				// The row decoded when it was read from Pebble; it cannot fail now unless
 				// memory is damaged. Say which row.
@@ -259,16 +258,15 @@ func (s *Store) SegmentFor(tp proto.TopicIDPartition, epoch int32, offset int64)
 			if offset <= end {
 				m, ok = fm, true
 			}
-			rangeEnd := offset
-			if warm {
-				val = slices.Clone(val) // nextStart moves the iterator
-				next, err := v.nextStart(epoch, offset)
-				if err != nil {
-					return err
-				}
-				rangeEnd = next - 1
+			if !s.lookups.admit(p, epoch, keyStart) {
+				return nil
 			}
-			s.lookups.keep(p, epoch, keyStart, rangeEnd, end, val, gen, all)
+			val = slices.Clone(val) // nextStart moves the iterator
+			next, err := v.nextStart(epoch, offset)
+			if err != nil {
+				return err
+			}
+			s.lookups.keep(p, epoch, keyStart, next-1, end, val, gen, all)
 			return nil
 		})
 	})
