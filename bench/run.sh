@@ -16,6 +16,13 @@
 #   STRATA_BENCH_KAFKA_JVM_OPTS    JVM options of Kafka's side (-Xmx1g: the heap Kafka's own
 #                                  kafka-server-start.sh gives a broker)
 #   STRATA_BENCH_OUT               the page to write (docs/BENCHMARKS.md)
+#   STRATA_BENCH_SCALE             instead of the page above, the scale series: the load workload at
+#                                  each of these sizes (comma-separated event counts, e.g.
+#                                  1000000,4000000,10000000), each on a fresh broker, written to
+#                                  docs/BENCHMARKS-scale.md and its picture docs/BENCHMARKS-scale.svg
+#   STRATA_BENCH_KAFKA_BIG_HEAP    the scale series' third side: Kafka's manager with this heap
+#                                  (-Xmx of it, e.g. 8g); unset, no third side
+#   STRATA_BENCH_READY_TIMEOUT     how long Kafka's side may take to be ready (15m; Go duration)
 # A quick run: STRATA_BENCH_EVENTS=100000 STRATA_BENCH_ROUNDS=1 STRATA_BENCH_PUBLISH_SEGMENTS=200 bench/run.sh
 # Also those of integration/run.sh (STRATA_CACHE, STRATA_KAFKA_HEAP, TMPDIR, ...).
 set -euo pipefail
@@ -30,7 +37,8 @@ t0=$SECONDS
 # Reproducing a run means the same settings: the page shows the command with those that were set.
 command="make bench"
 vars=(STRATA_BENCH_EVENTS STRATA_BENCH_ROUNDS STRATA_BENCH_PUBLISH_SEGMENTS STRATA_BENCH_LOOKUPS
-  STRATA_BENCH_KAFKA_JVM_OPTS STRATA_BENCH_OUT)
+  STRATA_BENCH_KAFKA_JVM_OPTS STRATA_BENCH_OUT STRATA_BENCH_SCALE STRATA_BENCH_KAFKA_BIG_HEAP
+  STRATA_BENCH_READY_TIMEOUT)
 for ((i = ${#vars[@]} - 1; i >= 0; i--)); do
   v=${vars[i]}
   if [ -n "${!v:-}" ]; then
@@ -57,6 +65,36 @@ mvn -B -q -Dstyle.color=never -f bench/kafka-rlmm/pom.xml \
 
 strata_log "building Strata's side (bin/strata-bench)"
 go build -o bin/strata-bench ./bench/cmd/strata-bench
+
+if [ -n "${STRATA_BENCH_SCALE:-}" ]; then
+  results=$(mktemp -d)
+  trap 'rm -rf "$results"' EXIT
+  big=()
+  if [ -n "${STRATA_BENCH_KAFKA_BIG_HEAP:-}" ]; then
+    big=(-kafka-big-heap-opts "-Xmx$STRATA_BENCH_KAFKA_BIG_HEAP")
+  fi
+  jvm=${STRATA_BENCH_KAFKA_JVM_OPTS:--Xmx1g}
+  IFS=, read -r -a sizes <<<"$STRATA_BENCH_SCALE"
+  for events in "${sizes[@]}"; do
+    strata_log "scale series: $events events"
+    # Each size on a fresh broker: the run needs an empty topic.
+    integration/run.sh bin/strata-bench run \
+      -events "$events" \
+      -rounds "${STRATA_BENCH_ROUNDS:-1}" \
+      -lookups "${STRATA_BENCH_LOOKUPS:-100000}" \
+      -jvm-opts "$jvm" "${big[@]}" \
+      -ready-timeout "${STRATA_BENCH_READY_TIMEOUT:-15m}" \
+      -kafka-classpath "$build/classes:$build/libs/*" \
+      -kafka-version "$STRATA_KAFKA_VERSION" \
+      -strata-commit "$commit" \
+      -skip-publish -results "$results/scale-$events.json" \
+      -command "$command"
+  done
+  bin/strata-bench scale -out docs/BENCHMARKS-scale.md -svg docs/BENCHMARKS-scale.svg \
+    -strata-commit "$commit" -command "$command" "$results"/scale-*.json
+  strata_log "scale series done in $((SECONDS - t0))s"
+  exit 0
+fi
 
 integration/run.sh bin/strata-bench run \
   -events "${STRATA_BENCH_EVENTS:-1000000}" \

@@ -98,10 +98,10 @@ func TestScaleSeries(t *testing.T) {
 	cfg := runConfig{
 		brokers: c.ListenAddrs()[0], events: 2000, rounds: 2, publishSegments: 3, publishWarmup: 1,
 		lookups: 50, lookupWarmup: 5, kafkaVersion: "test", out: filepath.Join(dir, "unused.md"),
-		command: "make bench", workDir: t.TempDir(), skipPublish: true, results: results,
+		command: "make bench", workDir: t.TempDir(), skipPublish: true, results: results, jvmOpts: "-Xmx1g",
 	}
 	calls := 0
-	oom := side{name: "Kafka -Xmx1g", kafka: true, command: func(ctx context.Context, phase string, args ...string) *exec.Cmd {
+	oom := side{name: "Kafka", kafka: true, command: func(ctx context.Context, phase string, args ...string) *exec.Cmd {
 		calls++
 		return exec.CommandContext(ctx, "sh", "-c", `echo "some log line" >&2
 echo 'Exception in thread "RLMMConsumerTask" java.lang.OutOfMemoryError: Java heap space' >&2
@@ -109,7 +109,9 @@ echo "Terminating due to java.lang.OutOfMemoryError: Java heap space" >&2; exit 
 	}}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := run(ctx, cfg, selfSide(t, "Strata"), selfSide(t, "Kafka -Xmx8g"), &oom); err != nil {
+	big := selfSide(t, "Kafka -Xmx8g")
+	big.kafka = true
+	if err := run(ctx, cfg, selfSide(t, "Strata"), oom, &big); err != nil {
 		t.Fatal(err)
 	}
 	if calls != 1 {
@@ -128,7 +130,7 @@ echo "Terminating due to java.lang.OutOfMemoryError: Java heap space" >&2; exit 
 	}
 	for _, want := range []string{
 		"| 2k | Strata | ", "| 2k | Kafka -Xmx8g | ",
-		"| 2k | Kafka -Xmx1g | FAILED: run: round 1, Kafka -Xmx1g's load process failed after 0s (exit status 3): Terminating due to java.lang.OutOfMemoryError: Java heap space |",
+		"| 2k | Kafka -Xmx1g | FAILED: run: round 1, Kafka's load process failed after 0s (exit status 3): Terminating due to java.lang.OutOfMemoryError: Java heap space |",
 		"(scale.svg)",
 	} {
 		if !bytes.Contains(b, []byte(want)) {

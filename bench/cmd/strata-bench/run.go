@@ -220,6 +220,12 @@ func run(ctx context.Context, c runConfig, strata, kafka side, big *side) error 
 		}
 	}
 	if c.results != "" {
+		// The series names Kafka's default side by its heap, beside the big-heap side.
+		for i := range scale.Sides {
+			if scale.Sides[i].Name == kafka.name {
+				scale.Sides[i].Name = "Kafka " + c.jvmOpts
+			}
+		}
 		if err := writeScaleResults(c.results, scale); err != nil {
 			return err
 		}

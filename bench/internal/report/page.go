@@ -91,6 +91,12 @@ func Page(w io.Writer, r *Run) error {
 		p("re-read all %s events.\n\n", formatCount(float64(wl.Events)))
 	}
 
+	p("## As history grows\n\n")
+	p("This page measures one history size. [The scale series](BENCHMARKS-scale.md) runs the load workload at\n")
+	p("several (`STRATA_BENCH_SCALE=1000000,4000000,10000000 make bench`), Kafka's manager with a broker's default\n")
+	p("heap and with one large enough to finish:\n\n")
+	p("![Peak RSS and cold-load time against history size](BENCHMARKS-scale.svg)\n\n")
+
 	p("## What runs\n\n")
 	p("One Apache Kafka %s broker (KRaft, a single node, tiered storage on), started by the integration\n", r.Versions.KafkaBroker)
 	p("harness (`integration/run.sh`); its `__remote_log_metadata` has %d partitions. Each side runs in its own\n", wl.MetadataPartitions)
