@@ -88,7 +88,7 @@ func TestRun(t *testing.T) {
 // OutOfMemoryError, as Kafka's manager does with a broker's default heap at 4M events: the run
 // records the error and goes on, and the series' page shows it, with the picture beside it.
 func TestScaleSeries(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(5, rlmm.TopicName))
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(5, proto.TopicName))
 	if err != nil {
 		t.Fatal(err)
 	}
