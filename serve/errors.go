@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	rlmmv1 "github.com/stratalog/strata/api/rlmm/v1"
+	"github.com/stratalog/strata/cache"
 	"github.com/stratalog/strata/rlmm"
 )
 
@@ -38,11 +39,23 @@ func Status(err error, fallback rlmmv1.ErrorKind) *status.Status {
 // sentinel explains.
 func Detail(err error, fallback rlmmv1.ErrorKind) *rlmmv1.ErrorDetail {
 	d := &rlmmv1.ErrorDetail{Message: err.Error(), MetadataPartition: -1, Offset: -1}
-	var halt *rlmm.HaltError
+	var (
+		halt       *rlmm.HaltError
+		notApplied *rlmm.NotAppliedError
+		incomplete *rlmm.IncompleteError
+	)
 	switch {
 	// A halt also counts as not ready (HaltError.Is): it comes first.
 	case errors.As(err, &halt):
 		d.Kind, d.MetadataPartition, d.Offset = rlmmv1.ErrorKind_ERROR_KIND_HALTED, halt.Partition, halt.Offset
+	case errors.As(err, &notApplied):
+		d.Kind, d.MetadataPartition, d.Offset = rlmmv1.ErrorKind_ERROR_KIND_NOT_APPLIED, notApplied.Partition, notApplied.Offset
+		d.Published, d.NotAppliedReason = notApplied.Published, notAppliedReason(notApplied.Reason)
+	// An incomplete write also counts as timed out (IncompleteError.Is), and may wrap the
+	// caller's context error: it comes before both.
+	case errors.As(err, &incomplete):
+		d.Kind, d.MetadataPartition, d.Offset = rlmmv1.ErrorKind_ERROR_KIND_INCOMPLETE, incomplete.Partition, incomplete.Offset
+		d.Published = incomplete.Published
 	case errors.Is(err, rlmm.ErrClosed):
 		d.Kind = rlmmv1.ErrorKind_ERROR_KIND_CLOSED
 	case errors.Is(err, rlmm.ErrTimeout):
@@ -61,6 +74,23 @@ func Detail(err error, fallback rlmmv1.ErrorKind) *rlmmv1.ErrorDetail {
 		d.Kind = fallback
 	}
 	return d
+}
+
+// notAppliedReason names the store's reason for dropping a record.
+func notAppliedReason(reason error) rlmmv1.NotAppliedReason {
+	switch {
+	case errors.Is(reason, cache.ErrInvalidTransition):
+		return rlmmv1.NotAppliedReason_NOT_APPLIED_REASON_INVALID_TRANSITION
+	case errors.Is(reason, cache.ErrUnknownSegment):
+		return rlmmv1.NotAppliedReason_NOT_APPLIED_REASON_UNKNOWN_SEGMENT
+	case errors.Is(reason, cache.ErrUnsupportedRecord):
+		return rlmmv1.NotAppliedReason_NOT_APPLIED_REASON_UNSUPPORTED_RECORD
+	case errors.Is(reason, cache.ErrInvalidRecord):
+		return rlmmv1.NotAppliedReason_NOT_APPLIED_REASON_INVALID_RECORD
+	case errors.Is(reason, cache.ErrPartitionMismatch):
+		return rlmmv1.NotAppliedReason_NOT_APPLIED_REASON_PARTITION_MISMATCH
+	}
+	return rlmmv1.NotAppliedReason_NOT_APPLIED_REASON_UNSPECIFIED
 }
 
 // codeOf is the gRPC code each kind comes with, as api/rlmm/v1/rlmm.proto documents it.

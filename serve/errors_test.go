@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	rlmmv1 "github.com/stratalog/strata/api/rlmm/v1"
+	"github.com/stratalog/strata/cache"
 	"github.com/stratalog/strata/proto"
 	"github.com/stratalog/strata/rlmm"
 )
@@ -26,6 +27,8 @@ const (
 	kindClosed      = rlmmv1.ErrorKind_ERROR_KIND_CLOSED
 	kindKafka       = rlmmv1.ErrorKind_ERROR_KIND_KAFKA
 	kindInternal    = rlmmv1.ErrorKind_ERROR_KIND_INTERNAL
+	kindNotApplied  = rlmmv1.ErrorKind_ERROR_KIND_NOT_APPLIED
+	kindIncomplete  = rlmmv1.ErrorKind_ERROR_KIND_INCOMPLETE
 )
 
 // detailOf returns the status code of err and its ErrorDetail (nil when it has none).
@@ -81,6 +84,10 @@ func TestStatusOfEveryError(t *testing.T) {
 		{fmt.Errorf("%w: topic_id", errInvalid), codes.InvalidArgument, kindInvalid, -1, -1, kindInternal},
 		{rlmm.ErrClosed, codes.Unavailable, kindClosed, -1, -1, kindKafka},
 		{errors.New("rlmm: producing: NOT_ENOUGH_REPLICAS"), codes.Unavailable, kindKafka, -1, -1, kindKafka},
+		{&rlmm.NotAppliedError{Partition: 2, Offset: 7, Published: true, Reason: cache.ErrUnknownSegment}, codes.FailedPrecondition, kindNotApplied, 2, 7, kindKafka},
+		{fmt.Errorf("w: %w", &rlmm.NotAppliedError{Partition: 2, Offset: -1, Reason: cache.ErrInvalidTransition}), codes.FailedPrecondition, kindNotApplied, 2, -1, kindKafka},
+		{&rlmm.IncompleteError{Published: true, Partition: 4, Offset: 9, Cause: rlmm.ErrTimeout}, codes.DeadlineExceeded, kindIncomplete, 4, 9, kindKafka},
+		{&rlmm.IncompleteError{Partition: 4, Offset: -1, Cause: context.Canceled}, codes.DeadlineExceeded, kindIncomplete, 4, -1, kindKafka},
 		{errors.New("cache: pebble: disk full"), codes.Internal, kindInternal, -1, -1, kindInternal},
 	}
 	for _, tc := range cases {
@@ -89,6 +96,28 @@ func TestStatusOfEveryError(t *testing.T) {
 		if c != tc.code || d == nil || d.Kind != tc.kind || d.MetadataPartition != tc.mp || d.Offset != tc.offset ||
 			d.Message != tc.err.Error() || st.Message() != tc.err.Error() {
 			t.Errorf("Status(%v) = %v %v, want %s %s mp %d offset %d", tc.err, c, d, tc.code, tc.kind, tc.mp, tc.offset)
+		}
+	}
+	// A record not applied says whether it was published and why.
+	for reason, want := range map[error]rlmmv1.NotAppliedReason{
+		cache.ErrInvalidTransition:                rlmmv1.NotAppliedReason_NOT_APPLIED_REASON_INVALID_TRANSITION,
+		cache.ErrUnknownSegment:                   rlmmv1.NotAppliedReason_NOT_APPLIED_REASON_UNKNOWN_SEGMENT,
+		cache.ErrUnsupportedRecord:                rlmmv1.NotAppliedReason_NOT_APPLIED_REASON_UNSUPPORTED_RECORD,
+		cache.ErrInvalidRecord:                    rlmmv1.NotAppliedReason_NOT_APPLIED_REASON_INVALID_RECORD,
+		cache.ErrPartitionMismatch:                rlmmv1.NotAppliedReason_NOT_APPLIED_REASON_PARTITION_MISMATCH,
+		errors.New("a reason of a later version"): rlmmv1.NotAppliedReason_NOT_APPLIED_REASON_UNSPECIFIED,
+	} {
+		for _, published := range []bool{false, true} {
+			_, d := detailOf(t, Status(&rlmm.NotAppliedError{Partition: 1, Offset: 3, Published: published, Reason: reason}, kindKafka).Err())
+			if d.NotAppliedReason != want || d.Published != published {
+				t.Errorf("not applied for %v (published %t): detail %v, want reason %v", reason, published, d, want)
+			}
+		}
+	}
+	for _, published := range []bool{false, true} {
+		_, d := detailOf(t, Status(&rlmm.IncompleteError{Published: published, Cause: rlmm.ErrTimeout}, kindKafka).Err())
+		if d.Published != published {
+			t.Errorf("incomplete (published %t): detail %v", published, d)
 		}
 	}
 	// Context errors are gRPC's own, without detail.
