@@ -89,6 +89,8 @@ func notAppliedReason(reason error) rlmmv1.NotAppliedReason {
 		return rlmmv1.NotAppliedReason_NOT_APPLIED_REASON_INVALID_RECORD
 	case errors.Is(reason, cache.ErrPartitionMismatch):
 		return rlmmv1.NotAppliedReason_NOT_APPLIED_REASON_PARTITION_MISMATCH
+	case errors.Is(reason, cache.ErrPartitionDeleted):
+		return rlmmv1.NotAppliedReason_NOT_APPLIED_REASON_PARTITION_DELETED
 	}
 	return rlmmv1.NotAppliedReason_NOT_APPLIED_REASON_UNSPECIFIED
 }
