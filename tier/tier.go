@@ -47,6 +47,8 @@ type Tierer struct {
 	concurrency int
 	now         func() time.Time
 	log         *zap.Logger
+	met         *metrics // nil without WithMetrics
+	metErr      error    // from WithMetrics, logged by New
 }
 
 // Option configures New.
@@ -82,6 +84,9 @@ func New(meta Metadata, store rsm.Manager, opts ...Option) *Tierer {
 	for _, o := range opts {
 		o(t)
 	}
+	if t.metErr != nil {
+		t.log.Error("tier: metrics not registered", zap.Error(t.metErr))
+	}
 	return t
 }
 
@@ -104,7 +109,12 @@ func (t *Tierer) update(ctx context.Context, id proto.SegmentID, state proto.Seg
 // ctx ended (its deadline passed, or the caller gave up) is not cleaned up, since no time is
 // left: the segment stays COPY_SEGMENT_STARTED, as after a crash, until Delete (which repair and
 // the broker's retention run) removes it.
-func (t *Tierer) Copy(ctx context.Context, seg *proto.SegmentMetadata, data rsm.SegmentData) (*proto.SegmentMetadata, error) {
+func (t *Tierer) Copy(ctx context.Context, seg *proto.SegmentMetadata, data rsm.SegmentData) (_ *proto.SegmentMetadata, err error) {
+	defer func() {
+		if err != nil {
+			t.met.copyFailed(seg.SegmentID.TopicIDPartition)
+		}
+	}()
 	if seg.State != proto.CopySegmentStarted {
 		return nil, fmt.Errorf("tier: copy of segment %s: state %s, want COPY_SEGMENT_STARTED", seg.SegmentID.ID, seg.State)
 	}
@@ -114,6 +124,7 @@ func (t *Tierer) Copy(ctx context.Context, seg *proto.SegmentMetadata, data rsm.
 	if err := t.meta.AddSegment(ctx, &md); err != nil {
 		return nil, fmt.Errorf("tier: copy of %s: publishing COPY_SEGMENT_STARTED: %w", seg.SegmentID, err)
 	}
+	t.met.copyStarted(md.SegmentID.TopicIDPartition)
 	custom, upErr := t.store.Copy(ctx, &md, data)
 	if upErr != nil {
 		if ctx.Err() != nil {
@@ -135,16 +146,23 @@ func (t *Tierer) Copy(ctx context.Context, seg *proto.SegmentMetadata, data rsm.
 	}
 	md.State = proto.CopySegmentFinished
 	md.CustomMetadata = custom
+	t.met.copyFinished(md.SegmentID.TopicIDPartition, md.SegmentSizeInBytes)
 	return &md, nil
 }
 
 // deleteOne runs the three steps of deleting one segment.
-func (t *Tierer) deleteOne(ctx context.Context, seg *proto.SegmentMetadata) error {
+func (t *Tierer) deleteOne(ctx context.Context, seg *proto.SegmentMetadata) (err error) {
+	defer func() {
+		if err != nil {
+			t.met.deleteFailed(seg.SegmentID.TopicIDPartition)
+		}
+	}()
 	if seg.State != proto.DeleteSegmentStarted {
 		if err := t.update(ctx, seg.SegmentID, proto.DeleteSegmentStarted, nil); err != nil {
 			return fmt.Errorf("publishing DELETE_SEGMENT_STARTED for %s: %w", seg.SegmentID, err)
 		}
 	}
+	t.met.deleteStarted(seg.SegmentID.TopicIDPartition, 1)
 	if err := t.store.Delete(ctx, seg); err != nil {
 		return fmt.Errorf("deleting %s from storage: %w", seg.SegmentID, err)
 	}
@@ -200,7 +218,9 @@ func (t *Tierer) Delete(ctx context.Context, segs []proto.SegmentMetadata) error
 		mu.Lock()
 		failed = append(failed, &SegmentError{Segment: id, Err: err})
 		mu.Unlock()
+		t.met.deleteFailed(id.TopicIDPartition)
 	}
+	t.met.deleteLag(segs)
 	for start := 0; start < len(segs); start += t.concurrency * 32 {
 		chunk := segs[start:min(start+t.concurrency*32, len(segs))]
 		// Step 1: DELETE_SEGMENT_STARTED for every segment of the chunk.
@@ -225,6 +245,9 @@ func (t *Tierer) Delete(ctx context.Context, segs []proto.SegmentMetadata) error
 				idx = append(idx, i)
 			}
 		}
+		for _, s := range batch {
+			t.met.deleteStarted(s.SegmentID.TopicIDPartition, 1)
+		}
 		errs := rsm.DeleteBatch(ctx, t.store, batch)
 		// Step 3: DELETE_SEGMENT_FINISHED for those whose data is gone.
 		t.parallel(len(batch), func(k int) {
@@ -235,7 +258,9 @@ func (t *Tierer) Delete(ctx context.Context, segs []proto.SegmentMetadata) error
 			}
 			if err := t.update(ctx, id, proto.DeleteSegmentFinished, nil); err != nil {
 				fail(id, fmt.Errorf("publishing DELETE_SEGMENT_FINISHED: %w", err))
+				return
 			}
+			t.met.deleted(batch[k])
 		})
 	}
 	if len(failed) == 0 {
@@ -263,7 +288,8 @@ func (t *Tierer) parallel(n int, fn func(int)) {
 // returns its log bytes from position to the end, with the segment. position is a byte
 // position in the segment's log, as the broker finds it from the segment's offset index.
 // ErrNoSegment when no segment holds the offset. The caller closes the stream.
-func (t *Tierer) Fetch(ctx context.Context, tp proto.TopicIDPartition, epoch int32, offset, position int64) (io.ReadCloser, proto.SegmentMetadata, error) {
+func (t *Tierer) Fetch(ctx context.Context, tp proto.TopicIDPartition, epoch int32, offset, position int64) (_ io.ReadCloser, _ proto.SegmentMetadata, err error) {
+	defer func() { t.met.fetchDone(tp, err) }()
 	seg, ok, err := t.meta.SegmentFor(tp, epoch, offset)
 	if err != nil {
 		return nil, seg, fmt.Errorf("tier: fetch %s epoch %d offset %d: %w", tp, epoch, offset, err)
@@ -275,5 +301,5 @@ func (t *Tierer) Fetch(ctx context.Context, tp proto.TopicIDPartition, epoch int
 	if err != nil {
 		return nil, seg, fmt.Errorf("tier: fetch %s offset %d from segment %s: %w", tp, offset, seg.SegmentID.ID, err)
 	}
-	return rc, seg, nil
+	return t.met.counting(tp, rc), seg, nil
 }
