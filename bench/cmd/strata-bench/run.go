@@ -153,6 +153,7 @@ func run(ctx context.Context, c runConfig, strata, kafka side, big *side) error 
 		return err
 	}
 	wantChecksum := fmt.Sprint(spec.LookupChecksum())
+	wantConsumer := fmt.Sprint(spec.ConsumerChecksum())
 
 	r := &report.Run{
 		Workload: report.Workload{
@@ -208,6 +209,9 @@ func run(ctx context.Context, c runConfig, strata, kafka side, big *side) error 
 			}
 			if got := res.Info[measure.InfoLookupChecksum]; got != wantChecksum {
 				return fmt.Errorf("run: %s's lookups found segments summing to %s, want %s: the sides did not look up the same keys", s.name, got, wantChecksum)
+			}
+			if got := res.Info[measure.InfoConsumerChecksum]; got != wantConsumer {
+				return fmt.Errorf("run: %s's consumer lookups found segments summing to %s, want %s: the sides did not look up the same keys", s.name, got, wantConsumer)
 			}
 			loads[s.name].Load = append(loads[s.name].Load, res)
 			if side, ok := results[s.name]; ok {

@@ -25,12 +25,15 @@ const (
 	HeapAfterGCBytes = "heap_after_gc_bytes" // heap in use after a full collection, manager open
 	LookupP50Ns      = "lookup_p50_ns"
 	LookupP99Ns      = "lookup_p99_ns"
-	RestartMs        = "restart_ms" // the manager closed, created again -> every partition ready
-	DiskBytes        = "disk_bytes" // the files under the manager's folder once it is closed
-	AddP50Ns         = "add_p50_ns"
-	AddP99Ns         = "add_p99_ns"
-	FinishP50Ns      = "finish_p50_ns"
-	FinishP99Ns      = "finish_p99_ns"
+	// The same lookups as consumers reading through segments make them (workload.ConsumerKeys).
+	ConsumerLookupP50Ns = "consumer_lookup_p50_ns"
+	ConsumerLookupP99Ns = "consumer_lookup_p99_ns"
+	RestartMs           = "restart_ms" // the manager closed, created again -> every partition ready
+	DiskBytes           = "disk_bytes" // the files under the manager's folder once it is closed
+	AddP50Ns            = "add_p50_ns"
+	AddP99Ns            = "add_p99_ns"
+	FinishP50Ns         = "finish_p50_ns"
+	FinishP99Ns         = "finish_p99_ns"
 
 	// RestartFetched is Strata's own: records its restart fetched (Kafka re-reads the topic).
 	RestartFetched = "restart_fetched"
@@ -38,7 +41,8 @@ const (
 
 // Information a side reports besides figures.
 const (
-	InfoLookupChecksum = "lookup.checksum" // sum of the segment start offsets the lookups found
+	InfoLookupChecksum   = "lookup.checksum"          // sum of the segment start offsets the lookups found
+	InfoConsumerChecksum = "consumer.lookup.checksum" // the same for the consumer lookups
 )
 
 // Result is what one run of one side measured: its stdout, one JSON line.

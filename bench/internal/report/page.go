@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stratalog/strata/bench/internal/measure"
+	"github.com/stratalog/strata/bench/internal/workload"
 )
 
 // Table writes the results table, as Markdown whose columns line up in a terminal too.
@@ -132,6 +133,8 @@ func Page(w io.Writer, r *Run) error {
 		formatCount(float64(wl.Events/2)), formatCount(float64(wl.Events)), formatCount(float64(wl.Lookups)))
 	p("  (SplitMix64: a random user partition, a random offset) after %s unmeasured warm-up lookups. Each\n", formatCount(float64(wl.LookupWarmup)))
 	p("  lookup must find the expected segment, and both sides' checksums of what they found must agree.\n")
+	p("  Then as many lookups as consumers reading from remote storage make them: a random segment of a\n")
+	p("  random partition, read from its start in %d steps (one lookup a fetch of a tenth of the segment).\n", workload.ConsumerSteps)
 	p("- **5. Memory.** Peak resident set size (VmHWM of `/proc/self/status`) read right after the cold load;\n")
 	p("  and the heap in use after a full collection with the manager still open (Java: `System.gc()`, then\n")
 	p("  the heap's used bytes; Go: `runtime.GC()`, then `HeapAlloc`).\n\n")

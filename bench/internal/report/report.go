@@ -103,6 +103,8 @@ var Rows = []Row{
 	{Workload: "3. Restart", Figure: "time until ready", phase: LoadPhase, metric: measure.RestartMs, unit: durationMs, Target: 50},
 	{Workload: "4. Lookup", Figure: "segment for offset, p50", phase: LoadPhase, metric: measure.LookupP50Ns, unit: durationNs},
 	{Workload: "4. Lookup", Figure: "segment for offset, p99", phase: LoadPhase, metric: measure.LookupP99Ns, unit: durationNs},
+	{Workload: "4. Lookup", Figure: "as consumers read, p50", phase: LoadPhase, metric: measure.ConsumerLookupP50Ns, unit: durationNs},
+	{Workload: "4. Lookup", Figure: "as consumers read, p99", phase: LoadPhase, metric: measure.ConsumerLookupP99Ns, unit: durationNs},
 	{Workload: "5. Memory", Figure: "peak RSS during cold load", phase: LoadPhase, metric: measure.PeakRSSBytes, unit: bytesUnit, Target: 10},
 	{Workload: "5. Memory", Figure: "heap in use after full GC", phase: LoadPhase, metric: measure.HeapAfterGCBytes, unit: bytesUnit},
 }

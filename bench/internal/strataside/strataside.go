@@ -104,13 +104,24 @@ func Load(ctx context.Context, s *workload.Spec, dir string, o Options) (measure
 	return r, nil
 }
 
-// lookups runs workload 4: segment-for-offset lookups of the keys both sides draw alike.
+// lookups runs workload 4: segment-for-offset lookups of the keys both sides draw alike, first
+// at random, then as consumers reading through segments make them.
 func lookups(s *workload.Spec, m *rlmm.Manager, r measure.Result) error {
 	keys := workload.NewLookupKeys(s.LookupSeed)
+	if err := timeLookups(s, m, r, func() workload.Key { return s.NextKey(keys) },
+		measure.LookupP50Ns, measure.LookupP99Ns, measure.InfoLookupChecksum); err != nil {
+		return err
+	}
+	consumers := s.NewConsumerKeys(s.LookupSeed)
+	return timeLookups(s, m, r, consumers.Next,
+		measure.ConsumerLookupP50Ns, measure.ConsumerLookupP99Ns, measure.InfoConsumerChecksum)
+}
+
+func timeLookups(s *workload.Spec, m *rlmm.Manager, r measure.Result, next func() workload.Key, p50, p99, checksumInfo string) error {
 	latencies := make([]time.Duration, s.Lookups)
 	var checksum int64
 	for i := range s.LookupWarmup + s.Lookups {
-		key := s.NextKey(keys)
+		key := next()
 		tp := s.Partitions[key.Partition]
 		t := time.Now()
 		md, ok, err := m.SegmentFor(tp, 0, key.Offset)
@@ -131,9 +142,9 @@ func lookups(s *workload.Spec, m *rlmm.Manager, r measure.Result) error {
 			checksum += want
 		}
 	}
-	r.Duration(measure.LookupP50Ns, measure.Percentile(latencies, 0.50))
-	r.Duration(measure.LookupP99Ns, measure.Percentile(latencies, 0.99))
-	r.Info[measure.InfoLookupChecksum] = strconv.FormatInt(checksum, 10)
+	r.Duration(p50, measure.Percentile(latencies, 0.50))
+	r.Duration(p99, measure.Percentile(latencies, 0.99))
+	r.Info[checksumInfo] = strconv.FormatInt(checksum, 10)
 	return nil
 }
 

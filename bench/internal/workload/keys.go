@@ -46,3 +46,48 @@ func (s *Spec) LookupChecksum() int64 {
 	}
 	return sum
 }
+
+// ConsumerSteps is how many lookups a consumer makes in one segment: it reads the segment from
+// its start, a tenth of it a fetch, and a broker serving each fetch from remote storage asks
+// for the segment of the fetch's offset.
+const ConsumerSteps = 10
+
+// ConsumerKeys draws the keys of the consumer lookups: for every ConsumerSteps keys, a user
+// partition and a segment of it (two draws of LookupKeys, as NextKey's), then the offsets
+// that read through that segment from its start. The Java side draws them alike.
+type ConsumerKeys struct {
+	s     *Spec
+	k     *LookupKeys
+	key   Key
+	start int64
+	step  int64
+}
+
+// NewConsumerKeys starts the consumer keys of s from seed.
+func (s *Spec) NewConsumerKeys(seed uint64) *ConsumerKeys {
+	return &ConsumerKeys{s: s, k: NewLookupKeys(seed)}
+}
+
+// Next returns the next key.
+func (c *ConsumerKeys) Next() Key {
+	if c.step == 0 {
+		c.key = c.s.NextKey(c.k)
+		c.start = c.s.SegmentStart(c.key.Offset)
+	}
+	c.key.Offset = c.start + c.step*c.s.SegmentSpan/ConsumerSteps
+	c.step = (c.step + 1) % ConsumerSteps
+	return c.key
+}
+
+// ConsumerChecksum is LookupChecksum for the consumer lookups.
+func (s *Spec) ConsumerChecksum() int64 {
+	c := s.NewConsumerKeys(s.LookupSeed)
+	var sum int64
+	for i := range s.LookupWarmup + s.Lookups {
+		key := c.Next()
+		if i >= s.LookupWarmup {
+			sum += s.SegmentStart(key.Offset)
+		}
+	}
+	return sum
+}

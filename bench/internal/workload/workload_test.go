@@ -174,6 +174,36 @@ func TestLookupKeysStayInRange(t *testing.T) {
 	}
 }
 
+// Consumer keys read one segment of one partition in ConsumerSteps steps from its start, the
+// segment and partition drawn as NextKey draws a key; the checksum sums what they must find.
+func TestConsumerKeysReadThroughSegments(t *testing.T) {
+	s, err := New(params(20_000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, k := s.NewConsumerKeys(s.LookupSeed), NewLookupKeys(s.LookupSeed)
+	var sum int64
+	for i := range s.LookupWarmup + s.Lookups {
+		key := c.Next()
+		step := int64(i % ConsumerSteps)
+		if step == 0 {
+			drawn := s.NextKey(k)
+			if key.Partition != drawn.Partition || key.Offset != s.SegmentStart(drawn.Offset) {
+				t.Fatalf("key %d: %+v, want partition %d from the start of the segment of %d", i, key, drawn.Partition, drawn.Offset)
+			}
+		}
+		if want := s.SegmentStart(key.Offset) + step*s.SegmentSpan/ConsumerSteps; key.Offset != want {
+			t.Fatalf("key %d (step %d): offset %d, want %d", i, step, key.Offset, want)
+		}
+		if i >= s.LookupWarmup {
+			sum += s.SegmentStart(key.Offset)
+		}
+	}
+	if got := s.ConsumerChecksum(); got != sum {
+		t.Fatalf("ConsumerChecksum = %d, the keys sum to %d", got, sum)
+	}
+}
+
 // Fill writes every event once, decodable, to its user partition's metadata partition, each
 // segment's start before its finish.
 func TestFill(t *testing.T) {

@@ -128,14 +128,41 @@ public final class KafkaRlmmBench {
         again.close();
     }
 
-    /** Workload 4: segment-for-offset lookups of keys both sides draw alike (LookupKeys). */
+    /**
+     * Workload 4: segment-for-offset lookups of keys both sides draw alike (LookupKeys), first at
+     * random, then as consumers reading through segments make them (ConsumerSteps lookups a
+     * segment, from its start, a tenth of it a step).
+     */
     static void lookups(Workload w, TopicBasedRemoteLogMetadataManager rlmm, Measure m) throws Exception {
         LookupKeys keys = new LookupKeys(w.lookupSeed);
+        timeLookups(w, rlmm, m, () -> new long[] {keys.below(w.partitions.size()), keys.below(w.offsetsPerPartition())},
+            "lookup_p50_ns", "lookup_p99_ns", "lookup.checksum");
+        LookupKeys consumerKeys = new LookupKeys(w.lookupSeed);
+        long[] current = new long[2];
+        int[] step = {0};
+        timeLookups(w, rlmm, m, () -> {
+            if (step[0] == 0) {
+                current[0] = consumerKeys.below(w.partitions.size());
+                long offset = consumerKeys.below(w.offsetsPerPartition());
+                current[1] = offset - offset % w.segmentSpan;
+            }
+            long[] key = {current[0], current[1] + step[0] * w.segmentSpan / CONSUMER_STEPS};
+            step[0] = (step[0] + 1) % CONSUMER_STEPS;
+            return key;
+        }, "consumer_lookup_p50_ns", "consumer_lookup_p99_ns", "consumer.lookup.checksum");
+    }
+
+    /** Lookups a consumer makes in one segment, as bench/internal/workload.ConsumerSteps. */
+    private static final int CONSUMER_STEPS = 10;
+
+    static void timeLookups(Workload w, TopicBasedRemoteLogMetadataManager rlmm, Measure m,
+            java.util.function.Supplier<long[]> next, String p50, String p99, String checksumInfo) throws Exception {
         long[] latencies = new long[w.lookups];
         long checksum = 0;
         for (int i = 0; i < w.lookupWarmup + w.lookups; i++) {
-            TopicIdPartition tp = w.partitions.get((int) keys.below(w.partitions.size()));
-            long offset = keys.below(w.offsetsPerPartition());
+            long[] key = next.get();
+            TopicIdPartition tp = w.partitions.get((int) key[0]);
+            long offset = key[1];
             long t = System.nanoTime();
             Optional<RemoteLogSegmentMetadata> found = rlmm.remoteLogSegmentMetadata(tp, 0, offset);
             long took = System.nanoTime() - t;
@@ -149,9 +176,9 @@ public final class KafkaRlmmBench {
                 checksum += want;
             }
         }
-        m.metric("lookup_p50_ns", Measure.percentile(latencies, 0.50));
-        m.metric("lookup_p99_ns", Measure.percentile(latencies, 0.99));
-        m.info("lookup.checksum", Long.toString(checksum));
+        m.metric(p50, Measure.percentile(latencies, 0.50));
+        m.metric(p99, Measure.percentile(latencies, 0.99));
+        m.info(checksumInfo, Long.toString(checksum));
     }
 
     /** Workload 1: segments added, then finished, one call at a time, each waited for. */
