@@ -9,7 +9,7 @@ STATICCHECK_VERSION := v0.8.2
 STATICCHECK   := $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)
 GO_PACKAGES   := ./...
 
-.PHONY: all build demo test unit integration faults bench lint fmt vet staticcheck fuzz clean proto proto-check
+.PHONY: all build demo test unit integration test-compose faults bench lint fmt vet staticcheck fuzz clean proto proto-check
 
 all: lint test build
 
@@ -38,6 +38,12 @@ integration:
 # stalls injected; it prints a table of scenarios. About 5 minutes, the cluster's start included.
 faults:
 	integration/faults.sh
+
+# The integration suite again, in containers built from integration/docker/ (docker-compose.yml).
+# Uses the running Docker engine; where none runs and this runs as root, installs Debian's
+# docker.io and starts and stops an engine of its own (integration/compose.sh).
+test-compose:
+	integration/compose.sh
 
 # Strata against Apache Kafka's own metadata manager on a real broker: prints the table and
 # writes docs/BENCHMARKS.md. STRATA_BENCH_EVENTS=100000 STRATA_BENCH_ROUNDS=1 for a quick run.

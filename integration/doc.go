@@ -7,8 +7,9 @@
 //
 //	integration/run.sh go test -race -tags integration -count=1 ./integration/...
 //
-// docker-compose.yml at the repository root runs the same tests against Kafka's and versitygw's
-// container images. Without the environment the tests skip, or fail when CI=true.
+// docker-compose.yml at the repository root runs the same tests in containers built from
+// integration/docker/, against the same servers; `make test-compose` (integration/compose.sh)
+// runs it end to end. Without the environment the tests skip, or fail when CI=true.
 //
 // What they cover, both ways between Strata and Kafka:
 //   - Kafka writes, Strata reads (tiering_test.go): Kafka tiers a topic with its own manager and

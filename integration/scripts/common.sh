@@ -1,7 +1,7 @@
 # shellcheck shell=bash disable=SC2034  # variables used by the scripts that source this file
 # Shared settings of Strata's integration harness, sourced by the other scripts.
-# The versions here are the pins; docker-compose.yml at the repository root repeats them and
-# must be changed in the same commit.
+# The versions here are the pins; integration/docker/ and docker-compose.yml repeat them and
+# must be changed in the same commit (integration/compose.sh refuses images of other versions).
 
 STRATA_KAFKA_VERSION=4.3.1
 # kafka-storage's classifier for its test jar (LocalTieredStorage): `test` up to 4.3,

@@ -51,7 +51,7 @@ region=us-east-1
 bucket=strata-it
 
 # ---- Kafka's configuration ---------------------------------------------------------------------
-# The settings of docs/KAFKA_SEMANTICS.md section 9; docker-compose.yml repeats them.
+# The settings of docs/KAFKA_SEMANTICS.md section 9; integration/docker/kafka-start.sh repeats them.
 cat >"$state/kafka/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
