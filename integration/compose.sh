@@ -42,6 +42,15 @@ grep -q "kafka-storage-$STRATA_KAFKA_VERSION-$STRATA_KAFKA_STORAGE_TEST_CLASSIFI
 grep -q "VERSITYGW_VERSION=$STRATA_VERSITYGW_VERSION\$" "$integration/docker/versitygw.Dockerfile" ||
   compose_die "integration/docker/versitygw.Dockerfile does not build versitygw $STRATA_VERSITYGW_VERSION"
 
+# Kafka's settings here and in the native harness: the same properties, and the same values but
+# for paths and ports.
+kafka_settings() {
+  sed -n '/server.properties" <<PROPS$/,/^PROPS$/p' "$1" | grep -E '^[a-z][a-z0-9._-]*=' | sed -E 's/=.*[$].*/=/' | sort
+}
+settings_diff=$(diff <(kafka_settings "$integration/scripts/start.sh") \
+  <(kafka_settings "$integration/docker/kafka-start.sh")) ||
+  compose_die "Kafka's settings differ between scripts/start.sh (<) and docker/kafka-start.sh (>):"$'\n'"$settings_diff"
+
 docker_home=${STRATA_DOCKER_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/strata-docker}
 own_engine=0
 dockerd_pid=
