@@ -35,8 +35,20 @@ const (
 	envS3Region     = "STRATA_S3_REGION"
 	envAccessKey    = "AWS_ACCESS_KEY_ID"
 	envSecretKey    = "AWS_SECRET_ACCESS_KEY"
-	envState        = "STRATA_IT_STATE" // the harness's state folder, removed when it stops the servers
+	envState        = "STRATA_IT_STATE"   // the harness's state folder, removed when it stops the servers
+	envHarness      = "STRATA_IT_HARNESS" // "compose" in docker-compose.yml's tests container
 )
+
+// requireNativeHarness skips a test of the native harness itself (integration/run.sh and its
+// scripts) where the suite runs in docker-compose.yml's containers, under CI too: there the
+// servers are the compose file's, and the harness's own tools (Maven, a versitygw build) are not
+// in the tests' image. CI runs such tests natively, in make test.
+func requireNativeHarness(t testing.TB) {
+	t.Helper()
+	if os.Getenv(envHarness) == "compose" {
+		t.Skip("tests integration/run.sh, the native harness, which the compose suite does not use; make integration runs it")
+	}
+}
 
 // missing stops a test whose prerequisite is absent: under CI a missing prerequisite is a
 // failure, elsewhere the test is skipped with what to run.

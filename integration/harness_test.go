@@ -47,6 +47,7 @@ func TestHarnessIdentityNeverStartsWithDash(t *testing.T) {
 // reader gone, as when `run.sh ... 2>&1 | head` ends early): the command still runs and the
 // servers it started are stopped. It starts a second broker and S3 server for about 20 s.
 func TestHarnessStopsServersWhenStderrCloses(t *testing.T) {
+	requireNativeHarness(t)
 	requireEnv(t, envKafkaBrokers) // the servers are installed
 	r, w, err := os.Pipe()
 	if err != nil {

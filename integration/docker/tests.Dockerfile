@@ -23,9 +23,10 @@ RUN mvn -B -q -Dstyle.color=never -f /pom/pom.xml dependency:copy-dependencies \
  && test -f /opt/kafka/libs/kafka-storage-4.3.1-test.jar
 
 FROM jre
-# git for modules fetched direct, a C compiler for cgo and -race.
+# git for modules fetched direct, a C compiler for cgo and -race, python3 for the harness's
+# identity script (scripts/identity.py), which a test draws from.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates git gcc libc6-dev \
+ && apt-get install -y --no-install-recommends ca-certificates git gcc libc6-dev python3 \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=go /usr/local/go /usr/local/go
 COPY --from=jars /opt/kafka/libs /opt/kafka/libs
