@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/stratalog/strata/proto"
@@ -101,14 +102,16 @@ type Stats struct {
 // Remover deletes the partitions marked for deletion in the metadata partitions it owns. Its
 // methods are safe for concurrent use.
 type Remover struct {
-	meta        Metadata
-	tier        *tier.Tierer
-	tierOpts    []tier.Option
-	brokerID    int32
-	concurrency int
-	minBackoff  time.Duration
-	maxBackoff  time.Duration
-	log         *zap.Logger
+	meta         Metadata
+	tier         *tier.Tierer
+	tierOpts     []tier.Option
+	brokerID     int32
+	concurrency  int
+	minBackoff   time.Duration
+	maxBackoff   time.Duration
+	log          *zap.Logger
+	metReg       prometheus.Registerer // see WithMetrics
+	metCollector prometheus.Collector  // registered on metReg; nil without
 
 	cancel context.CancelFunc
 	done   chan struct{} // closed when run and every worker have returned
@@ -148,6 +151,7 @@ func New(meta Metadata, store rsm.Manager, opts ...Option) *Remover {
 		o(r)
 	}
 	r.tier = tier.New(meta, store, append([]tier.Option{tier.WithBrokerID(r.brokerID), tier.WithLogger(r.log)}, r.tierOpts...)...)
+	r.registerMetrics()
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	r.wg.Add(1)
@@ -250,6 +254,7 @@ func (r *Remover) Close() error {
 	}
 	owned := slices.Collect(maps.Keys(r.owned))
 	r.mu.Unlock()
+	r.unregisterMetrics()
 	r.cancel()
 	<-r.done
 	r.meta.UnwatchMetadataPartitions(owned...)

@@ -1,0 +1,86 @@
+package remover
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/stratalog/strata/tier"
+)
+
+// WithMetrics registers the remover's metrics on reg (nothing is registered without it):
+// partitions pending, in progress and waiting to retry, deletions done and attempts failed,
+// metadata partitions owned, read from the remover at scrape time; and, through
+// tier.WithMetrics, Kafka's delete requests, errors and lag for the segments it deletes.
+// New registers them and Close unregisters the remover's own, so one open remover reports on a
+// registry at a time; a second is logged as an error and reports nothing. Wrap reg with
+// prometheus.WrapRegistererWith to tell several apart.
+func WithMetrics(reg prometheus.Registerer) Option {
+	return func(r *Remover) {
+		r.metReg = reg
+		if reg != nil {
+			r.tierOpts = append(r.tierOpts, tier.WithMetrics(reg))
+		}
+	}
+}
+
+// registerMetrics registers the remover's collector, if WithMetrics asked for it.
+func (r *Remover) registerMetrics() {
+	if r.metReg == nil {
+		return
+	}
+	c := newCollector(r)
+	if err := r.metReg.Register(c); err != nil {
+		r.log.Error("remover: metrics not registered (is another remover open on this registry?)", zap.Error(err))
+		return
+	}
+	r.metCollector = c
+}
+
+func (r *Remover) unregisterMetrics() {
+	if r.metCollector != nil {
+		r.metReg.Unregister(r.metCollector)
+	}
+}
+
+type collector struct {
+	r                 *Remover
+	partitions, owned *prometheus.Desc
+	done, failures    *prometheus.Desc
+}
+
+func newCollector(r *Remover) *collector {
+	return &collector{
+		r: r,
+		partitions: prometheus.NewDesc("strata_remover_partitions",
+			"Partitions of owned metadata partitions whose deletion is not finished, by state: pending (waiting for a worker or a retry; retrying ones included), in_progress, retrying (the last attempt failed).",
+			[]string{"state"}, nil),
+		owned: prometheus.NewDesc("strata_remover_owned_metadata_partitions", "Metadata partitions this remover owns.", nil, nil),
+		done:  prometheus.NewDesc("strata_remover_partitions_deleted_total", "Partition deletions this remover finished (DELETE_PARTITION_FINISHED published).", nil, nil),
+		failures: prometheus.NewDesc("strata_remover_failures_total",
+			"Attempts to delete a partition that failed and will be retried with backoff.", nil, nil),
+	}
+}
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.partitions
+	ch <- c.owned
+	ch <- c.done
+	ch <- c.failures
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	r := c.r
+	r.mu.Lock()
+	pending, inProgress, retrying, owned := r.pending, len(r.inFlight), len(r.retry), len(r.owned)
+	done, failures := r.stats.Done, r.stats.Failures
+	r.mu.Unlock()
+	gauge := func(d *prometheus.Desc, v int, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), labels...)
+	}
+	gauge(c.partitions, pending, "pending")
+	gauge(c.partitions, inProgress, "in_progress")
+	gauge(c.partitions, retrying, "retrying")
+	gauge(c.owned, owned)
+	ch <- prometheus.MustNewConstMetric(c.done, prometheus.CounterValue, float64(done))
+	ch <- prometheus.MustNewConstMetric(c.failures, prometheus.CounterValue, float64(failures))
+}
