@@ -79,8 +79,6 @@ func TestLookupCacheEvictsLeastRecentlyUsed(t *testing.T) {
 	}
 }
 
-func hit(h bool) bool { return h }
-
 // A row found twice by recent lookups is admitted, once; a row found once is not.
 func TestLookupCacheAdmitsRowsFoundTwice(t *testing.T) {
 	c := newLookupCache(1 << 20)
