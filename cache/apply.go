@@ -116,6 +116,31 @@ func (s *Store) Apply(entries []Entry) (Result, error) {
 	return res, nil
 }
 
+// Preview says what Apply would do with r, read from metadata partition mp, if it were the next
+// record applied: nil when it would apply, or the Drop it would be, with Offset -1. Nothing is
+// written. It waits for an Apply in flight, and the answer holds only until the next one: a
+// publisher uses it to refuse a record the store already proves useless.
+func (s *Store) Preview(mp int32, r proto.Record) (*Drop, error) {
+	e := Entry{Partition: mp, Offset: -1, Record: r}
+	if mp < 0 {
+		return nil, fmt.Errorf("cache: preview: metadata partition %d: negative: %w", mp, ErrInvalidEntry)
+	}
+	if err := validEntry(&Entry{Partition: mp, Record: r}); err != nil {
+		return nil, fmt.Errorf("cache: preview: %w", err)
+	}
+	var d *Drop
+	err := s.write(func() (err error) {
+		tx := s.newTxn()
+		defer tx.release()
+		d, err = tx.apply(&e)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
 func validEntry(e *Entry) error {
 	if e.Partition < 0 || e.Offset < 0 {
 		return fmt.Errorf("metadata partition %d offset %d: negative: %w", e.Partition, e.Offset, ErrInvalidEntry)

@@ -8,10 +8,17 @@
 //
 // What it guarantees:
 //
-//   - Read your writes: AddSegment, UpdateSegment and PutPartitionDelete return only once this
-//     manager's store has applied the very record they produced, or fail (ErrNotAssigned at once,
-//     ErrTimeout after the consume wait, ErrClosed, or the halt of the metadata partition).
+//   - Read your writes: AddSegment, UpdateSegment and PutPartitionDelete return nil only once
+//     this manager's store has applied the very record they produced. A write whose record had
+//     no effect says so with a *NotAppliedError (errors.Is ErrNotApplied and the store's reason,
+//     e.g. cache.ErrInvalidTransition): dropped by the store at a given offset, or refused
+//     before producing when the partition is led here, ready, and the store proves the record
+//     cannot apply. A record no store could apply fails with ErrInvalidArgument at once.
 //     Waiting is by notification from the consumer loop, never by polling.
+//   - Every write returns by the earlier of its context's deadline and the consume wait: when
+//     it has not learned its outcome by then, with an *IncompleteError (errors.Is ErrTimeout)
+//     that says whether the record is in the topic or may still reach it. Other failures:
+//     ErrNotAssigned at once, ErrClosed, the halt of the metadata partition.
 //   - Per-partition readiness: a user partition is ready once its metadata partition has been
 //     applied up to the end offset seen when it was assigned. Reads of a partition that is not
 //     ready fail with ErrNotReady (retriable); of a partition not assigned, with ErrNotFound.

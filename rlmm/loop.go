@@ -131,7 +131,7 @@ func (m *Manager) processPartition(ctx context.Context, b *batch, mp int32, recs
 				m.mu.Lock()
 				st.applied = rec.Offset + 1
 				st.stats.Skipped++
-				st.releaseWaiters()
+				st.releaseWaiters(nil)
 				m.mu.Unlock()
 				m.met.skip(mp, skipUndecodable)
 				next = rec.Offset + 1
@@ -188,7 +188,7 @@ func (m *Manager) haltPartition(mp int32, offset int64, cause error) {
 	defer m.mu.Unlock()
 	if st, ok := m.mps[mp]; ok {
 		st.halt = h
-		st.releaseWaiters()
+		st.releaseWaiters(nil)
 	}
 	m.broadcastLocked()
 }
@@ -222,13 +222,21 @@ func (m *Manager) flush(b *batch) {
 		return
 	}
 	m.mu.Lock()
+	var dropped map[int32]map[int64]error
 	for _, d := range res.Dropped {
 		m.reportDropLocked(d)
+		if dropped == nil {
+			dropped = map[int32]map[int64]error{}
+		}
+		if dropped[d.Partition] == nil {
+			dropped[d.Partition] = map[int64]error{}
+		}
+		dropped[d.Partition][d.Offset] = notApplied(d)
 	}
 	for mp, next := range b.reached {
 		if st, ok := m.mps[mp]; ok && next > st.applied {
 			st.applied = next
-			st.releaseWaiters()
+			st.releaseWaiters(dropped[mp])
 		}
 	}
 	m.broadcastLocked()

@@ -33,8 +33,11 @@ type Manager struct {
 	adm    *kadm.Client
 	met    *metrics // nil without WithMetrics
 
-	cancel context.CancelFunc
-	done   chan struct{} // closed when the consumer loop has returned
+	// lifetime ends at Close: the consumer loop runs under it, and every record is produced
+	// under it rather than under its caller's context (see publish).
+	lifetime context.Context
+	cancel   context.CancelFunc
+	done     chan struct{} // closed when the consumer loop has returned
 
 	writeMu sync.Mutex
 
@@ -104,16 +107,73 @@ func New(ctx context.Context, opts ...Option) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
+	kopts := clientOptions(&cfg)
+	met, err := newMetrics(cfg.metrics, cfg.numPartitions, store)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	client, err := kgo.NewClient(append(kopts, met.clientOpts()...)...)
+	if err != nil {
+		met.unregister()
+		store.Close()
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if err := checkClient(client); err != nil {
+		client.Close()
+		met.unregister()
+		store.Close()
+		return nil, err
+	}
+	lifetime, cancel := context.WithCancel(context.Background())
+	m := &Manager{
+		cfg:      cfg,
+		log:      cfg.log,
+		store:    store,
+		client:   client,
+		adm:      kadm.NewClient(client),
+		met:      met,
+		lifetime: lifetime,
+		cancel:   cancel,
+		done:     make(chan struct{}),
+		parts:    map[proto.TopicIDPartition]*userPart{},
+		mps:      map[int32]*metaPart{},
+		changed:  make(chan struct{}),
+	}
+	self.Store(m)
+	if err := m.initTopic(ctx); err != nil {
+		cancel()
+		met.unregister()
+		client.Close()
+		store.Close()
+		return nil, err
+	}
+	if err := m.checkIdentity(ctx); err != nil {
+		cancel()
+		met.unregister()
+		client.Close()
+		store.Close()
+		return nil, err
+	}
+	met.bind(m)
+	go m.loop(lifetime)
+	return m, nil
+}
+
+// clientOptions returns the options of the manager's client. Kafka's settings and the caller's
+// come first; then the settings the manager's correctness depends on, which nothing overrides:
+// the partition of every record is the one Kafka's partitioner picks (manual partitioning),
+// every write is acknowledged by all in-sync replicas, and the consumer fetches exactly the
+// metadata partitions the manager adds, from the offsets it chooses. Idempotence, franz-go's
+// default, is checked by checkClient: no option turns it back on.
+func clientOptions(cfg *config) []kgo.Opt {
 	kopts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.brokers...),
 		kgo.ClientID(cfg.clientID),
-		kgo.RecordPartitioner(kgo.ManualPartitioner()),
-		kgo.RequiredAcks(kgo.AllISRAcks()),
-		// A direct consumer of no partition yet; AssignPartitions adds them.
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{proto.TopicName: {}}),
-		// When the resume offset has expired, fetching restarts at the log start; the loop sees
-		// the gap and rebuilds that metadata partition.
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		// franz-go lingers 10ms by default to fill batches; a metadata write is one small
+		// record whose caller waits for it, so it goes at once (BenchmarkPublishLatency).
+		// producer linger.ms may set another.
+		kgo.ProducerLinger(0),
 		// Kafka's consumer default (fetch.max.wait.ms 500), not franz-go's 5s: a partition added
 		// while the loop waits on caught-up ones is fetched no later than this.
 		kgo.FetchMaxWait(500 * time.Millisecond),
@@ -132,47 +192,32 @@ func New(ctx context.Context, opts ...Option) (*Manager, error) {
 	kopts = append(kopts, cfg.producerOpts...)
 	kopts = append(kopts, cfg.consumerOpts...)
 	kopts = append(kopts, cfg.clientOpts...)
-	met, err := newMetrics(cfg.metrics, cfg.numPartitions, store)
-	if err != nil {
-		store.Close()
-		return nil, err
+	return append(kopts,
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		// A direct consumer of no partition yet; AssignPartitions adds them.
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{proto.TopicName: {}}),
+		// When the resume offset has expired, fetching restarts at the log start; the loop sees
+		// the gap and rebuilds that metadata partition.
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+	)
+}
+
+// checkClient refuses a client whose options turn off what the manager relies on and that
+// clientOptions cannot set back: idempotent writes (a retried write must not land twice, or a
+// waiter would learn the outcome of the wrong copy), and consuming anything but the metadata
+// partitions the manager adds.
+func checkClient(cl *kgo.Client) error {
+	if v, ok := cl.OptValue(kgo.DisableIdempotentWrite).(bool); ok && v {
+		return fmt.Errorf("%w: WithClientOptions: kgo.DisableIdempotentWrite; the manager's writes must be idempotent", ErrConfig)
 	}
-	client, err := kgo.NewClient(append(kopts, met.clientOpts()...)...)
-	if err != nil {
-		met.unregister()
-		store.Close()
-		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	if g, ok := cl.OptValue(kgo.ConsumerGroup).(string); ok && g != "" {
+		return fmt.Errorf("%w: WithClientOptions: kgo.ConsumerGroup(%q); the manager consumes the metadata partitions it chooses", ErrConfig, g)
 	}
-	m := &Manager{
-		cfg:     cfg,
-		log:     cfg.log,
-		store:   store,
-		client:  client,
-		adm:     kadm.NewClient(client),
-		met:     met,
-		done:    make(chan struct{}),
-		parts:   map[proto.TopicIDPartition]*userPart{},
-		mps:     map[int32]*metaPart{},
-		changed: make(chan struct{}),
+	if t, ok := cl.OptValue(kgo.ConsumeTopics).([]string); ok && len(t) > 0 {
+		return fmt.Errorf("%w: WithClientOptions: kgo.ConsumeTopics(%v); the manager consumes the metadata partitions it chooses", ErrConfig, t)
 	}
-	self.Store(m)
-	if err := m.initTopic(ctx); err != nil {
-		met.unregister()
-		client.Close()
-		store.Close()
-		return nil, err
-	}
-	if err := m.checkIdentity(ctx); err != nil {
-		met.unregister()
-		client.Close()
-		store.Close()
-		return nil, err
-	}
-	met.bind(m)
-	loopCtx, cancel := context.WithCancel(context.Background())
-	m.cancel = cancel
-	go m.loop(loopCtx)
-	return m, nil
+	return nil
 }
 
 // initTopic creates or checks the metadata topic, retrying transient failures.
@@ -286,14 +331,14 @@ func (st *metaPart) failWaiters(err error) {
 	st.waiters = nil
 }
 
-// releaseWaiters completes the waiters whose record is now applied, and fails those at or after
-// a halt.
-func (st *metaPart) releaseWaiters() {
+// releaseWaiters completes the waiters whose record is now applied, with the error of its drop
+// when dropped holds one for the waiter's offset, and fails those at or after a halt.
+func (st *metaPart) releaseWaiters(dropped map[int64]error) {
 	kept := st.waiters[:0]
 	for _, w := range st.waiters {
 		switch {
 		case w.offset < st.applied:
-			w.ch <- nil
+			w.ch <- dropped[w.offset]
 		case st.halt != nil && w.offset >= st.halt.Offset:
 			w.ch <- st.halt
 		default:

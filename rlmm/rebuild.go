@@ -214,7 +214,7 @@ func (m *Manager) replaceIfDamaged(ctx context.Context) {
 		}
 		if err != nil {
 			st.halt = &HaltError{Partition: mp, Offset: st.applied, Cause: fmt.Errorf("store damaged and not replaced: %w", err)}
-			st.releaseWaiters()
+			st.releaseWaiters(nil)
 			continue
 		}
 		st.applied, st.halt = startOf[mp], nil
