@@ -169,7 +169,11 @@ func checkScenario(t *testing.T, s *suite, w *workload, name string) row {
 		t.Errorf("not every publisher tiered a segment after the faults")
 	}
 
-	// repair, then verify: verify must find nothing.
+	// repair, then verify: verify must find nothing. Repair deletes orphans at once
+	// (--orphan-age 1ms), so it waits until no request to S3 is in flight.
+	if err := s.proxy.waitIdle(30 * time.Second); err != nil {
+		t.Error(err)
+	}
 	steps, err := s.runStrata(t, "repair", "--execute", "--stuck-after", "1ms", "--orphan-age", "1ms")
 	if err != nil {
 		t.Errorf("strata repair --execute: %v", err)

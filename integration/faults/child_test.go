@@ -54,6 +54,8 @@ func startChild(t testing.TB, spec childSpec) *child {
 	c.cmd = exec.Command(os.Args[0], "-test.run=^$")
 	c.cmd.Env = append(os.Environ(), envChild+"="+string(b))
 	c.cmd.Stderr = &c.stderr
+	// The child dies with the suite, even when the suite is killed.
+	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := c.cmd.Start(); err != nil {
 		t.Fatalf("start a %s process: %v", spec.Role, err)
 	}

@@ -137,11 +137,30 @@ func (c *cluster) stop(node int32, sig syscall.Signal, timeout time.Duration) er
 	return nil
 }
 
-// start starts node again through broker.sh.
+// start starts node again through broker.sh and waits until it says it has started: until
+// then the cluster may still show the node's previous run, not yet fenced, as healthy.
 func (c *cluster) start(node int32) error {
+	logFile := filepath.Join(c.env.state, "logs", fmt.Sprintf("kafka-%d.log", node))
+	starts := func() int {
+		b, _ := os.ReadFile(logFile)
+		return strings.Count(string(b), "Kafka Server started")
+	}
+	before := starts()
 	out, err := exec.Command(filepath.Join(c.env.scripts, "broker.sh"), c.env.state, strconv.Itoa(int(node))).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("broker.sh %d: %v: %s", node, err, out)
+	}
+	pid, err := c.pid(node)
+	if err != nil {
+		return err
+	}
+	for deadline := time.Now().Add(2 * time.Minute); starts() == before; time.Sleep(200 * time.Millisecond) {
+		if !running(pid) {
+			return fmt.Errorf("node %d exited while starting (see %s)", node, logFile)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("node %d not started within 2 minutes (see %s)", node, logFile)
+		}
 	}
 	return nil
 }

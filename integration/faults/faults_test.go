@@ -140,6 +140,12 @@ func (w *workload) tps() []proto.TopicIDPartition {
 	return out
 }
 
+// logStep logs a scenario's step with the time of day, so that a slow step shows.
+func logStep(t *testing.T, format string, args ...any) {
+	t.Helper()
+	t.Logf("%s "+format, append([]any{time.Now().Format("15:04:05.0")}, args...)...)
+}
+
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
@@ -157,19 +163,21 @@ func scenarioKillLeader(t *testing.T, s *suite) row {
 	leader := busiestLeader(t, s, w)
 	w.mark(t)
 	must(t, s.c.stop(leader, syscall.SIGKILL, 30*time.Second))
-	t.Logf("killed node %d", leader)
+	logStep(t, "killed node %d", leader)
 	time.Sleep(5 * time.Second)
-	must(t, s.c.start(leader))
 	w.faultEnded()
+	must(t, s.c.start(leader))
 	must(t, s.c.waitHealthy(context.Background(), metadataTopic, 2*time.Minute))
+	logStep(t, "node %d back, all replicas in sync", leader)
 	for n := int32(1); n <= int32(s.env.nodes); n++ {
 		must(t, s.c.stop(n, syscall.SIGTERM, time.Minute))
-		must(t, s.c.start(n))
 		w.faultEnded()
+		must(t, s.c.start(n))
 		must(t, s.c.waitHealthy(context.Background(), metadataTopic, 2*time.Minute))
-		t.Logf("rolled node %d", n)
+		logStep(t, "rolled node %d", n)
 	}
 	w.finish(t)
+	logStep(t, "workload finished")
 	return checkScenario(t, s, w, "")
 }
 
@@ -216,7 +224,7 @@ func scenarioKillStrata(t *testing.T, s *suite) row {
 	waitHeld(t, s, c)
 	c.kill()
 	s.proxy.setRule(passAll)
-	t.Logf("killed the copier mid-copy")
+	logStep(t, "killed the copier mid-copy")
 	// The copy partition recovers once the process started again tiers a segment.
 	w.faultEnded(copyTP)
 	must(t, startChild(t, spec).wait(2*time.Minute))
@@ -240,7 +248,7 @@ func scenarioKillStrata(t *testing.T, s *suite) row {
 	waitHeld(t, s, c)
 	c.kill()
 	s.proxy.setRule(passAll)
-	t.Logf("killed the remover mid-remove")
+	logStep(t, "killed the remover mid-remove")
 	// The remover recovers once the process started again has finished the partition.
 	restarted := time.Now()
 	must(t, startChild(t, rspec).wait(2*time.Minute))

@@ -59,6 +59,19 @@ type faultProxy struct {
 
 	held     chan struct{} // receives when a request is held (actHold)
 	injected [5]atomic.Int64
+	inFlight atomic.Int64 // requests being served
+}
+
+// waitIdle waits until no request is in flight, within timeout. A request stalled past its
+// client's deadline still reaches the server afterwards, as a delayed request does on a real
+// network: repair, which deletes orphans, runs only once none is left.
+func (p *faultProxy) waitIdle(timeout time.Duration) error {
+	for deadline := time.Now().Add(timeout); p.inFlight.Load() > 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("fault proxy: %d requests still in flight after %v", p.inFlight.Load(), timeout)
+		}
+	}
+	return nil
 }
 
 func newFaultProxy(t testing.TB, e env) *faultProxy {
@@ -129,7 +142,7 @@ func (p *faultProxy) setRule(r rule) {
 	p.changed = make(chan struct{})
 }
 
-// injectedCount returns how many requests got each kind of fault, and resets the counts.
+// takeCounts returns how many requests got each kind of fault, and resets the counts.
 func (p *faultProxy) takeCounts() map[string]int64 {
 	names := map[actionKind]string{actError: "errors", actStall: "stalls", actHold: "held", actReset: "resets"}
 	out := map[string]int64{}
@@ -142,6 +155,8 @@ func (p *faultProxy) takeCounts() map[string]int64 {
 }
 
 func (p *faultProxy) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	p.inFlight.Add(1)
+	defer p.inFlight.Add(-1)
 	p.mu.Lock()
 	p.seen++
 	a := p.rule(r, p.seen)

@@ -125,11 +125,15 @@ s3_url=https://127.0.0.1:$s3_port
   >"$state/logs/versitygw.log" 2>&1 &
 echo $! >"$state/versitygw.pid"
 
+# The nodes run from a snapshot of Kafka's jars, hard links where the file system allows: an
+# install.sh elsewhere that replaces the shared copy must not break a node the suite restarts.
+cp -al "$STRATA_KAFKA_LIBS" "$state/libs" 2>/dev/null || cp -a "$STRATA_KAFKA_LIBS" "$state/libs"
+
 # The three formatters run at once: each is a short JVM on its own node's directory.
 format_pids=()
 for i in 1 2 3; do
   java -XX:TieredStopAtLevel=1 -Djava.awt.headless=true "-Dlog4j2.configurationFile=$state/log4j2.properties" \
-    -cp "$STRATA_KAFKA_LIBS/*" kafka.tools.StorageTool format \
+    -cp "$state/libs/*" kafka.tools.StorageTool format \
     --cluster-id "$cluster_id" --config "$state/kafka-$i/server.properties" \
     >"$state/logs/kafka-format-$i.log" 2>&1 &
   format_pids+=($!)
@@ -177,7 +181,7 @@ env_line() { printf 'export %s=%q\n' "$1" "$2"; }
   env_line STRATA_IT_STATE "$state"
   env_line STRATA_KAFKA_BROKERS "$bootstrap"
   env_line STRATA_KAFKA_NODES "$nodes"
-  env_line STRATA_KAFKA_LIBS "$STRATA_KAFKA_LIBS"
+  env_line STRATA_KAFKA_LIBS "$state/libs"
   env_line STRATA_IT_SCRIPTS "$scripts"
   env_line STRATA_S3_ENDPOINT "$s3_url"
   env_line STRATA_S3_CERT "$state/tls/s3.crt"
