@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -169,6 +170,7 @@ type options struct {
 	checksum    types.ChecksumAlgorithm
 	indexWindow int64
 	retryBudget time.Duration
+	metrics     prometheus.Registerer // see WithMetrics
 }
 
 func defaultOptions() options {

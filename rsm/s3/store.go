@@ -64,6 +64,10 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Store, error) {
 	if cfg.Bucket == "" {
 		return nil, fmt.Errorf("rsm/s3: %w: no bucket in %v", rsm.ErrPermanent, cfg)
 	}
+	met, err := newMetrics(o.metrics)
+	if err != nil {
+		return nil, fmt.Errorf("rsm/s3: %w: %v", rsm.ErrPermanent, err)
+	}
 	if cfg.AccessKeyID == "" && (cfg.SecretAccessKey != "" || cfg.SessionToken != "") {
 		return nil, fmt.Errorf("rsm/s3: %w: a secret access key or session token without an access key id in %v", rsm.ErrPermanent, cfg)
 	}
@@ -115,6 +119,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Store, error) {
 		so.UsePathStyle = cfg.PathStyle
 		// Ranged GETs carry no checksum by design; saying so on every fetch is noise.
 		so.DisableLogOutputChecksumValidationSkipped = true
+		so.APIOptions = append(so.APIOptions, met.apiOptions()...)
 		so.APIOptions = append(so.APIOptions, addStampStart)
 	})
 	s.log.Debug("rsm/s3: store opened", zap.Object("config", cfg), zap.String("region", awsCfg.Region))
