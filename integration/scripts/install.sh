@@ -9,34 +9,43 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 install_kafka() {
+  install_kafka_version "$STRATA_KAFKA_VERSION" "$STRATA_KAFKA_STORAGE_TEST_CLASSIFIER" "$STRATA_KAFKA_LIBS"
+  local v
+  for v in $STRATA_KAFKA_EXTRA_VERSIONS; do
+    install_kafka_version "$v" "$(strata_kafka_classifier "$v")" "$(strata_kafka_libs "$v")"
+  done
+}
+
+# install_kafka_version VERSION CLASSIFIER LIBS: Kafka VERSION's jars into LIBS.
+install_kafka_version() {
+  local version=$1 classifier=$2 libs=$3
   local pom=$STRATA_INTEGRATION_DIR/kafka/pom.xml
   # The marker holds a hash of the pom and the pins, so changing either reinstalls.
   local want
-  want=$({ cat "$pom"; echo "$STRATA_KAFKA_VERSION $STRATA_KAFKA_STORAGE_TEST_CLASSIFIER"; } | sha256sum | cut -d' ' -f1)
-  if [ "$(cat "$STRATA_KAFKA_LIBS/.complete" 2>/dev/null)" = "$want" ]; then
+  want=$({ cat "$pom"; echo "$version $classifier"; } | sha256sum | cut -d' ' -f1)
+  if [ "$(cat "$libs/.complete" 2>/dev/null)" = "$want" ]; then
     return
   fi
   strata_need mvn java
-  strata_log "installing Apache Kafka $STRATA_KAFKA_VERSION jars into $STRATA_KAFKA_LIBS"
+  strata_log "installing Apache Kafka $version jars into $libs"
   local t0=$SECONDS
   # Copy into a fresh folder, then swap it in: an interrupted copy never looks complete.
-  local tmp=$STRATA_KAFKA_HOME/libs.tmp.$$
+  local tmp=$libs.tmp.$$
   rm -rf "$tmp"
   mkdir -p "$tmp"
   # stdout goes to stderr: callers may capture this script's stdout (none is printed).
   mvn -B -q -Dstyle.color=never -f "$pom" \
-    -Dkafka.version="$STRATA_KAFKA_VERSION" \
-    -Dkafka.storage.test.classifier="$STRATA_KAFKA_STORAGE_TEST_CLASSIFIER" \
+    -Dkafka.version="$version" \
+    -Dkafka.storage.test.classifier="$classifier" \
     dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tmp" >&2
   # The broker loads LocalTieredStorage from this jar; fail here rather than at broker start.
-  local jar
-  jar=$tmp/$(basename "$STRATA_KAFKA_STORAGE_TEST_JAR")
+  local jar=$tmp/kafka-storage-$version-$classifier.jar
   list_jar "$jar" | grep 'org/apache/kafka/server/log/remote/storage/LocalTieredStorage.class' >/dev/null ||
     strata_die "$jar does not hold LocalTieredStorage"
-  rm -rf "$STRATA_KAFKA_LIBS"
-  mv "$tmp" "$STRATA_KAFKA_LIBS"
-  echo "$want" >"$STRATA_KAFKA_LIBS/.complete"
-  strata_log "installed Apache Kafka $STRATA_KAFKA_VERSION in $((SECONDS - t0))s"
+  rm -rf "$libs"
+  mv "$tmp" "$libs"
+  echo "$want" >"$libs/.complete"
+  strata_log "installed Apache Kafka $version in $((SECONDS - t0))s"
 }
 
 # The command-line tools start.sh uses that a minimal Debian may lack, from Debian's packages

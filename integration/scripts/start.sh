@@ -187,6 +187,12 @@ env_line() { printf 'export %s=%q\n' "$1" "$2"; }
   env_line STRATA_KAFKA_BROKERS "127.0.0.1:$kafka_port"
   env_line STRATA_KAFKA_LIBS "$STRATA_KAFKA_LIBS"
   env_line STRATA_KAFKA_TIERED_DIR "$state/tiered"
+  env_line STRATA_KAFKA_VERSION "$STRATA_KAFKA_VERSION"
+  for v in $STRATA_KAFKA_EXTRA_VERSIONS; do
+    if [ -f "$(strata_kafka_libs "$v")/.complete" ]; then
+      env_line "STRATA_KAFKA_LIBS_${v//./_}" "$(strata_kafka_libs "$v")"
+    fi
+  done
   env_line STRATA_S3_ENDPOINT "$s3_url"
   env_line AWS_CA_BUNDLE "$state/tls/s3.crt"
   env_line STRATA_S3_BUCKET "$bucket"

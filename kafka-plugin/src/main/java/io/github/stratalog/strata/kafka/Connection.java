@@ -1,0 +1,67 @@
+package io.github.stratalog.strata.kafka;
+
+import io.github.stratalog.strata.kafka.grpc.RemoteLogMetadataServiceGrpc;
+import io.grpc.ManagedChannel;
+import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
+import io.grpc.netty.shaded.io.netty.channel.EventLoopGroup;
+import io.grpc.netty.shaded.io.netty.channel.epoll.EpollDomainSocketChannel;
+import io.grpc.netty.shaded.io.netty.channel.unix.DomainSocketAddress;
+
+import java.net.URI;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * One gRPC channel to one strata serve, and its stub. A restarted child gets a new Connection,
+ * so that nothing of a dead server's channel (its backoff, its calls) outlives it.
+ */
+final class Connection implements AutoCloseable {
+    final String target;
+    final ManagedChannel channel;
+    final RemoteLogMetadataServiceGrpc.RemoteLogMetadataServiceBlockingStub blocking;
+    final RemoteLogMetadataServiceGrpc.RemoteLogMetadataServiceFutureStub future;
+
+    private Connection(String target, ManagedChannel channel) {
+        this.target = target;
+        this.channel = channel;
+        this.blocking = RemoteLogMetadataServiceGrpc.newBlockingStub(channel);
+        this.future = RemoteLogMetadataServiceGrpc.newFutureStub(channel);
+    }
+
+    /**
+     * A channel to target: a Unix socket's path, or tcp://HOST:PORT. Unix sockets use the epoll
+     * transport on group, which the caller owns.
+     */
+    static Connection open(String target, EventLoopGroup group) {
+        NettyChannelBuilder b;
+        if (target.startsWith("tcp://")) {
+            URI u = URI.create(target);
+            if (u.getHost() == null || u.getPort() < 0) {
+                throw new IllegalArgumentException(StrataConfig.SOCKET + "=" + target + ": want tcp://HOST:PORT or a socket path");
+            }
+            b = NettyChannelBuilder.forAddress(u.getHost(), u.getPort());
+        } else {
+            b = NettyChannelBuilder.forAddress(new DomainSocketAddress(target))
+                    .eventLoopGroup(group)
+                    .channelType(EpollDomainSocketChannel.class)
+                    .overrideAuthority("localhost");
+        }
+        // Records are small, but a listing chunk may carry many.
+        ManagedChannel ch = b.usePlaintext().maxInboundMessageSize(64 << 20).build();
+        return new Connection(target, ch);
+    }
+
+    @Override
+    public void close() {
+        channel.shutdownNow();
+        try {
+            channel.awaitTermination(5, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    @Override
+    public String toString() {
+        return target;
+    }
+}

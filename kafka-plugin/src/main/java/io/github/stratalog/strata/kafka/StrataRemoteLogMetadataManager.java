@@ -1,0 +1,471 @@
+package io.github.stratalog.strata.kafka;
+
+import com.google.common.util.concurrent.FutureCallback;
+import com.google.common.util.concurrent.Futures;
+import com.google.common.util.concurrent.ListenableFuture;
+import com.google.common.util.concurrent.MoreExecutors;
+import com.google.protobuf.ByteString;
+import io.github.stratalog.strata.kafka.grpc.AddRemoteLogSegmentMetadataRequest;
+import io.github.stratalog.strata.kafka.grpc.HighestOffsetForEpochRequest;
+import io.github.stratalog.strata.kafka.grpc.HighestOffsetForEpochResponse;
+import io.github.stratalog.strata.kafka.grpc.IsReadyRequest;
+import io.github.stratalog.strata.kafka.grpc.IsReadyResponse;
+import io.github.stratalog.strata.kafka.grpc.ListRemoteLogSegmentsRequest;
+import io.github.stratalog.strata.kafka.grpc.ListRemoteLogSegmentsResponse;
+import io.github.stratalog.strata.kafka.grpc.NextSegmentWithTxnIndexRequest;
+import io.github.stratalog.strata.kafka.grpc.NextSegmentWithTxnIndexResponse;
+import io.github.stratalog.strata.kafka.grpc.OnPartitionLeadershipChangesRequest;
+import io.github.stratalog.strata.kafka.grpc.OnStopPartitionsRequest;
+import io.github.stratalog.strata.kafka.grpc.PutRemotePartitionDeleteMetadataRequest;
+import io.github.stratalog.strata.kafka.grpc.RemoteLogSegmentMetadataRequest;
+import io.github.stratalog.strata.kafka.grpc.RemoteLogSegmentMetadataResponse;
+import io.github.stratalog.strata.kafka.grpc.RemoteLogSizeRequest;
+import io.github.stratalog.strata.kafka.grpc.UpdateRemoteLogSegmentMetadataRequest;
+import io.grpc.netty.shaded.io.netty.channel.epoll.EpollEventLoopGroup;
+import io.grpc.netty.shaded.io.netty.util.concurrent.DefaultThreadFactory;
+import org.apache.kafka.common.TopicIdPartition;
+import org.apache.kafka.server.log.remote.metadata.storage.serialization.RemoteLogMetadataSerde;
+import org.apache.kafka.server.log.remote.storage.RemoteLogMetadata;
+import org.apache.kafka.server.log.remote.storage.RemoteLogMetadataManager;
+import org.apache.kafka.server.log.remote.storage.RemoteLogSegmentMetadata;
+import org.apache.kafka.server.log.remote.storage.RemoteLogSegmentMetadataUpdate;
+import org.apache.kafka.server.log.remote.storage.RemotePartitionDeleteMetadata;
+import org.apache.kafka.server.log.remote.storage.RemoteStorageException;
+import org.apache.kafka.server.log.remote.storage.RemoteStorageNotReadyException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Apache Kafka's {@link RemoteLogMetadataManager} served by Strata: every call goes, over gRPC
+ * on a Unix domain socket, to {@code strata serve}, which hosts Strata's manager for this
+ * broker (its records in {@code __remote_log_metadata}, in Kafka's format, and its state in a
+ * store that survives restarts, so that a restart does not replay the topic).
+ *
+ * <p>Configured with the broker's {@code rlmm.config.*} properties, which mean what they mean
+ * to Kafka's own TopicBasedRemoteLogMetadataManager, plus Strata's:
+ * <ul>
+ *   <li>{@code strata.binary}: the strata command (default: strata on PATH);</li>
+ *   <li>{@code strata.socket}: connect to a strata serve already running instead of starting one;</li>
+ *   <li>{@code strata.cache.dir}: the store's folder (default: {@code <log.dir>-strata-rlmm}, beside
+ *       the log directory, never in it);</li>
+ *   <li>{@code strata.request.timeout.ms} (30000), {@code strata.start.timeout.ms} (60000),
+ *       {@code strata.shutdown.timeout.ms} (30000).</li>
+ * </ul>
+ *
+ * <p>While no strata serve answers (it is starting, or died and is being started again) every
+ * call fails at once with {@link RemoteStorageNotReadyException}, which Kafka's RemoteLogManager
+ * retries at its next run, and {@link #isReady} is false; no call waits past its deadline
+ * (strata.request.timeout.ms for a read, remote.log.metadata.consume.wait.ms plus five seconds
+ * for a write). The partitions this broker leads and follows are kept here and told again to
+ * every new strata serve before it takes a call. Records cross the socket as Kafka's
+ * {@link RemoteLogMetadataSerde} writes them to the topic.
+ *
+ * <p>Does not depend on {@code onBrokerReady()}: loaded through
+ * {@code remote.log.metadata.manager.class.path}, Kafka's class-loader-aware wrapper does not
+ * forward it.
+ */
+public class StrataRemoteLogMetadataManager implements RemoteLogMetadataManager {
+    private static final Logger LOG = LoggerFactory.getLogger(StrataRemoteLogMetadataManager.class);
+
+    private final RemoteLogMetadataSerde serde = new RemoteLogMetadataSerde();
+    private final Assignment assignment = new Assignment();
+
+    private StrataConfig config;
+    private EpollEventLoopGroup group;
+    private Supervisor supervisor;
+    private volatile boolean closed;
+
+    public StrataRemoteLogMetadataManager() {
+    }
+
+    @Override
+    public synchronized void configure(Map<String, ?> configs) {
+        if (supervisor != null) {
+            throw new IllegalStateException("StrataRemoteLogMetadataManager is configured already");
+        }
+        config = StrataConfig.from(configs);
+        group = new EpollEventLoopGroup(1, new DefaultThreadFactory("strata-rlmm-grpc", true));
+        try {
+            supervisor = new Supervisor(config, group, new Supervisor.Listener() {
+                @Override
+                public void connected(Connection c) {
+                    assignment.replay(c, config);
+                }
+
+                @Override
+                public void tick(Connection c) {
+                    assignment.retryIfNeeded(c, config);
+                }
+            });
+        } catch (IOException e) {
+            group.shutdownGracefully(0, 5, TimeUnit.SECONDS);
+            throw new UncheckedIOException("Strata's remote log metadata manager could not prepare " + config.cacheDir, e);
+        }
+        LOG.info("Strata's remote log metadata manager configured: {}", config.startsChild()
+                ? "starting " + config.binary + " serve, store in " + config.cacheDir
+                : "connecting to strata serve on " + config.socket);
+    }
+
+    /** The connection calls go to now; fails as retriable while no strata serve answers. */
+    private Connection connection(String what) throws RemoteStorageNotReadyException {
+        if (closed) {
+            throw new RemoteStorageNotReadyException(what + ": Strata's remote log metadata manager is closed");
+        }
+        Supervisor s = supervisor;
+        if (s == null) {
+            throw new RemoteStorageNotReadyException(what + ": Strata's remote log metadata manager is not configured");
+        }
+        Connection c = s.current();
+        if (c == null) {
+            throw new RemoteStorageNotReadyException(what + ": strata serve is not running; it is being started");
+        }
+        return c;
+    }
+
+    // ---- writes ------------------------------------------------------------------------------
+
+    @Override
+    public CompletableFuture<Void> addRemoteLogSegmentMetadata(RemoteLogSegmentMetadata metadata) throws RemoteStorageException {
+        String what = "addRemoteLogSegmentMetadata " + metadata.remoteLogSegmentId();
+        Connection c = connection(what);
+        return write(what, c.future.withDeadlineAfter(config.writeTimeout.toMillis(), TimeUnit.MILLISECONDS)
+                .addRemoteLogSegmentMetadata(AddRemoteLogSegmentMetadataRequest.newBuilder()
+                        .setRecord(encode(metadata)).build()));
+    }
+
+    @Override
+    public CompletableFuture<Void> updateRemoteLogSegmentMetadata(RemoteLogSegmentMetadataUpdate update) throws RemoteStorageException {
+        String what = "updateRemoteLogSegmentMetadata " + update.remoteLogSegmentId() + " to " + update.state();
+        Connection c = connection(what);
+        return write(what, c.future.withDeadlineAfter(config.writeTimeout.toMillis(), TimeUnit.MILLISECONDS)
+                .updateRemoteLogSegmentMetadata(UpdateRemoteLogSegmentMetadataRequest.newBuilder()
+                        .setRecord(encode(update)).build()));
+    }
+
+    @Override
+    public CompletableFuture<Void> putRemotePartitionDeleteMetadata(RemotePartitionDeleteMetadata metadata) throws RemoteStorageException {
+        String what = "putRemotePartitionDeleteMetadata " + metadata.topicIdPartition() + " " + metadata.state();
+        Connection c = connection(what);
+        return write(what, c.future.withDeadlineAfter(config.writeTimeout.toMillis(), TimeUnit.MILLISECONDS)
+                .putRemotePartitionDeleteMetadata(PutRemotePartitionDeleteMetadataRequest.newBuilder()
+                        .setRecord(encode(metadata)).build()));
+    }
+
+    /** A future completed when the write is applied, or failed with the Kafka exception for its failure. */
+    private static <T> CompletableFuture<Void> write(String what, ListenableFuture<T> call) {
+        CompletableFuture<Void> f = new CompletableFuture<>();
+        Futures.addCallback(call, new FutureCallback<T>() {
+            @Override
+            public void onSuccess(T result) {
+                f.complete(null);
+            }
+
+            @Override
+            public void onFailure(Throwable t) {
+                f.completeExceptionally(Errors.toKafka(what, t));
+            }
+        }, MoreExecutors.directExecutor());
+        return f;
+    }
+
+    private ByteString encode(RemoteLogMetadata m) {
+        return ByteString.copyFrom(serde.serialize(m));
+    }
+
+    private RemoteLogSegmentMetadata decodeSegment(String what, ByteString b) throws RemoteStorageException {
+        RemoteLogMetadata m;
+        try {
+            m = serde.deserialize(b.toByteArray());
+        } catch (RuntimeException e) {
+            throw new RemoteStorageException(what + ": strata serve answered a record Kafka cannot decode", e);
+        }
+        if (!(m instanceof RemoteLogSegmentMetadata s)) {
+            throw new RemoteStorageException(what + ": strata serve answered a " + m.getClass().getSimpleName()
+                    + " where a RemoteLogSegmentMetadata was expected");
+        }
+        return s;
+    }
+
+    // ---- reads -------------------------------------------------------------------------------
+
+    @Override
+    public Optional<RemoteLogSegmentMetadata> remoteLogSegmentMetadata(TopicIdPartition tp, int epochForOffset, long offset)
+            throws RemoteStorageException {
+        String what = "remoteLogSegmentMetadata " + tp + " epoch " + epochForOffset + " offset " + offset;
+        Connection c = connection(what);
+        RemoteLogSegmentMetadataResponse r;
+        try {
+            r = c.blocking.withDeadlineAfter(config.requestTimeout.toMillis(), TimeUnit.MILLISECONDS)
+                    .remoteLogSegmentMetadata(RemoteLogSegmentMetadataRequest.newBuilder()
+                            .setTopicIdPartition(Convert.toProto(tp)).setEpochForOffset(epochForOffset).setOffset(offset).build());
+        } catch (RuntimeException e) {
+            throw checked(what, e);
+        }
+        return r.hasRecord() ? Optional.of(decodeSegment(what, r.getRecord())) : Optional.empty();
+    }
+
+    @Override
+    public Optional<Long> highestOffsetForEpoch(TopicIdPartition tp, int leaderEpoch) throws RemoteStorageException {
+        String what = "highestOffsetForEpoch " + tp + " epoch " + leaderEpoch;
+        Connection c = connection(what);
+        HighestOffsetForEpochResponse r;
+        try {
+            r = c.blocking.withDeadlineAfter(config.requestTimeout.toMillis(), TimeUnit.MILLISECONDS)
+                    .highestOffsetForEpoch(HighestOffsetForEpochRequest.newBuilder()
+                            .setTopicIdPartition(Convert.toProto(tp)).setLeaderEpoch(leaderEpoch).build());
+        } catch (RuntimeException e) {
+            throw checked(what, e);
+        }
+        return r.hasOffset() ? Optional.of(r.getOffset()) : Optional.empty();
+    }
+
+    @Override
+    public Iterator<RemoteLogSegmentMetadata> listRemoteLogSegments(TopicIdPartition tp) throws RemoteStorageException {
+        return list("listRemoteLogSegments " + tp, ListRemoteLogSegmentsRequest.newBuilder()
+                .setTopicIdPartition(Convert.toProto(tp)).build());
+    }
+
+    @Override
+    public Iterator<RemoteLogSegmentMetadata> listRemoteLogSegments(TopicIdPartition tp, int leaderEpoch) throws RemoteStorageException {
+        return list("listRemoteLogSegments " + tp + " epoch " + leaderEpoch, ListRemoteLogSegmentsRequest.newBuilder()
+                .setTopicIdPartition(Convert.toProto(tp)).setLeaderEpoch(leaderEpoch).build());
+    }
+
+    /**
+     * Reads the whole stream before returning: a failure halfway through is thrown here, where
+     * Kafka expects it, rather than from the iterator, which cannot throw RemoteStorageException.
+     */
+    private Iterator<RemoteLogSegmentMetadata> list(String what, ListRemoteLogSegmentsRequest req) throws RemoteStorageException {
+        Connection c = connection(what);
+        List<ByteString> raw = new ArrayList<>();
+        try {
+            Iterator<ListRemoteLogSegmentsResponse> it = c.blocking
+                    .withDeadlineAfter(config.requestTimeout.toMillis(), TimeUnit.MILLISECONDS)
+                    .listRemoteLogSegments(req);
+            while (it.hasNext()) {
+                raw.addAll(it.next().getRecordsList());
+            }
+        } catch (RuntimeException e) {
+            throw checked(what, e);
+        }
+        List<RemoteLogSegmentMetadata> out = new ArrayList<>(raw.size());
+        for (ByteString b : raw) {
+            out.add(decodeSegment(what, b));
+        }
+        return out.iterator();
+    }
+
+    @Override
+    public long remoteLogSize(TopicIdPartition tp, int leaderEpoch) throws RemoteStorageException {
+        String what = "remoteLogSize " + tp + " epoch " + leaderEpoch;
+        Connection c = connection(what);
+        try {
+            return c.blocking.withDeadlineAfter(config.requestTimeout.toMillis(), TimeUnit.MILLISECONDS)
+                    .remoteLogSize(RemoteLogSizeRequest.newBuilder()
+                            .setTopicIdPartition(Convert.toProto(tp)).setLeaderEpoch(leaderEpoch).build())
+                    .getSizeBytes();
+        } catch (RuntimeException e) {
+            throw checked(what, e);
+        }
+    }
+
+    @Override
+    public Optional<RemoteLogSegmentMetadata> nextSegmentWithTxnIndex(TopicIdPartition tp, int epoch, long offset)
+            throws RemoteStorageException {
+        String what = "nextSegmentWithTxnIndex " + tp + " epoch " + epoch + " offset " + offset;
+        Connection c = connection(what);
+        NextSegmentWithTxnIndexResponse r;
+        try {
+            r = c.blocking.withDeadlineAfter(config.requestTimeout.toMillis(), TimeUnit.MILLISECONDS)
+                    .nextSegmentWithTxnIndex(NextSegmentWithTxnIndexRequest.newBuilder()
+                            .setTopicIdPartition(Convert.toProto(tp)).setEpoch(epoch).setOffset(offset).build());
+        } catch (RuntimeException e) {
+            throw checked(what, e);
+        }
+        return r.hasRecord() ? Optional.of(decodeSegment(what, r.getRecord())) : Optional.empty();
+    }
+
+    /**
+     * Whether tp's metadata is loaded, so that Kafka may copy, delete and serve it. False while
+     * no strata serve answers or the answer does not come within the request timeout.
+     */
+    @Override
+    public boolean isReady(TopicIdPartition tp) {
+        Supervisor s = supervisor;
+        Connection c = s == null || closed ? null : s.current();
+        if (c == null) {
+            return false;
+        }
+        try {
+            IsReadyResponse r = c.blocking.withDeadlineAfter(config.requestTimeout.toMillis(), TimeUnit.MILLISECONDS)
+                    .isReady(IsReadyRequest.newBuilder().setTopicIdPartition(Convert.toProto(tp)).build());
+            if (!r.getReady() && r.hasReason()) {
+                LOG.debug("{} is not ready: {} {}", tp, r.getReason().getKind(), r.getReason().getMessage());
+            }
+            return r.getReady();
+        } catch (RuntimeException e) {
+            LOG.debug("isReady {}: {}", tp, e.toString());
+            return false;
+        }
+    }
+
+    /** The Kafka exception for a failed read; unchecked ones (IllegalArgumentException) are thrown as they are. */
+    private static RemoteStorageException checked(String what, RuntimeException e) {
+        Exception k = Errors.toKafka(what, e);
+        if (k instanceof RemoteStorageException r) {
+            return r;
+        }
+        if (k instanceof RuntimeException r) {
+            throw r;
+        }
+        return new RemoteStorageException(what + ": " + k.getMessage(), k);
+    }
+
+    // ---- partitions --------------------------------------------------------------------------
+
+    @Override
+    public void onPartitionLeadershipChanges(Set<TopicIdPartition> leaderPartitions, Set<TopicIdPartition> followerPartitions) {
+        assignment.change(leaderPartitions, followerPartitions);
+        Supervisor s = supervisor;
+        Connection c = s == null ? null : s.current();
+        if (c == null) {
+            // Told to the next strata serve before it takes a call.
+            return;
+        }
+        try {
+            c.blocking.withDeadlineAfter(config.requestTimeout.toMillis(), TimeUnit.MILLISECONDS)
+                    .onPartitionLeadershipChanges(OnPartitionLeadershipChangesRequest.newBuilder()
+                            .addAllLeaderPartitions(Convert.toProto(leaderPartitions))
+                            .addAllFollowerPartitions(Convert.toProto(followerPartitions)).build());
+        } catch (RuntimeException e) {
+            assignment.markDirty();
+            LOG.warn("{}; told to strata serve again within a second",
+                    Errors.toKafka("onPartitionLeadershipChanges", e).getMessage());
+        }
+    }
+
+    @Override
+    public void onStopPartitions(Set<TopicIdPartition> partitions) {
+        assignment.stop(partitions);
+        Supervisor s = supervisor;
+        Connection c = s == null ? null : s.current();
+        if (c == null) {
+            return;
+        }
+        try {
+            c.blocking.withDeadlineAfter(config.requestTimeout.toMillis(), TimeUnit.MILLISECONDS)
+                    .onStopPartitions(OnStopPartitionsRequest.newBuilder()
+                            .addAllPartitions(Convert.toProto(partitions)).build());
+        } catch (RuntimeException e) {
+            assignment.markDirty();
+            LOG.warn("{}; told to strata serve again within a second",
+                    Errors.toKafka("onStopPartitions", e).getMessage());
+        }
+    }
+
+    /** Stops strata serve (when the plugin started it) and waits for it and every thread of the plugin. */
+    @Override
+    public void close() throws IOException {
+        Supervisor s;
+        synchronized (this) {
+            if (closed) {
+                return;
+            }
+            closed = true;
+            s = supervisor;
+        }
+        if (s != null) {
+            s.close();
+        }
+        if (group != null) {
+            group.shutdownGracefully(0, 5, TimeUnit.SECONDS).awaitUninterruptibly(10, TimeUnit.SECONDS);
+        }
+        LOG.info("Strata's remote log metadata manager closed");
+    }
+
+    /** For tests: the supervisor, null before configure(). */
+    Supervisor supervisor() {
+        return supervisor;
+    }
+
+    /**
+     * The partitions this broker leads and follows, as Kafka last told them, so that a new strata
+     * serve (a restarted child, or a socket's server that restarted) learns them before it takes
+     * a call. Kafka tells a manager only of changes, so without this a restarted server would
+     * serve none of the broker's partitions until their leadership changed again.
+     */
+    static final class Assignment {
+        private final Map<TopicIdPartition, Boolean> leader = new LinkedHashMap<>(); // value: true leader, false follower
+        private boolean dirty;
+
+        synchronized void change(Collection<TopicIdPartition> leaders, Collection<TopicIdPartition> followers) {
+            leaders.forEach(tp -> leader.put(tp, true));
+            followers.forEach(tp -> leader.put(tp, false));
+        }
+
+        synchronized void stop(Collection<TopicIdPartition> partitions) {
+            partitions.forEach(leader::remove);
+        }
+
+        synchronized void markDirty() {
+            dirty = true;
+        }
+
+        synchronized OnPartitionLeadershipChangesRequest request() {
+            OnPartitionLeadershipChangesRequest.Builder b = OnPartitionLeadershipChangesRequest.newBuilder();
+            leader.forEach((tp, isLeader) -> {
+                if (isLeader) {
+                    b.addLeaderPartitions(Convert.toProto(tp));
+                } else {
+                    b.addFollowerPartitions(Convert.toProto(tp));
+                }
+            });
+            dirty = false;
+            return b.build();
+        }
+
+        /** Tells c every partition; throws when c does not take it (the supervisor tries again). */
+        void replay(Connection c, StrataConfig config) {
+            OnPartitionLeadershipChangesRequest req = request();
+            if (req.getLeaderPartitionsCount() + req.getFollowerPartitionsCount() == 0) {
+                return;
+            }
+            try {
+                c.blocking.withDeadlineAfter(config.requestTimeout.toMillis(), TimeUnit.MILLISECONDS)
+                        .onPartitionLeadershipChanges(req);
+            } catch (RuntimeException e) {
+                markDirty();
+                throw e;
+            }
+            LOG.info("Told strata serve on {} of {} leader and {} follower partitions", c,
+                    req.getLeaderPartitionsCount(), req.getFollowerPartitionsCount());
+        }
+
+        void retryIfNeeded(Connection c, StrataConfig config) {
+            boolean again;
+            synchronized (this) {
+                again = dirty;
+            }
+            if (again) {
+                try {
+                    replay(c, config);
+                } catch (RuntimeException e) {
+                    LOG.warn("Telling strata serve this broker's partitions failed: {}", e.toString());
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,133 @@
+package io.github.stratalog.strata.kafka;
+
+import com.google.protobuf.ByteString;
+import io.github.stratalog.strata.kafka.grpc.AddRemoteLogSegmentMetadataRequest;
+import io.github.stratalog.strata.kafka.grpc.AddRemoteLogSegmentMetadataResponse;
+import io.github.stratalog.strata.kafka.grpc.HealthRequest;
+import io.github.stratalog.strata.kafka.grpc.HealthResponse;
+import io.github.stratalog.strata.kafka.grpc.IsReadyRequest;
+import io.github.stratalog.strata.kafka.grpc.IsReadyResponse;
+import io.github.stratalog.strata.kafka.grpc.OnPartitionLeadershipChangesRequest;
+import io.github.stratalog.strata.kafka.grpc.OnPartitionLeadershipChangesResponse;
+import io.github.stratalog.strata.kafka.grpc.RemoteLogMetadataServiceGrpc;
+import io.github.stratalog.strata.kafka.grpc.RemoteLogSegmentMetadataRequest;
+import io.github.stratalog.strata.kafka.grpc.RemoteLogSegmentMetadataResponse;
+import io.grpc.Server;
+import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
+import io.grpc.netty.shaded.io.netty.channel.epoll.EpollEventLoopGroup;
+import io.grpc.netty.shaded.io.netty.channel.epoll.EpollServerDomainSocketChannel;
+import io.grpc.netty.shaded.io.netty.channel.unix.DomainSocketAddress;
+import io.grpc.stub.StreamObserver;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.concurrent.atomic.AtomicReference;
+
+/**
+ * A stand-in for strata serve in the plugin's unit tests, run as the child process: it takes
+ * strata serve's command line, waits for a file named "go" beside its properties before it opens
+ * its socket (so a test controls when it comes up), answers Health and IsReady, keeps the last
+ * record added and returns it for any lookup, and appends each OnPartitionLeadershipChanges it
+ * gets, with its pid, to "leadership.log" beside its properties. Exits when its stdin closes.
+ */
+public final class FakeServe {
+    private FakeServe() {
+    }
+
+    public static void main(String[] args) throws Exception {
+        String socket = null;
+        Path props = null;
+        boolean exitOnEof = false;
+        for (int i = 0; i < args.length; i++) {
+            switch (args[i]) {
+                case "serve" -> {
+                }
+                case "--socket" -> socket = args[++i];
+                case "--properties" -> props = Path.of(args[++i]);
+                case "--exit-on-stdin-eof" -> exitOnEof = true;
+                default -> throw new IllegalArgumentException("unknown argument " + args[i]);
+            }
+        }
+        if (socket == null || props == null || !Files.isReadable(props)) {
+            System.err.println("want --socket and a readable --properties");
+            System.exit(2);
+        }
+        if (exitOnEof) {
+            Thread t = new Thread(() -> {
+                try {
+                    while (System.in.read() >= 0) {
+                        // until EOF
+                    }
+                } catch (IOException e) {
+                    // closed
+                }
+                System.exit(0);
+            });
+            t.setDaemon(true);
+            t.start();
+        }
+        Path dir = props.getParent();
+        while (!Files.exists(dir.resolve("go"))) {
+            Thread.sleep(20);
+        }
+        Path leadership = dir.resolve("leadership.log");
+        long pid = ProcessHandle.current().pid();
+        AtomicReference<ByteString> last = new AtomicReference<>();
+        RemoteLogMetadataServiceGrpc.RemoteLogMetadataServiceImplBase impl = new RemoteLogMetadataServiceGrpc.RemoteLogMetadataServiceImplBase() {
+            @Override
+            public void health(HealthRequest req, StreamObserver<HealthResponse> out) {
+                out.onNext(HealthResponse.newBuilder().setServing(true).setVersion("fake").build());
+                out.onCompleted();
+            }
+
+            @Override
+            public void isReady(IsReadyRequest req, StreamObserver<IsReadyResponse> out) {
+                out.onNext(IsReadyResponse.newBuilder().setReady(true).build());
+                out.onCompleted();
+            }
+
+            @Override
+            public void addRemoteLogSegmentMetadata(AddRemoteLogSegmentMetadataRequest req,
+                                                    StreamObserver<AddRemoteLogSegmentMetadataResponse> out) {
+                last.set(req.getRecord());
+                out.onNext(AddRemoteLogSegmentMetadataResponse.getDefaultInstance());
+                out.onCompleted();
+            }
+
+            @Override
+            public void remoteLogSegmentMetadata(RemoteLogSegmentMetadataRequest req,
+                                                 StreamObserver<RemoteLogSegmentMetadataResponse> out) {
+                RemoteLogSegmentMetadataResponse.Builder b = RemoteLogSegmentMetadataResponse.newBuilder();
+                if (last.get() != null) {
+                    b.setRecord(last.get());
+                }
+                out.onNext(b.build());
+                out.onCompleted();
+            }
+
+            @Override
+            public void onPartitionLeadershipChanges(OnPartitionLeadershipChangesRequest req,
+                                                     StreamObserver<OnPartitionLeadershipChangesResponse> out) {
+                String line = pid + " leaders=" + req.getLeaderPartitionsCount()
+                        + " followers=" + req.getFollowerPartitionsCount() + "\n";
+                try {
+                    Files.writeString(leadership, line, StandardCharsets.UTF_8, StandardOpenOption.CREATE, StandardOpenOption.APPEND);
+                } catch (IOException e) {
+                    out.onError(e);
+                    return;
+                }
+                out.onNext(OnPartitionLeadershipChangesResponse.getDefaultInstance());
+                out.onCompleted();
+            }
+        };
+        EpollEventLoopGroup group = new EpollEventLoopGroup(1);
+        Server server = NettyServerBuilder.forAddress(new DomainSocketAddress(socket))
+                .channelType(EpollServerDomainSocketChannel.class)
+                .bossEventLoopGroup(group).workerEventLoopGroup(group)
+                .addService(impl).build().start();
+        server.awaitTermination();
+    }
+}
