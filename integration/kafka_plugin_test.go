@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	rlmmv1 "github.com/stratalog/strata/api/rlmm/v1"
+	"github.com/stratalog/strata/proto"
 )
 
 // envPluginJar names bin/strata-kafka.jar, the Kafka plugin `make kafka-plugin` builds; the
@@ -439,9 +440,9 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 func (b *pluginBroker) metadataEnd() int64 {
 	t := b.t
 	t.Helper()
-	offs, err := kadm.NewClient(b.client()).ListEndOffsets(testContext(t, 30*time.Second), metadataTopic)
+	offs, err := kadm.NewClient(b.client()).ListEndOffsets(testContext(t, 30*time.Second), proto.TopicName)
 	if err != nil {
-		t.Fatalf("end offsets of %s: %v", metadataTopic, err)
+		t.Fatalf("end offsets of %s: %v", proto.TopicName, err)
 	}
 	var n int64
 	offs.Each(func(o kadm.ListedOffset) { n += o.Offset })
