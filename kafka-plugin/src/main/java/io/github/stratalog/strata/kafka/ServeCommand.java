@@ -1,52 +1,36 @@
 package io.github.stratalog.strata.kafka;
 
-import java.io.IOException;
-import java.io.Writer;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 
 /**
- * The command line of the strata serve child, and the properties file it reads its
- * configuration from. The configuration goes through a file readable by the broker's user
- * alone, not the command line, because it may hold secrets (sasl.jaas.config, key passwords)
- * that any user could read from a process's arguments.
+ * The command line of the strata serve child, and what it reads on its stdin: the plugin's
+ * configuration as a properties file, ended by a line {@value #PROPERTIES_END}. The configuration
+ * goes through stdin, not the command line or a file, because it may hold secrets
+ * (sasl.jaas.config, key passwords) that other users could read from a process's arguments or a
+ * file left behind. stdin then stays open for the broker's life: strata serve stops when it
+ * reaches EOF, so a broker killed without close() does not leave a child holding the store.
  */
 final class ServeCommand {
+    /** strata serve's end of the properties on stdin (a comment, so the text stays a valid properties file). */
+    static final String PROPERTIES_END = "#end";
+
     private ServeCommand() {
     }
 
-    static List<String> command(StrataConfig config, Path socket, Path properties) {
-        // --exit-on-stdin-eof: the plugin holds the child's stdin open for the broker's life, so
-        // that a broker killed without close() does not leave a child holding the store's lock.
-        return List.of(config.binary, "serve", "--socket", socket.toString(), "--properties", properties.toString(),
-                "--exit-on-stdin-eof");
+    static List<String> command(StrataConfig config, Path socket) {
+        return List.of(config.binary, "serve", "--socket", socket.toString(), "--properties", "-", "--exit-on-stdin-eof");
     }
 
-    /**
-     * Writes every entry of the plugin's configuration, strata.cache.dir set to the folder
-     * chosen, into a new 0600 file beside that folder, {@code <cache dir>.properties}, and
-     * returns its path.
-     */
-    static Path writeProperties(StrataConfig config) throws IOException {
+    /** What the child reads on stdin: every entry of the plugin's configuration, strata.cache.dir set to the folder chosen. */
+    static byte[] stdin(StrataConfig config) {
         Map<String, String> props = new TreeMap<>(config.properties);
         props.put(StrataConfig.CACHE_DIR, config.cacheDir.toString());
-        Path file = config.sibling(".properties");
-        Path tmp = Files.createTempFile(file.getParent(), file.getFileName() + ".", ".tmp",
-                PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
-        try (Writer w = Files.newBufferedWriter(tmp, StandardCharsets.UTF_8, StandardOpenOption.TRUNCATE_EXISTING)) {
-            w.write(format(props));
-        }
-        Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-        return file;
+        return (format(props) + PROPERTIES_END + "\n").getBytes(StandardCharsets.UTF_8);
     }
-
     /**
      * The properties as Java's properties format, one key=value a line, escaping no more than
      * that format needs (a backslash, line breaks, and in keys '=', ':' and spaces), so that a

@@ -54,7 +54,7 @@ final class Supervisor implements AutoCloseable {
     private final Listener listener;
     private final List<String> command; // null without a child
     private final Path socket;
-    private final Path propertiesFile;
+    private final byte[] stdin; // the child's configuration
     private final Thread thread;
     private final List<Thread> pumps = new ArrayList<>();
 
@@ -64,8 +64,8 @@ final class Supervisor implements AutoCloseable {
     private volatile int starts;
 
     /**
-     * Prepares everything that can fail at once (the folders, the properties file), so that
-     * configure() fails with the reason, then starts the supervising thread.
+     * Prepares everything that can fail at once (the socket's folder), so that configure()
+     * fails with the reason, then starts the supervising thread.
      */
     Supervisor(StrataConfig config, EventLoopGroup group, Listener listener) throws IOException {
         this.config = config;
@@ -76,12 +76,12 @@ final class Supervisor implements AutoCloseable {
             this.socket = config.socketTooLong()
                     ? config.childSocket(Files.createTempDirectory("strata-"))
                     : config.childSocket(null);
-            this.propertiesFile = ServeCommand.writeProperties(config);
-            this.command = ServeCommand.command(config, socket, propertiesFile);
+            this.command = ServeCommand.command(config, socket);
+            this.stdin = ServeCommand.stdin(config);
         } else {
             this.socket = null;
-            this.propertiesFile = null;
             this.command = null;
+            this.stdin = null;
         }
         this.thread = new Thread(this::run, "strata-serve-supervisor");
         this.thread.setDaemon(true);
@@ -155,6 +155,14 @@ final class Supervisor implements AutoCloseable {
         }
         pump(p.getInputStream(), "stdout", p.pid());
         pump(p.getErrorStream(), "stderr", p.pid());
+        try {
+            // Written, not closed: the child stops when its stdin reaches EOF, which happens when
+            // this process ends however it ends.
+            p.getOutputStream().write(stdin);
+            p.getOutputStream().flush();
+        } catch (IOException e) {
+            LOG.warn("Could not hand strata serve (pid {}) its configuration: {}", p.pid(), e.toString());
+        }
         LOG.info("Started strata serve (pid {}) on {}", p.pid(), socket);
         Connection c = null;
         try {
@@ -326,13 +334,6 @@ final class Supervisor implements AutoCloseable {
         } catch (InterruptedException e) {
             interrupted = true;
         } finally {
-            if (propertiesFile != null) {
-                try {
-                    Files.deleteIfExists(propertiesFile);
-                } catch (IOException e) {
-                    LOG.warn("Could not remove {}: {}", propertiesFile, e.toString());
-                }
-            }
             if (interrupted) {
                 Thread.currentThread().interrupt();
             }

@@ -28,10 +28,11 @@ import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * A stand-in for strata serve in the plugin's unit tests, run as the child process: it takes
- * strata serve's command line, waits for a file named "go" beside its properties before it opens
+ * strata serve's command line and its properties on stdin (writing them to
+ * "received.properties" beside its socket), waits for a file named "go" there before it opens
  * its socket (so a test controls when it comes up), answers Health and IsReady, keeps the last
  * record added and returns it for any lookup, and appends each OnPartitionLeadershipChanges it
- * gets, with its pid, to "leadership.log" beside its properties. Exits when its stdin closes.
+ * gets, with its pid, to "leadership.log" there. Exits when its stdin closes.
  */
 public final class FakeServe {
     private FakeServe() {
@@ -39,26 +40,36 @@ public final class FakeServe {
 
     public static void main(String[] args) throws Exception {
         String socket = null;
-        Path props = null;
+        Path props = null; // null: stdin
         boolean exitOnEof = false;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "serve" -> {
                 }
                 case "--socket" -> socket = args[++i];
-                case "--properties" -> props = Path.of(args[++i]);
+                case "--properties" -> props = args[++i].equals("-") ? null : Path.of(args[i]);
                 case "--exit-on-stdin-eof" -> exitOnEof = true;
                 default -> throw new IllegalArgumentException("unknown argument " + args[i]);
             }
         }
-        if (socket == null || props == null || !Files.isReadable(props)) {
-            System.err.println("want --socket and a readable --properties");
+        if (socket == null) {
+            System.err.println("want --socket");
             System.exit(2);
         }
+        // The properties on stdin, up to the line #end, kept for the test in received.properties.
+        Path dir = Path.of(socket).getParent();
+        StringBuilder received = new StringBuilder();
+        java.io.BufferedReader in = new java.io.BufferedReader(new java.io.InputStreamReader(System.in, StandardCharsets.UTF_8));
+        for (String line = in.readLine(); line != null && !line.equals("#end"); line = in.readLine()) {
+            received.append(line).append('\n');
+        }
+        Path tmp = dir.resolve("received.properties.tmp");
+        Files.writeString(tmp, received.toString());
+        Files.move(tmp, dir.resolve("received.properties"), java.nio.file.StandardCopyOption.ATOMIC_MOVE);
         if (exitOnEof) {
             Thread t = new Thread(() -> {
                 try {
-                    while (System.in.read() >= 0) {
+                    while (in.read() >= 0) {
                         // until EOF
                     }
                 } catch (IOException e) {
@@ -69,7 +80,6 @@ public final class FakeServe {
             t.setDaemon(true);
             t.start();
         }
-        Path dir = props.getParent();
         while (!Files.exists(dir.resolve("go"))) {
             Thread.sleep(20);
         }

@@ -14,7 +14,6 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.attribute.PosixFilePermission;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.HashMap;
@@ -112,9 +111,9 @@ class StrataRemoteLogMetadataManagerTest {
         rlmm.onPartitionLeadershipChanges(Set.of(leader), Set.of(follower));
         assertTrue(System.nanoTime() - t0 < TimeUnit.SECONDS.toNanos(2), "calls while down must not wait");
 
-        // The properties file strata serve reads is the broker's map, readable by its user alone.
-        Path props = dir.resolve("data-strata-rlmm.properties");
-        assertEquals(Set.of(PosixFilePermission.OWNER_READ, PosixFilePermission.OWNER_WRITE), Files.getPosixFilePermissions(props));
+        // strata serve reads the broker's map on its stdin.
+        Path props = dir.resolve("received.properties");
+        waitUntil("the child reading its properties", Duration.ofSeconds(30), () -> Files.exists(props));
         String text = Files.readString(props);
         assertTrue(text.contains("remote.log.metadata.common.client.bootstrap.servers=127.0.0.1:9092\n"), text);
         assertTrue(text.contains("broker.id=7\n"), text);
@@ -151,7 +150,6 @@ class StrataRemoteLogMetadataManagerTest {
         assertFalse(child2.isAlive(), "close() returned with the child alive");
         assertFalse(rlmm.isReady(leader));
         assertThrows(RemoteStorageNotReadyException.class, () -> rlmm.remoteLogSegmentMetadata(leader, 0, 5));
-        assertFalse(Files.exists(props), "close() leaves the properties file behind");
         rlmm = null;
     }
 
