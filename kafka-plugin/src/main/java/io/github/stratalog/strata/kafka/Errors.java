@@ -4,6 +4,7 @@ import com.google.protobuf.Any;
 import com.google.protobuf.InvalidProtocolBufferException;
 import io.github.stratalog.strata.kafka.grpc.ErrorDetail;
 import io.github.stratalog.strata.kafka.grpc.ErrorKind;
+import io.github.stratalog.strata.kafka.grpc.NotAppliedReason;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.protobuf.StatusProto;
@@ -72,9 +73,15 @@ final class Errors {
             case ERROR_KIND_KAFKA:
             case ERROR_KIND_CLOSED:
                 return new RetriableRemoteStorageException(msg, t);
+            case ERROR_KIND_NOT_APPLIED:
+                // An update of a segment the state machine does not know, as Kafka's own cache
+                // refuses it; any other refusal is a plain failure.
+                if (d.getNotAppliedReason() == NotAppliedReason.NOT_APPLIED_REASON_UNKNOWN_SEGMENT) {
+                    return new RemoteResourceNotFoundException(msg, t);
+                }
+                return new RemoteStorageException(msg, t);
             case ERROR_KIND_HALTED:
             case ERROR_KIND_NOT_ASSIGNED:
-            case ERROR_KIND_NOT_APPLIED:
             case ERROR_KIND_INTERNAL:
                 return new RemoteStorageException(msg, t);
             default:

@@ -60,6 +60,16 @@ class ErrorsTest {
     }
 
     @org.junit.jupiter.api.Test
+    void unknownSegmentIsNotFound() {
+        com.google.rpc.Status st = com.google.rpc.Status.newBuilder().setCode(Status.Code.FAILED_PRECONDITION.value())
+                .addDetails(Any.pack(ErrorDetail.newBuilder().setKind(ErrorKind.ERROR_KIND_NOT_APPLIED)
+                        .setNotAppliedReason(io.github.stratalog.strata.kafka.grpc.NotAppliedReason.NOT_APPLIED_REASON_UNKNOWN_SEGMENT)
+                        .build())).build();
+        Exception e = Errors.toKafka("update", StatusProto.toStatusRuntimeException(st));
+        assertEquals(RemoteResourceNotFoundException.class, e.getClass());
+    }
+
+    @org.junit.jupiter.api.Test
     void hierarchy() {
         // RemoteLogManager retries what extends RetriableRemoteStorageException: not-ready does.
         assertTrue(RetriableRemoteStorageException.class.isAssignableFrom(RemoteStorageNotReadyException.class));
