@@ -91,6 +91,11 @@ func freePorts(t *testing.T, n int) []int {
 // newPluginBroker writes the broker's configuration and formats its storage; start runs it.
 func newPluginBroker(t *testing.T, version string) *pluginBroker {
 	t.Helper()
+	// Not in docker-compose.yml's tests container, under CI too: it holds neither the plugin's
+	// jar, a JDK, nor Kafka 4.4.0's jars. make integration runs these tests natively.
+	if os.Getenv(envHarness) == "compose" {
+		t.Skip("the Kafka plugin's tests start brokers of their own from the native harness's jars; make integration runs them")
+	}
 	requireTool(t, "java")
 	jar := requireEnv(t, envPluginJar)
 	if _, err := os.Stat(jar); err != nil {
