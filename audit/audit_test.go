@@ -77,6 +77,21 @@ func (f *fixture) apply(recs ...proto.Record) {
 	}
 }
 
+// applyDropped applies records the store is expected to drop.
+func (f *fixture) applyDropped(recs ...proto.Record) {
+	f.t.Helper()
+	for _, r := range recs {
+		res, err := f.store.Apply([]cache.Entry{{Partition: 0, Offset: f.next, Record: r}})
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		if len(res.Dropped) != 1 {
+			f.t.Fatalf("record %v applied, want it dropped", r)
+		}
+		f.next++
+	}
+}
+
 // seg describes a segment of tp: number n, offsets start-end, in leader epoch epoch.
 func seg(tp proto.TopicIDPartition, n byte, start, end int64, epoch int32) *proto.SegmentMetadata {
 	return &proto.SegmentMetadata{SegmentID: segID(tp, n), StartOffset: start, EndOffset: end,
@@ -227,6 +242,15 @@ func TestFind(t *testing.T) {
 				f.t.Fatal(err)
 			}
 		}, want: []string{"skipped-record - mp4@8"}},
+		{name: "dropped records: an update of an unknown segment, a delete finished without starting, a duplicate add", setup: func(f *fixture) {
+			s := seg(tp0, 1, 0, 99, 0)
+			f.apply(s, update(s, proto.CopySegmentFinished, now))
+			f.applyDropped(update(seg(tp0, 2, 100, 199, 0), proto.CopySegmentFinished, now))
+			t3 := seg(tp0, 3, 100, 199, 0)
+			t3.EventTimestampMs = now.UnixMilli()
+			f.apply(t3)
+			f.applyDropped(update(t3, proto.DeleteSegmentFinished, now), s)
+		}, want: []string{"dropped-record orders-0 mp0@2", "dropped-record orders-0 mp0@4", "dropped-record orders-0 mp0@5"}},
 		{name: "order: partitions, then storage, then the topic", storage: true,
 			halts: []*rlmm.HaltError{{Partition: 1, Offset: 2, Cause: errors.New("bad")}},
 			setup: func(f *fixture) {

@@ -23,6 +23,7 @@ type Metadata interface {
 	Segment(id proto.SegmentID) (proto.SegmentMetadata, bool, error)
 	PartitionDeleteState(tp proto.TopicIDPartition) (proto.PartitionDeleteState, bool, error)
 	Skipped() ([]cache.SkippedRecord, error)
+	Dropped() ([]cache.DroppedRecord, error)
 }
 
 // Kind is a kind of anomaly.
@@ -40,10 +41,11 @@ const (
 	PartitionDelete Kind = "unfinished-partition" // a partition MARKED or STARTED for deletion, not finished
 	Halted          Kind = "halted-partition"     // a metadata partition stopped at a record it cannot read
 	Skipped         Kind = "skipped-record"       // a record an operator skipped
+	Dropped         Kind = "dropped-record"       // a record the metadata could not apply, and why
 )
 
 // Kinds lists every kind, so that a report can count the kinds found zero times too.
-var Kinds = []Kind{StuckCopy, StuckDelete, Gap, Overlap, MissingObjects, Orphan, Stray, PartitionDelete, Halted, Skipped}
+var Kinds = []Kind{StuckCopy, StuckDelete, Gap, Overlap, MissingObjects, Orphan, Stray, PartitionDelete, Halted, Skipped, Dropped}
 
 // Anomaly is one finding.
 type Anomaly struct {
@@ -55,10 +57,12 @@ type Anomaly struct {
 	// Segment is the segment's metadata, for an anomaly about a segment the metadata knows
 	// (stuck, gap and overlap: the later of the two segments, missing objects).
 	Segment *proto.SegmentMetadata
+	// Drop is the record the metadata did not apply, for a dropped record.
+	Drop *cache.DroppedRecord
 	// Object is the stored object, for an orphan or a stray object.
 	Object *rsm.Object
-	// MetadataPartition and Offset locate the record of a halted metadata partition or a
-	// skipped record; Offset is -1 otherwise.
+	// MetadataPartition and Offset locate the record of a halted metadata partition, a skipped
+	// record or a dropped one; Offset is -1 otherwise.
 	MetadataPartition int32
 	Offset            int64
 	// Age is how long a stuck segment has been in its state; zero for other kinds.
@@ -74,6 +78,8 @@ func (a *Anomaly) SegmentID() proto.UUID {
 		return a.Segment.SegmentID.ID
 	case a.Object != nil:
 		return a.Object.Segment.ID
+	case a.Drop != nil:
+		return a.Drop.Segment
 	}
 	return proto.ZeroUUID
 }
@@ -93,8 +99,10 @@ type Options struct {
 
 // Find checks the metadata, and the storage when st is not nil, and returns every anomaly in
 // a stable order: user partition by user partition (ordered by topic name and partition), then
-// the objects storage holds that no partition accounts for, then the metadata topic itself.
-// It changes nothing.
+// the objects storage holds that no partition accounts for, then the metadata topic itself
+// (halted metadata partitions, skipped records, then every record the metadata kept as
+// dropped: an update of a segment it does not know, an invalid transition, a duplicate add, a
+// record of a partition already deleted, ...). It changes nothing.
 func Find(ctx context.Context, md Metadata, st rsm.Manager, o Options) ([]Anomaly, error) {
 	if o.StuckAfter < 0 {
 		return nil, fmt.Errorf("audit: stuck-after %s is negative", o.StuckAfter)
@@ -133,6 +141,22 @@ func Find(ctx context.Context, md Metadata, st rsm.Manager, o Options) ([]Anomal
 	for _, sk := range skipped {
 		out = append(out, Anomaly{Kind: Skipped, MetadataPartition: sk.Partition, Offset: sk.Offset,
 			Detail: fmt.Sprintf("%s-%d offset %d skipped at %s: %s", proto.TopicName, sk.Partition, sk.Offset, sk.At.UTC().Format(time.RFC3339), sk.Reason)})
+	}
+	dropped, err := md.Dropped()
+	if err != nil {
+		return nil, fmt.Errorf("audit: listing dropped records: %w", err)
+	}
+	for i := range dropped {
+		d := &dropped[i]
+		what := "a partition-delete record"
+		if d.Segment != proto.ZeroUUID {
+			what = "a record of segment " + d.Segment.String()
+		}
+		if d.UserPartition != (proto.TopicIDPartition{}) {
+			what += " of " + d.UserPartition.String()
+		}
+		out = append(out, Anomaly{Kind: Dropped, Partition: d.UserPartition, Drop: d, MetadataPartition: d.Partition, Offset: d.Offset,
+			Detail: fmt.Sprintf("%s-%d offset %d, %s, not applied (%s): %s", proto.TopicName, d.Partition, d.Offset, what, d.Reason, d.Detail)})
 	}
 	return out, nil
 }

@@ -123,6 +123,9 @@ func Plan(found []Anomaly, o PlanOptions) ([]Step, error) {
 		case Skipped:
 			s.Target = fmt.Sprintf("%s-%d@%d", proto.TopicName, a.MetadataPartition, a.Offset)
 			s.Detail = "skipped on purpose; check that what it said is not missing from the metadata"
+		case Dropped:
+			s.Target = fmt.Sprintf("%s-%d@%d", proto.TopicName, a.MetadataPartition, a.Offset)
+			s.Detail = "the metadata never applied it: check which broker wrote it (strata tail) and that nothing it meant is missing"
 		default:
 			s.Detail = a.Detail
 		}
@@ -149,6 +152,10 @@ type ExecuteOptions struct {
 // refuses a step the metadata no longer calls for: a stuck copy that finished meanwhile is
 // live, and an orphan whose segment is now known may be a copy in flight; their data is never
 // deleted. It returns the number of steps that failed.
+//
+// The re-check and the first event of a step are two moments: a copy that finishes between them
+// is deleted, its COPY_SEGMENT_FINISHED followed by DELETE_SEGMENT_STARTED, which the metadata
+// allows. PlanOptions and Options keep that window to copies already stuck for StuckAfter.
 func Execute(ctx context.Context, w Writer, md Metadata, st rsm.Manager, plan []Step, o ExecuteOptions) (failed int) {
 	log := o.Logger
 	if log == nil {

@@ -94,6 +94,7 @@ func TestPlan(t *testing.T) {
 		{Anomaly{Kind: MissingObjects, Segment: seg(tp0, 1, 0, 9, 0)}, true, Manual},
 		{Anomaly{Kind: Halted, MetadataPartition: 1, Offset: 5}, true, Manual},
 		{Anomaly{Kind: Skipped, MetadataPartition: 1, Offset: 5}, true, Manual},
+		{Anomaly{Kind: Dropped, MetadataPartition: 1, Offset: 6}, true, Manual},
 	} {
 		plan, err := Plan([]Anomaly{tc.a}, PlanOptions{Storage: tc.storage, OrphanAge: 24 * time.Hour, Now: now})
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -299,5 +300,42 @@ func TestHaltedRowsAreMarked(t *testing.T) {
 	out, _, code := runCLI(t, "", "partitions", "--brokers", addr, "--cache-dir", cacheDir, "--format", "json")
 	if code != exitFindings || !strings.Contains(out, `"halted": {`) {
 		t.Fatalf("json: exit %d\n%s", code, out)
+	}
+}
+
+// Records the metadata could not apply are kept, and verify reports each with why: an update of
+// a segment nobody added, a delete finished without being started, a duplicate add.
+func TestVerifyReportsDroppedRecords(t *testing.T) {
+	addr, cl := newBareCluster(t)
+	ctx := context.Background()
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, proto.TopicName); err != nil {
+		t.Fatal(err)
+	}
+	seg := func(n byte) *proto.SegmentMetadata {
+		return &proto.SegmentMetadata{SegmentID: proto.SegmentID{TopicIDPartition: cliTP, ID: proto.UUID{15: n}}, StartOffset: int64(n) * 10, EndOffset: int64(n)*10 + 9,
+			LeaderEpochs: []proto.EpochEntry{{Epoch: 0, StartOffset: int64(n) * 10}}, SegmentSizeInBytes: 1, State: proto.CopySegmentStarted, EventTimestampMs: time.Now().UnixMilli()}
+	}
+	upd := func(n byte, st proto.SegmentState) *proto.SegmentMetadataUpdate {
+		return &proto.SegmentMetadataUpdate{SegmentID: seg(n).SegmentID, EventTimestampMs: time.Now().UnixMilli(), State: st}
+	}
+	for _, r := range []proto.Record{seg(1), upd(1, proto.CopySegmentFinished), upd(2, proto.CopySegmentFinished), seg(3), upd(3, proto.DeleteSegmentFinished), seg(1)} {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: proto.TopicName, Partition: 0, Value: mustEncode(t, r)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, errOut, code := runCLI(t, "", "verify", "--brokers", addr, "--cache-dir", t.TempDir(), "--format", "json")
+	if code != exitFindings {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	var found []anomalyJSON
+	mustUnmarshal(t, out, &found)
+	var offsets []int64
+	for _, a := range found {
+		if a.Kind == "dropped-record" && a.Offset != nil {
+			offsets = append(offsets, *a.Offset)
+		}
+	}
+	if !slices.Equal(offsets, []int64{2, 4, 5}) {
+		t.Fatalf("dropped records reported at offsets %v, want 2, 4 and 5:\n%s", offsets, out)
 	}
 }

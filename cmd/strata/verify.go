@@ -69,7 +69,9 @@ and reports: segments stuck in COPY_SEGMENT_STARTED or DELETE_SEGMENT_STARTED fo
 --stuck-after; gaps and overlaps among a partition's finished segments; finished segments whose
 objects are missing from storage; objects no live segment owns (orphans) and objects no segment
 can own (stray); partitions MARKED or STARTED for deletion and never finished; metadata
-partitions halted at a record they cannot read, and records skipped. It exits with status 1
+partitions halted at a record they cannot read; records skipped; and every record the metadata
+could not apply (an update of a segment never added, an invalid transition, a duplicate add, a
+record of a partition already deleted), with where it is and why. It exits with status 1
 when it finds any. It changes nothing; repair plans the fixes.
 
 --format prometheus prints the count of each kind of anomaly, zero included, and the time of
