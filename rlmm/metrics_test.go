@@ -1,12 +1,8 @@
 package rlmm
 
 import (
-	"bufio"
 	"errors"
-	"io"
 	"net/http"
-	"net/http/httptest"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,59 +10,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/stratalog/strata/cache"
 	"github.com/stratalog/strata/health"
+	"github.com/stratalog/strata/internal/promtest"
 	"github.com/stratalog/strata/proto"
 )
 
-// probe GETs path from h and returns the status and body.
-func probe(t *testing.T, h http.Handler, path string) (int, string) {
-	t.Helper()
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
-	b, _ := io.ReadAll(rec.Result().Body)
-	return rec.Code, string(b)
-}
-
-// scrape GETs /metrics from h and returns every sample by its series as the text format writes
-// it: name{label="value",...} with labels in name order.
-func scrape(t *testing.T, h http.Handler) map[string]float64 {
-	t.Helper()
-	code, body := probe(t, h, "/metrics")
-	if code != http.StatusOK {
-		t.Fatalf("/metrics: %d %s", code, body)
-	}
-	out := map[string]float64{}
-	sc := bufio.NewScanner(strings.NewReader(body))
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			t.Fatalf("sample %q: %v", line, err)
-		}
-		out[line[:i]] = v
-	}
-	return out
-}
-
-// expect checks series against want; a negative want means absent.
-func expect(t *testing.T, got map[string]float64, want map[string]float64) {
-	t.Helper()
-	for k, w := range want {
-		g, ok := got[k]
-		switch {
-		case w < 0 && ok:
-			t.Errorf("%s = %v, want absent", k, g)
-		case w >= 0 && !ok:
-			t.Errorf("%s absent, want %v", k, w)
-		case w >= 0 && g != w:
-			t.Errorf("%s = %v, want %v", k, g, w)
-		}
-	}
-}
+var (
+	probe  = promtest.Get
+	scrape = promtest.Scrape
+	expect = promtest.Expect
+)
 
 func newMetricsManager(t *testing.T, opts ...Option) (*Manager, *prometheus.Registry, http.Handler, *kfake.Cluster) {
 	t.Helper()
@@ -145,7 +99,7 @@ func TestMetricsCountWrites(t *testing.T) {
 		`strata_remote_log_size_bytes{partition="0",topic="foo"}`:     adds * 100,
 		`strata_remote_log_metadata_count{partition="1",topic="foo"}`: 1,
 		`strata_remote_log_size_bytes{partition="1",topic="foo"}`:     100,
-		`strata_remote_log_metadata_count{partition="3",topic="foo"}`: -1,
+		`strata_remote_log_metadata_count{partition="3",topic="foo"}`: promtest.Absent,
 	})
 	if got[`strata_rlmm_fetched_records_total{metadata_partition="2"}`] < records {
 		t.Errorf("fetched %v records of metadata partition 2, want at least %d", got[`strata_rlmm_fetched_records_total{metadata_partition="2"}`], records)
@@ -228,7 +182,7 @@ func TestMetricsHaltedPartition(t *testing.T) {
 	}
 	expect(t, scrape(t, h), map[string]float64{
 		`strata_rlmm_halted{metadata_partition="2"}`:                                  0,
-		`strata_rlmm_halted_offset{metadata_partition="2"}`:                           -1,
+		`strata_rlmm_halted_offset{metadata_partition="2"}`:                           promtest.Absent,
 		`strata_rlmm_ready{metadata_partition="2"}`:                                   1,
 		`strata_rlmm_lag_records{metadata_partition="2"}`:                             0,
 		`strata_rlmm_skipped_records_total{metadata_partition="2",reason="operator"}`: 1,
@@ -274,5 +228,33 @@ func TestMetricsOneManagerPerRegistry(t *testing.T) {
 	assignReady(t, m2, []proto.TopicIDPartition{tp0}, nil)
 	if v := scrape(t, h)[`strata_rlmm_ready{metadata_partition="2"}`]; v != 1 {
 		t.Fatalf("ready of the second manager = %v", v)
+	}
+}
+
+// BenchmarkMetricsHooks is what the instrumentation adds: to the consumer loop per fetched
+// partition (fetch), per dropped record (drop) and per store write (apply), and to each publish.
+// None allocates.
+func BenchmarkMetricsHooks(b *testing.B) {
+	met, err := newMetrics(prometheus.NewRegistry(), 50, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rec := &proto.SegmentMetadataUpdate{}
+	var perr error
+	for _, bc := range []struct {
+		name string
+		fn   func(i int)
+	}{
+		{"fetch", func(i int) { met.fetch(int32(i%50), 100, int64(i)) }},
+		{"drop", func(i int) { met.drop(int32(i%50), cache.UnknownSegment) }},
+		{"apply", func(int) { met.applied(100, time.Millisecond) }},
+		{"publish", func(int) { met.published(rec, time.Now(), &perr) }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := range b.N {
+				bc.fn(i)
+			}
+		})
 	}
 }
