@@ -201,16 +201,24 @@ final class Supervisor implements AutoCloseable {
      */
     private Connection awaitServing(Process p) throws InterruptedException {
         long deadline = System.nanoTime() + config.startTimeout.toNanos();
-        Connection c = null;
+        // The channel is made, and one call tried, while the child starts: the first channel
+        // loads gRPC's and Netty's classes, which takes seconds on a busy broker (each broker's
+        // plugin class loader loads its own), and would otherwise delay the child's first answer.
+        Connection c = Connection.open(socket.toString(), group);
+        try {
+            c.blocking.withDeadlineAfter(HEALTH_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS).health(HealthRequest.getDefaultInstance());
+        } catch (RuntimeException e) {
+            // Expected: the child is not listening yet.
+        }
         try {
             while (!closed && p.isAlive() && System.nanoTime() < deadline) {
-                if (c == null && Files.exists(socket)) {
-                    c = Connection.open(socket.toString(), group);
-                }
-                if (c != null && answers(c)) {
-                    Connection ready = c;
-                    c = null;
-                    return ready;
+                if (Files.exists(socket)) {
+                    c.channel.resetConnectBackoff();
+                    if (answers(c)) {
+                        Connection ready = c;
+                        c = null;
+                        return ready;
+                    }
                 }
                 sleep(POLL);
             }
