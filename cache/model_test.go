@@ -100,10 +100,29 @@ func (m *model) create(e Entry, tp proto.TopicIDPartition) *modelPart {
 	return p
 }
 
+// modelValidAdd is the model's own statement of which add records apply, written from Kafka's
+// RemoteLogSegmentMetadata constructor and the rules of cache/doc.go rather than taken from the
+// store's code, so that a mistake there shows as a difference: the state is
+// COPY_SEGMENT_STARTED; the start offset is not negative and not past the end; there is at
+// least one leader epoch; the epochs ascend strictly; and none starts past the end offset.
+func modelValidAdd(r *proto.SegmentMetadata) bool {
+	if r.State != proto.CopySegmentStarted || r.StartOffset < 0 || r.EndOffset < r.StartOffset || len(r.LeaderEpochs) == 0 {
+		return false
+	}
+	prev := r.LeaderEpochs[0]
+	for i, e := range r.LeaderEpochs {
+		if (i > 0 && e.Epoch <= prev.Epoch) || e.StartOffset > r.EndOffset {
+			return false
+		}
+		prev = e
+	}
+	return true
+}
+
 func (m *model) applyOne(e Entry) DropReason {
 	switch r := e.Record.(type) {
 	case *proto.SegmentMetadata:
-		if invalidAdd(r) != "" {
+		if !modelValidAdd(r) {
 			return InvalidRecord
 		}
 		p, reason := m.part(e, r.SegmentID.TopicIDPartition)
@@ -120,7 +139,7 @@ func (m *model) applyOne(e Entry) DropReason {
 		p = m.create(e, r.SegmentID.TopicIDPartition)
 		if exists {
 			for _, oe := range old.LeaderEpochs {
-				if !hasEpoch(r.LeaderEpochs, oe.Epoch) {
+				if !slices.ContainsFunc(r.LeaderEpochs, func(e proto.EpochEntry) bool { return e.Epoch == oe.Epoch }) {
 					delete(p.epoch(oe.Epoch).unref, r.SegmentID.ID)
 				}
 			}
