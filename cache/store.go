@@ -156,13 +156,13 @@ func (s *Store) checkFormat() error {
 	return nil
 }
 
-// Close closes the store, after every call in flight has returned. Calling it again returns
-// ErrClosed.
+// Close closes the store, after every call in flight has returned; every other method called
+// after it returns ErrClosed. A second Close returns nil, as in every package of Strata.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return ErrClosed
+		return nil
 	}
 	s.closed = true
 	// Flushing the memtables now means the next Open replays no write-ahead log: a restart

@@ -23,6 +23,8 @@ type Group struct {
 	done   chan struct{}
 	log    *zap.Logger
 
+	closeOnce sync.Once
+
 	mu  sync.Mutex
 	err error
 }
@@ -105,10 +107,13 @@ func (g *Group) Err() error {
 }
 
 // Close leaves the group (revoking, and so disowning, every partition) and waits for the
-// member's goroutine.
-func (g *Group) Close() {
-	g.cancel()
-	<-g.done
-	g.client.LeaveGroup()
-	g.client.Close()
+// member's goroutine. It returns nil; a second Close does nothing and returns nil.
+func (g *Group) Close() error {
+	g.closeOnce.Do(func() {
+		g.cancel()
+		<-g.done
+		g.client.LeaveGroup()
+		g.client.Close()
+	})
+	return nil
 }

@@ -118,6 +118,8 @@ type Remover struct {
 	wake   chan struct{} // buffered 1: a scan is wanted
 	wg     sync.WaitGroup
 
+	// mu guards what follows. It is never held while calling the metadata manager (which has
+	// locks of its own) or the tierer, so that no lock order between them exists.
 	mu       sync.Mutex
 	owned    map[int32]bool
 	inFlight map[proto.TopicIDPartition]*work
@@ -188,13 +190,23 @@ func (r *Remover) SetOwned(ctx context.Context, mps []int32) error {
 	return r.change(ctx, added, removed)
 }
 
-// Own adds mps to the metadata partitions owned; Disown removes them.
+// Own adds mps to the metadata partitions owned; Disown removes them. After Close, Own returns
+// ErrClosed and Disown does nothing: no partition is left watched.
 func (r *Remover) Own(ctx context.Context, mps ...int32) error { return r.change(ctx, mps, nil) }
 
 // Disown stops work on mps and stops watching them.
 func (r *Remover) Disown(mps ...int32) { _ = r.change(context.Background(), nil, mps) }
 
 func (r *Remover) change(ctx context.Context, added, removed []int32) error {
+	r.mu.Lock()
+	closed := r.closed
+	r.mu.Unlock()
+	if closed {
+		if len(added) > 0 {
+			return ErrClosed
+		}
+		return nil // Close stopped watching everything already
+	}
 	if len(removed) > 0 {
 		r.mu.Lock()
 		for _, mp := range removed {
@@ -214,6 +226,12 @@ func (r *Remover) change(ctx context.Context, added, removed []int32) error {
 			return fmt.Errorf("remover: watching metadata partitions %v: %w", added, err)
 		}
 		r.mu.Lock()
+		if r.closed {
+			// Close ran while watching began: it did not know of these, so stop them here.
+			r.mu.Unlock()
+			r.meta.UnwatchMetadataPartitions(added...)
+			return ErrClosed
+		}
 		for _, mp := range added {
 			r.owned[mp] = true
 		}
@@ -242,6 +260,8 @@ func (r *Remover) Stats() Stats {
 
 // Close stops the remover: work in progress is cancelled (the next owner finishes it) and
 // every goroutine it started has ended when Close returns. It stops watching what it owned.
+// It returns nil; a second Close does nothing and returns nil. Own, SetOwned after Close
+// return ErrClosed; Disown does nothing.
 func (r *Remover) Close() error {
 	r.mu.Lock()
 	if r.closed {
@@ -295,13 +315,14 @@ func (r *Remover) run(ctx context.Context) {
 // or STARTED and not being deleted or waiting to retry, as far as the concurrency allows.
 func (r *Remover) scan(ctx context.Context) {
 	r.mu.Lock()
+	owned := slices.Collect(maps.Keys(r.owned))
+	r.mu.Unlock()
 	var ready []int32
-	for mp := range r.owned {
+	for _, mp := range owned {
 		if r.meta.MetadataPartitionReady(mp) == nil {
 			ready = append(ready, mp)
 		}
 	}
-	r.mu.Unlock()
 	if len(ready) == 0 {
 		r.setPending(0)
 		return

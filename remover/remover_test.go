@@ -425,3 +425,32 @@ func TestStorageKeepsRefusing(t *testing.T) {
 		t.Fatalf("state = %s", st)
 	}
 }
+
+// After Close, Own fails with ErrClosed and leaves nothing watched, Disown does nothing, and a
+// second Close returns nil.
+func TestOwnAfterClose(t *testing.T) {
+	c := newCluster(t)
+	m := newNode(t, c)
+	r := New(m, newStorage(t))
+	if err := r.Own(ctxT(t), 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Own(ctxT(t), 2); !errors.Is(err, ErrClosed) {
+		t.Errorf("Own after Close: %v, want ErrClosed", err)
+	}
+	if err := r.SetOwned(ctxT(t), []int32{3}); !errors.Is(err, ErrClosed) {
+		t.Errorf("SetOwned after Close: %v, want ErrClosed", err)
+	}
+	r.Disown(1)
+	for mp := int32(0); mp < numMeta; mp++ {
+		if err := m.MetadataPartitionReady(mp); !errors.Is(err, rlmm.ErrNotFound) {
+			t.Errorf("metadata partition %d after Close: %v, want not watched", mp, err)
+		}
+	}
+	if err := r.Close(); err != nil {
+		t.Errorf("second Close: %v, want nil", err)
+	}
+}

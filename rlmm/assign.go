@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
@@ -318,19 +319,33 @@ func (m *Manager) WaitReady(ctx context.Context, tps ...proto.TopicIDPartition) 
 
 // listOffsets returns the log start and end offsets of the metadata partitions mps. A partition
 // the cluster does not report yet (a topic just created, a leader moving) is asked for again
-// until ctx ends.
+// until ctx ends; an error no retry can fix (see permanent) is returned at once.
 func (m *Manager) listOffsets(ctx context.Context, mps []int32) (starts, ends map[int32]int64, err error) {
 	for attempt := 0; ; attempt++ {
 		starts, ends, err = m.listOffsetsOnce(ctx, mps)
 		if err == nil {
 			return starts, ends, nil
 		}
+		if permanent(err) {
+			return nil, nil, err
+		}
 		select {
 		case <-ctx.Done():
-			return nil, nil, fmt.Errorf("%w (%v)", err, ctx.Err())
+			return nil, nil, fmt.Errorf("%w (%w)", err, ctx.Err())
 		case <-time.After(min(time.Duration(attempt+1)*50*time.Millisecond, time.Second)):
 		}
 	}
+}
+
+// permanent reports whether err is a Kafka error that asking again cannot fix: one Kafka marks
+// not retriable (authorization failures above all), or an unknown topic, which for the metadata
+// topic New has created or found means it was deleted since.
+func permanent(err error) bool {
+	var ke *kerr.Error
+	if !errors.As(err, &ke) {
+		return false
+	}
+	return !ke.Retriable || ke == kerr.UnknownTopicOrPartition || ke == kerr.UnknownTopicID
 }
 
 func (m *Manager) listOffsetsOnce(ctx context.Context, mps []int32) (map[int32]int64, map[int32]int64, error) {

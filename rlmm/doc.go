@@ -32,6 +32,9 @@
 //     working. WithSkipBadRecords, or Skip at run time, skips such records; each skip is kept in
 //     the store.
 //
+// Close waits for every goroutine the manager started; a second Close returns nil, as in every
+// package of Strata.
+//
 // It is not a remote storage manager (see package rsm) and does not decide what to tier or
 // delete (see package tier).
 package rlmm

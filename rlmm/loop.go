@@ -151,10 +151,17 @@ func (m *Manager) processPartition(ctx context.Context, b *batch, mp int32, recs
 // means the records between were deleted by retention before this manager read them (franz-go
 // restarted the fetch at the log start): the partition is rebuilt from there, as a restart
 // would. A gap above it is harmless (offsets a producer's aborted or control batches took).
+//
+// REQUIRES: writeMu held. It is released during the request for the log start: no lock is held
+// across a network call. What the batch holds is applied first, and the partition is rebuilt
+// only if no other writer moved it meanwhile.
 func (m *Manager) rebuildIfExpired(ctx context.Context, b *batch, mp int32, expected int64) {
+	m.flush(b)
+	m.writeMu.Unlock()
 	reqCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
 	starts, err := m.adm.ListStartOffsets(reqCtx, proto.TopicName)
+	cancel()
+	m.writeMu.Lock()
 	if err != nil {
 		m.log.Warn("gap in metadata partition offsets; could not read the log start", zap.Int32("partition", mp), zap.Error(err))
 		return
@@ -163,7 +170,13 @@ func (m *Manager) rebuildIfExpired(ctx context.Context, b *batch, mp int32, expe
 	if !ok || s.Err != nil || s.Offset <= expected {
 		return
 	}
-	m.flush(b)
+	m.mu.Lock()
+	st, assigned := m.mps[mp]
+	moved := !assigned || st.applied != expected || st.halt != nil
+	m.mu.Unlock()
+	if moved {
+		return
+	}
 	m.log.Warn("records expired before they were applied; rebuilding the metadata partition from the log start",
 		zap.Int32("partition", mp), zap.Int64("expected.offset", expected), zap.Int64("log.start", s.Offset))
 	if err := m.store.ResetPartition(mp, s.Offset); err != nil {

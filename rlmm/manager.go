@@ -292,8 +292,8 @@ func (m *Manager) checkPartitions(n int) error {
 }
 
 // Close stops the consumer loop and the client and closes the store. Pending writes fail with
-// ErrClosed. When Close returns, every goroutine the manager started has ended. Close is
-// idempotent.
+// ErrClosed. When Close returns, every goroutine the manager started has ended. It returns the
+// store's error closing, if any; a second Close does nothing and returns nil.
 func (m *Manager) Close() error {
 	m.mu.Lock()
 	if m.closed {

@@ -164,7 +164,7 @@ func newMetrics(reg prometheus.Registerer, numPartitions int32, store *cache.Sto
 	}))
 	errs = append(errs, err)
 	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("%w: registering metrics: %v", ErrConfig, err)
+		return nil, fmt.Errorf("%w: registering metrics: %w", ErrConfig, err)
 	}
 	for e := range numEvents {
 		met.publishLatency[e] = publish.WithLabelValues(eventNames[e])
@@ -174,12 +174,12 @@ func newMetrics(reg prometheus.Registerer, numPartitions int32, store *cache.Sto
 
 	met.state = newStateCollector(met)
 	if err := reg.Register(met.state); err != nil {
-		return nil, fmt.Errorf("%w: registering metrics (is another manager open on this registry?): %v", ErrConfig, err)
+		return nil, fmt.Errorf("%w: registering metrics (is another manager open on this registry?): %w", ErrConfig, err)
 	}
 	met.store = cache.NewCollector(store)
 	if err := reg.Register(met.store); err != nil {
 		reg.Unregister(met.state)
-		return nil, fmt.Errorf("%w: registering the store's metrics: %v", ErrConfig, err)
+		return nil, fmt.Errorf("%w: registering the store's metrics: %w", ErrConfig, err)
 	}
 	met.kprom = kprom.NewMetrics(ns, kprom.Registerer(reg), kprom.Subsystem(sub+"_kafka"))
 	return met, nil

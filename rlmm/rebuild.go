@@ -35,7 +35,7 @@ func openStore(cfg *config, onDamage func(error)) (*cache.Store, error) {
 	}
 	aside, merr := cache.MoveAside(cfg.cacheDir, cfg.cacheOpts...)
 	if merr != nil {
-		return nil, fmt.Errorf("rlmm: opening the store in %s: %w; moving it aside failed: %v", cfg.cacheDir, err, merr)
+		return nil, fmt.Errorf("rlmm: opening the store in %s: %w; moving it aside failed: %w", cfg.cacheDir, err, merr)
 	}
 	cfg.log.Warn("the store could not be used; it was moved aside and is rebuilt from the metadata topic",
 		zap.String("dir", cfg.cacheDir), zap.String("moved.to", aside), zap.Error(err))

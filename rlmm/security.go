@@ -70,7 +70,7 @@ func tlsFromProps(p map[string]string) (*tls.Config, error) {
 	if loc := p["ssl.truststore.location"]; loc != "" {
 		b, err := os.ReadFile(loc)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %sssl.truststore.location: %v", ErrConfig, PrefixCommonClient, err)
+			return nil, fmt.Errorf("%w: %sssl.truststore.location: %w", ErrConfig, PrefixCommonClient, err)
 		}
 		trust = append(trust, '\n')
 		trust = append(trust, b...)
@@ -86,7 +86,7 @@ func tlsFromProps(p map[string]string) (*tls.Config, error) {
 	if loc := p["ssl.keystore.location"]; loc != "" {
 		b, err := os.ReadFile(loc)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %sssl.keystore.location: %v", ErrConfig, PrefixCommonClient, err)
+			return nil, fmt.Errorf("%w: %sssl.keystore.location: %w", ErrConfig, PrefixCommonClient, err)
 		}
 		// Kafka's PEM key store is one file holding the private key and the certificate chain.
 		keyPEM, certPEM = splitPEM(b)
@@ -100,7 +100,7 @@ func tlsFromProps(p map[string]string) (*tls.Config, error) {
 	if len(keyPEM) > 0 || len(certPEM) > 0 {
 		cert, err := tls.X509KeyPair(certPEM, keyPEM)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %sssl.keystore: client certificate and key do not load: %v", ErrConfig, PrefixCommonClient, err)
+			return nil, fmt.Errorf("%w: %sssl.keystore: client certificate and key do not load: %w", ErrConfig, PrefixCommonClient, err)
 		}
 		cfg.Certificates = []tls.Certificate{cert}
 	}

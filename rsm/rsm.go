@@ -82,7 +82,8 @@ type Manager interface {
 	// partition it is List's.
 	ListAll(ctx context.Context) iter.Seq2[Object, error]
 
-	// Close releases what the manager holds. The manager must not be used afterwards.
+	// Close releases what the manager holds. The manager must not be used afterwards. A second
+	// Close returns nil.
 	Close() error
 }
 

@@ -78,7 +78,7 @@ func New(dir string, opts ...Option) (*Store, error) {
 // Root returns the directory Kafka's layout starts at: <dir>/kafka-tiered-storage.
 func (s *Store) Root() string { return s.root }
 
-// Close implements rsm.Manager; it has nothing to release.
+// Close implements rsm.Manager; it has nothing to release and always returns nil.
 func (s *Store) Close() error { return nil }
 
 func (s *Store) partitionDir(tp proto.TopicIDPartition) string {

@@ -192,7 +192,8 @@ func newRetryer(o options) aws.Retryer {
 func (s *Store) Config() Config { return s.cfg }
 
 // Close closes the idle connections of the Store's own HTTP client. Requests still running
-// finish normally. The Store must not be used afterwards.
+// finish normally. The Store must not be used afterwards. It always returns nil, the second time
+// too.
 func (s *Store) Close() error {
 	if s.transport != nil {
 		s.transport.CloseIdleConnections()
