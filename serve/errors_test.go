@@ -182,19 +182,6 @@ func TestInvalidRequests(t *testing.T) {
 	wantStatus(t, "highestOffsetForEpoch without a partition", err, codes.InvalidArgument, kindInvalid)
 }
 
-func contains(s, sub string) bool {
-	return len(sub) == 0 || (len(s) >= len(sub) && indexOf(s, sub) >= 0)
-}
-
-func indexOf(s, sub string) int {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return i
-		}
-	}
-	return -1
-}
-
 // TestNotAssignedAndNotFound: a write whose metadata partition is not consumed fails at once;
 // reads of a partition not assigned say not found, on every read RPC.
 func TestNotAssignedAndNotFound(t *testing.T) {
