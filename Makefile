@@ -9,7 +9,7 @@ STATICCHECK_VERSION := v0.8.2
 STATICCHECK   := $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)
 GO_PACKAGES   := ./...
 
-.PHONY: all build demo test unit integration test-compose faults kafka-plugin kafka-suite kafka-suite-ci bench lint fmt vet staticcheck fuzz clean proto proto-check
+.PHONY: all build demo test unit integration test-compose faults kafka-plugin kafka-suite kafka-suite-ci bench lint fmt tidy vet staticcheck fuzz clean proto proto-check
 
 all: lint test build
 
@@ -73,7 +73,12 @@ test-compose:
 bench:
 	bench/run.sh
 
-lint: fmt vet staticcheck proto-check
+lint: fmt tidy vet staticcheck proto-check
+
+# go.mod and go.sum say exactly what the code imports: a direct dependency marked indirect, or
+# one no longer used, fails the lint.
+tidy:
+	@out=$$($(GO) mod tidy -diff 2>&1) || { echo "go.mod/go.sum are not tidy (run go mod tidy):"; echo "$$out"; exit 1; }
 
 fmt:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.tools/*')); \

@@ -1,9 +1,8 @@
 package cache
 
 import (
-	"bufio"
 	"fmt"
-	"strings"
+	"io"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -81,38 +80,27 @@ func splitSafe(k []byte) bool {
 }
 
 // checkComparer returns an error wrapping ErrFormat if the Pebble store in dir was written
-// under a comparer other than this version's, as a store of an earlier key layout was. Pebble
-// would refuse to open it with a message about comparers; this one says what to do. A
-// directory without a store passes.
-func checkComparer(fs vfs.FS, dir string) error {
-	names, err := fs.List(dir)
-	if err != nil {
+// under other options than po can read (another comparer, as a store of an earlier key layout
+// was). Pebble would refuse to open it with a message about comparers; this one says what to
+// do. A directory without a store passes.
+func checkComparer(fs vfs.FS, dir string, po *pebble.Options) error {
+	desc, err := pebble.Peek(dir, fs)
+	if err != nil || !desc.Exists || desc.OptionsFilename == "" {
 		return nil // no store yet, or nothing readable: Open reports what is wrong
 	}
-	latest := ""
-	for _, n := range names {
-		// Pebble numbers the files with at least six digits: a longer name is a later file.
-		if strings.HasPrefix(n, "OPTIONS-") && (len(n) > len(latest) || len(n) == len(latest) && n > latest) {
-			latest = n
-		}
-	}
-	if latest == "" {
-		return nil
-	}
-	f, err := fs.Open(fs.PathJoin(dir, latest))
+	f, err := fs.Open(desc.OptionsFilename)
 	if err != nil {
 		return nil
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if name, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "comparer="); ok {
-			if name != comparerName {
-				return fmt.Errorf("cache: %s: written under Pebble comparer %q, this version reads %q; %s: %w",
-					dir, name, comparerName, rebuildHint, ErrFormat)
-			}
-			return nil
-		}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return nil
+	}
+	want := &pebble.Options{Comparer: po.Comparer, Merger: pebble.DefaultMerger, FS: fs}
+	if err := want.CheckCompatibility(dir, string(data)); err != nil {
+		return fmt.Errorf("cache: %s: written under other Pebble options than this version reads (%w); %s: %w",
+			dir, err, rebuildHint, ErrFormat)
 	}
 	return nil
 }

@@ -82,13 +82,13 @@ func Open(dir string, opts ...Option) (*Store, error) {
 // openDB opens the Pebble instance of a store in dir. Damage found while opening is a
 // *DamageError, a directory another holds wraps ErrLocked (see openError).
 func openDB(dir string, o options) (*pebble.DB, *damage, error) {
-	if err := checkComparer(o.fs, dir); err != nil {
-		return nil, nil, err
-	}
 	d := &damage{dir: dir, log: o.log, onDamage: o.onDamage}
 	po := pebbleOptions(o, d)
+	if err := checkComparer(o.fs, dir, po); err != nil {
+		return nil, nil, err
+	}
 	gate := newCompactionGate()
-	po.Experimental.CompactionScheduler = gate
+	experimental(po, gate)
 	db, err := pebble.Open(dir, po)
 	if err != nil {
 		return nil, nil, openError(o.fs, dir, err)
@@ -96,6 +96,13 @@ func openDB(dir string, o options) (*pebble.DB, *damage, error) {
 	gate.release()
 	return db, d, nil
 }
+
+// pebbleFormat is the on-disk format a new store is created with. It is pinned to a named
+// version, not pebble.FormatNewest, so that upgrading Pebble never changes the format of new
+// stores silently (a store written in a newer format cannot be opened by the Pebble of an
+// earlier Strata, which a rollback needs); TestPebbleFormatPinned fails when an upgrade makes a
+// newer format available, so that moving to it is a decision. Existing stores keep their format.
+const pebbleFormat = pebble.FormatValueSeparation
 
 // pebbleOptions returns the options the store opens Pebble with, compaction scheduler aside.
 // Corruption Pebble detects, and its fatal errors, are reported to d.
@@ -108,7 +115,7 @@ func pebbleOptions(o options, d *damage) *pebble.Options {
 		CacheSize:                   o.blockCacheSize + memTableSize*(memTableStopWrites+1),
 		MemTableSize:                memTableSize,
 		MemTableStopWritesThreshold: memTableStopWrites,
-		FormatMajorVersion:          pebble.FormatNewest,
+		FormatMajorVersion:          pebbleFormat,
 		Logger:                      pebbleLogger{l: o.log.Sugar(), d: d},
 		EventListener:               d.eventListener(),
 	}
@@ -117,13 +124,23 @@ func pebbleOptions(o options, d *damage) *pebble.Options {
 	for i := range po.Levels {
 		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
+	experimental(po, nil)
+	return po
+}
+
+// experimental sets every one of Pebble's experimental options the store uses, in one place:
+// they may change with any Pebble release. gate, when not nil, holds compactions back until Open
+// has returned (see compactionGate).
+func experimental(po *pebble.Options, gate *compactionGate) {
 	// Pebble treats keys that share a prefix as versions of one key and moves the values of
 	// all but the first into separate value blocks; referenced rows of an epoch are not
 	// versions, and SegmentFor wants every one of them in place.
 	po.Experimental.SpanPolicyFunc = func([]byte) (pebble.SpanPolicy, []byte, error) {
 		return pebble.SpanPolicy{DisableValueSeparationBySuffix: true, ValueStoragePolicy: pebble.ValueStorageLowReadLatency}, nil, nil
 	}
-	return po
+	if gate != nil {
+		po.Experimental.CompactionScheduler = gate
+	}
 }
 
 // checkFormat writes the format row into a new store and refuses a store of another format.

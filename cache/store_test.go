@@ -585,3 +585,24 @@ func TestApplyKeepsNoRecords(t *testing.T) {
 		t.Fatalf("SegmentFor after the retry = %v, %t, %v", m.SegmentID, ok, err)
 	}
 }
+
+// A new store is created in the Pebble format the store pins, not in whatever Pebble's newest is:
+// when a Pebble upgrade brings a newer format this test fails, so that moving to it (and giving
+// up opening the store with the earlier Pebble) is a decision, not a side effect.
+func TestPebbleFormatPinned(t *testing.T) {
+	s, fs := openMem(t)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	desc, err := pebble.Peek("db", fs)
+	if err != nil || !desc.Exists {
+		t.Fatalf("Peek: %+v, %v", desc, err)
+	}
+	if desc.FormatMajorVersion != pebble.FormatValueSeparation {
+		t.Errorf("new store in Pebble format %s, want %s", desc.FormatMajorVersion, pebble.FormatValueSeparation)
+	}
+	if pebble.FormatNewest != pebbleFormat {
+		t.Errorf("Pebble's newest format is %s, the store pins %s: decide whether to move to it (stores written in it cannot be opened by this Pebble's predecessors)",
+			pebble.FormatNewest, pebbleFormat)
+	}
+}
