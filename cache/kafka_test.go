@@ -490,8 +490,6 @@ func wantDropped(t *testing.T, f *feed, reason DropReason, r proto.Record) {
 	}
 }
 
-func third[T, U any](_ T, _ U, err error) error { return err }
-
 // A segment whose leader-epoch map names an epoch starting past its end offset (start 100, end
 // 150, epochs {3: 100, 4: 200}) is one Kafka accepts and then loops on: queried at epoch 3,
 // offset 100, its nextSegmentWithTxnIndex asks for offset 151, which the segment "holds" in
