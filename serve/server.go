@@ -20,6 +20,7 @@ import (
 const (
 	DefaultGracePeriod = 10 * time.Second
 	DefaultListChunk   = 500
+	DefaultCallTimeout = 2 * time.Minute
 	// listChunkBytes bounds a chunk's size well under gRPC's 4 MiB default message limit.
 	listChunkBytes = 1 << 20
 )
@@ -58,6 +59,17 @@ func WithListChunk(n int) Option {
 	})
 }
 
+// WithCallTimeout bounds a call whose client set no deadline. Default 2 minutes. A write is
+// bounded by the manager's consume wait as well; an assignment, which lists the metadata topic's
+// offsets until Kafka answers, only by this.
+func WithCallTimeout(d time.Duration) Option {
+	return optionFunc(func(s *Server) {
+		if d > 0 {
+			s.callTimeout = d
+		}
+	})
+}
+
 // WithServerOptions appends options to the gRPC server: interceptors (metrics, tracing), limits.
 func WithServerOptions(opts ...grpc.ServerOption) Option {
 	return optionFunc(func(s *Server) { s.grpcOpts = append(s.grpcOpts, opts...) })
@@ -67,19 +79,20 @@ func WithServerOptions(opts ...grpc.ServerOption) Option {
 type Server struct {
 	rlmmv1.UnimplementedRemoteLogMetadataServiceServer
 
-	m        *rlmm.Manager
-	log      *zap.Logger
-	version  string
-	grace    time.Duration
-	chunk    int
-	grpcOpts []grpc.ServerOption
-	stopping atomic.Bool
-	served   atomic.Bool
+	m           *rlmm.Manager
+	log         *zap.Logger
+	version     string
+	grace       time.Duration
+	callTimeout time.Duration
+	chunk       int
+	grpcOpts    []grpc.ServerOption
+	stopping    atomic.Bool
+	served      atomic.Bool
 }
 
 // New returns a server of m. It does not own m: close m after Serve returns.
 func New(m *rlmm.Manager, opts ...Option) *Server {
-	s := &Server{m: m, log: zap.NewNop(), grace: DefaultGracePeriod, chunk: DefaultListChunk}
+	s := &Server{m: m, log: zap.NewNop(), grace: DefaultGracePeriod, callTimeout: DefaultCallTimeout, chunk: DefaultListChunk}
 	for _, o := range opts {
 		if o != nil {
 			o.apply(s)
@@ -97,7 +110,10 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 		lis.Close()
 		return errors.New("serve: Serve called twice")
 	}
-	gs := grpc.NewServer(s.grpcOpts...)
+	gs := grpc.NewServer(append([]grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(s.boundUnary),
+		grpc.ChainStreamInterceptor(s.boundStream),
+	}, s.grpcOpts...)...)
 	rlmmv1.RegisterRemoteLogMetadataServiceServer(gs, s)
 
 	done := make(chan error, 1)
@@ -132,6 +148,33 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	}
 	return nil
 }
+
+// boundUnary gives a call without a deadline the call timeout: nothing waits forever.
+func (s *Server) boundUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.callTimeout)
+		defer cancel()
+	}
+	return handler(ctx, req)
+}
+
+// boundStream is boundUnary for streams.
+func (s *Server) boundStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if _, ok := ss.Context().Deadline(); ok {
+		return handler(srv, ss)
+	}
+	ctx, cancel := context.WithTimeout(ss.Context(), s.callTimeout)
+	defer cancel()
+	return handler(srv, &boundStream{ServerStream: ss, ctx: ctx})
+}
+
+type boundStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (b *boundStream) Context() context.Context { return b.ctx }
 
 func topicIDPartition(p *rlmmv1.TopicIdPartition) (proto.TopicIDPartition, error) {
 	if p == nil {

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"net"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -121,5 +123,42 @@ func TestServeEndsWhenListenerFails(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Serve did not return")
+	}
+}
+
+// TestCallWithoutDeadlineIsBounded: an assignment whose offsets Kafka never lists (every
+// ListOffsets fails with a retriable error) returns at the call timeout when the client set no
+// deadline, instead of waiting forever.
+func TestCallWithoutDeadlineIsBounded(t *testing.T) {
+	c := newCluster(t)
+	h := serveManager(t, newManager(t, c), WithCallTimeout(500*time.Millisecond))
+	var stopped atomic.Bool
+	t.Cleanup(func() { stopped.Store(true) })
+	c.ControlKey(int16(kmsg.ListOffsets), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		if stopped.Load() {
+			c.DropControl()
+			return nil, nil, false
+		}
+		c.KeepControl()
+		resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
+		for _, rt := range req.(*kmsg.ListOffsetsRequest).Topics {
+			st := kmsg.NewListOffsetsResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewListOffsetsResponseTopicPartition()
+				sp.Partition, sp.ErrorCode = rp.Partition, 6 // NOT_LEADER_OR_FOLLOWER, retriable
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	start := time.Now()
+	_, err := h.client.OnPartitionLeadershipChanges(context.Background(), &rlmmv1.OnPartitionLeadershipChangesRequest{LeaderPartitions: []*rlmmv1.TopicIdPartition{pb(tp0)}})
+	if code := status.Code(err); code != codes.DeadlineExceeded {
+		t.Fatalf("assignment Kafka never answers: %v, want DEADLINE_EXCEEDED", err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("returned after %s with a 500ms call timeout", took)
 	}
 }

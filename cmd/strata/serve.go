@@ -34,6 +34,7 @@ type serveFlags struct {
 	properties     string
 	exitOnStdinEOF bool
 	grace          time.Duration
+	callTimeout    time.Duration
 	closeTimeout   time.Duration
 	logLevel       string
 	metricsAddr    string // see serve_metrics.go
@@ -71,6 +72,7 @@ With --metrics-addr it also serves, over HTTP on a loopback address, Prometheus 
 	fl.StringVar(&f.properties, "properties", "", "the broker's metadata manager properties: a file, or - for stdin (ended by EOF or a line "+propertiesEnd+")")
 	fl.BoolVar(&f.exitOnStdinEOF, "exit-on-stdin-eof", false, "stop when stdin reaches EOF (the parent holds it open for its life)")
 	fl.DurationVar(&f.grace, "grace", serve.DefaultGracePeriod, "how long a stop waits for calls in flight before cancelling them")
+	fl.DurationVar(&f.callTimeout, "call-timeout", serve.DefaultCallTimeout, "bound on a call whose client set no deadline")
 	fl.DurationVar(&f.closeTimeout, "close-timeout", 30*time.Second, "give up closing the manager after this long")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.metricsAddr, "metrics-addr", "", "serve /metrics, /healthz and /readyz on this loopback TCP address (127.0.0.1:PORT)")
@@ -159,6 +161,7 @@ func (f *serveFlags) serverOptions(log *zap.Logger) []serve.Option {
 	return []serve.Option{
 		serve.WithLogger(log.Named("serve")),
 		serve.WithGracePeriod(f.grace),
+		serve.WithCallTimeout(f.callTimeout),
 		serve.WithVersion(version()),
 	}
 }
