@@ -66,7 +66,7 @@ func JoinGroup(r *Remover, group string, opts ...kgo.Opt) (*Group, error) {
 		// A member that stops heartbeating loses its partitions after this long.
 		kgo.SessionTimeout(10 * time.Second),
 	}, opts...)
-	cl, err := kgo.NewClient(all...)
+	cl, err := kgo.NewClient(append(all, r.groupClientMetrics()...)...)
 	if err != nil {
 		return nil, fmt.Errorf("remover: joining group %s: %w", group, err)
 	}

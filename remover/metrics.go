@@ -2,6 +2,8 @@ package remover
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kprom"
 	"go.uber.org/zap"
 
 	"github.com/stratalog/strata/tier"
@@ -9,8 +11,9 @@ import (
 
 // WithMetrics registers the remover's metrics on reg (nothing is registered without it):
 // partitions pending, in progress and waiting to retry, deletions done and attempts failed,
-// metadata partitions owned, read from the remover at scrape time; and, through
-// tier.WithMetrics, Kafka's delete requests, errors and lag for the segments it deletes.
+// metadata partitions owned, read from the remover at scrape time; through tier.WithMetrics,
+// Kafka's delete requests, errors and lag for the segments it deletes; and the franz-go metrics
+// (kprom, strata_remover_kafka_*) of the client a JoinGroup opens.
 // New registers them and Close unregisters the remover's own, so one open remover reports on a
 // registry at a time; a second is logged as an error and reports nothing. Wrap reg with
 // prometheus.WrapRegistererWith to tell several apart.
@@ -84,3 +87,22 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.done, prometheus.CounterValue, float64(done))
 	ch <- prometheus.MustNewConstMetric(c.failures, prometheus.CounterValue, float64(failures))
 }
+
+// groupClientMetrics returns the hooks that report a group client's metrics on the remover's
+// registry: only while this remover's own collector is registered there (so no other remover
+// reports on it) and for one group client at a time, since kprom cannot register twice.
+func (r *Remover) groupClientMetrics() []kgo.Opt {
+	if r.metCollector == nil || !r.groupMetrics.CompareAndSwap(false, true) {
+		return nil
+	}
+	return []kgo.Opt{kgo.WithHooks(
+		kprom.NewMetrics("strata", kprom.Registerer(r.metReg), kprom.Subsystem("remover_kafka")),
+		groupClosed{r},
+	)}
+}
+
+// groupClosed frees the group metrics for the next group client once kprom has unregistered
+// (kprom's own OnClientClosed hook runs first: hooks run in order).
+type groupClosed struct{ r *Remover }
+
+func (g groupClosed) OnClientClosed(*kgo.Client) { g.r.groupMetrics.Store(false) }

@@ -3,11 +3,13 @@ package remover
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
 	"github.com/stratalog/strata/internal/promtest"
@@ -119,4 +121,46 @@ func TestMetricsFollowTheWork(t *testing.T) {
 	if _, ok := scrape()[`strata_remover_partitions_deleted_total`]; ok {
 		t.Error("a closed remover is still reported")
 	}
+}
+
+// A group client's franz-go metrics go to the remover's registry, for one group client at a
+// time, and leave with it.
+func TestMetricsGroupClient(t *testing.T) {
+	c := newCluster(t)
+	reg := prometheus.NewRegistry()
+	r := New(newNode(t, c), newStorage(t), WithLogger(zap.NewNop()), WithMetrics(reg))
+	defer r.Close()
+	kafkaSeries := func() int {
+		n := 0
+		for k := range promtest.ScrapeRegistry(t, reg) {
+			if strings.HasPrefix(k, "strata_remover_kafka_") {
+				n++
+			}
+		}
+		return n
+	}
+	g, err := JoinGroup(r, "metrics", kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	testwait.For(t, 30*time.Second, func() bool { return len(r.Owned()) == numMeta }, func() string { return fmt.Sprint(r.Owned()) })
+	if kafkaSeries() == 0 {
+		t.Fatal("no strata_remover_kafka_ series while the group client runs")
+	}
+	// A second group client of the same remover joins without metrics rather than panicking.
+	g2, err := JoinGroup(r, "metrics-2", kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g2.Close()
+	g.Close()
+	if n := kafkaSeries(); n != 0 {
+		t.Fatalf("%d strata_remover_kafka_ series after the group client closed", n)
+	}
+	g, err = JoinGroup(r, "metrics", kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	testwait.For(t, 30*time.Second, func() bool { return kafkaSeries() > 0 }, func() string { return "no series after joining again" })
 }

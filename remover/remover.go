@@ -21,6 +21,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -112,6 +113,7 @@ type Remover struct {
 	log          *zap.Logger
 	metReg       prometheus.Registerer // see WithMetrics
 	metCollector prometheus.Collector  // registered on metReg; nil without
+	groupMetrics atomic.Bool           // a group client reports on metReg (see groupClientMetrics)
 
 	cancel context.CancelFunc
 	done   chan struct{} // closed when run and every worker have returned
