@@ -308,3 +308,28 @@ func TestClosedManager(t *testing.T) {
 	_, err = h.client.OnPartitionLeadershipChanges(ctx, &rlmmv1.OnPartitionLeadershipChangesRequest{LeaderPartitions: []*rlmmv1.TopicIdPartition{pb(tp1)}})
 	wantStatus(t, "onPartitionLeadershipChanges", err, codes.Unavailable, kindClosed)
 }
+
+// TestNotApplied: writes the store's rules refuse come back FAILED_PRECONDITION with kind
+// NOT_APPLIED and the reason: an update of a segment never added, a transition Kafka forbids.
+func TestNotApplied(t *testing.T) {
+	h, _ := newHarness(t)
+	ctx := ctxT(t)
+	h.assign(t, tp0)
+	_, err := h.client.UpdateRemoteLogSegmentMetadata(ctx, &rlmmv1.UpdateRemoteLogSegmentMetadataRequest{Record: encode(t, update(segment(tp0, 0, 9), proto.CopySegmentFinished))})
+	d := wantStatus(t, "update of an unknown segment", err, codes.FailedPrecondition, kindNotApplied)
+	if d.NotAppliedReason != rlmmv1.NotAppliedReason_NOT_APPLIED_REASON_UNKNOWN_SEGMENT || d.MetadataPartition != 2 {
+		t.Fatalf("detail %v, want reason UNKNOWN_SEGMENT on metadata partition 2", d)
+	}
+	md := segment(tp0, 0, 9)
+	h.add(t, md, true)
+	for _, st := range []proto.SegmentState{proto.DeleteSegmentStarted, proto.DeleteSegmentFinished} {
+		if _, err := h.client.UpdateRemoteLogSegmentMetadata(ctx, &rlmmv1.UpdateRemoteLogSegmentMetadataRequest{Record: encode(t, update(md, st))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = h.client.UpdateRemoteLogSegmentMetadata(ctx, &rlmmv1.UpdateRemoteLogSegmentMetadataRequest{Record: encode(t, update(md, proto.CopySegmentFinished))})
+	d = wantStatus(t, "COPY_SEGMENT_FINISHED after DELETE_SEGMENT_FINISHED", err, codes.FailedPrecondition, kindNotApplied)
+	if r := d.NotAppliedReason; r == rlmmv1.NotAppliedReason_NOT_APPLIED_REASON_UNSPECIFIED {
+		t.Fatalf("detail %v: no reason", d)
+	}
+}
