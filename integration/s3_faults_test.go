@@ -38,9 +38,10 @@ func TestS3EndpointFaultsFailInTime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer hang.Close()
 	var held []net.Conn
+	accepting := make(chan struct{})
 	go func() {
+		defer close(accepting)
 		for {
 			c, err := hang.Accept()
 			if err != nil {
@@ -49,7 +50,10 @@ func TestS3EndpointFaultsFailInTime(t *testing.T) {
 			held = append(held, c) // never read from nor answered
 		}
 	}()
+	// held is the accepting goroutine's until it has returned.
 	defer func() {
+		hang.Close()
+		<-accepting
 		for _, c := range held {
 			c.Close()
 		}
