@@ -54,6 +54,7 @@ settings_diff=$(diff <(kafka_settings "$integration/scripts/start.sh") \
 docker_home=${STRATA_DOCKER_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/strata-docker}
 own_engine=0
 dockerd_pid=
+s3_build=
 project=strata-it-$$
 compose=()
 ran_compose=0
@@ -66,6 +67,12 @@ since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0fs", b - a }';
 cleanup() {
   local t0=$EPOCHREALTIME
   set +e
+  # A build still running in the background (another one failed): its docker client, then it.
+  if [ -n "$s3_build" ] && kill -0 "$s3_build" 2>/dev/null; then
+    pkill -TERM -P "$s3_build"
+    kill -TERM "$s3_build" 2>/dev/null
+    wait "$s3_build" 2>/dev/null
+  fi
   if [ "$ran_compose" = 1 ]; then
     if [ "$status" -ne 0 ]; then
       compose_log "last lines of the servers' logs:"
@@ -263,9 +270,16 @@ if [ "$own_engine" = 1 ] || [ "${STRATA_COMPOSE_LOCAL_BASE:-0}" = 1 ]; then
 fi
 
 # ---- the run's images -----------------------------------------------------------------------------
+# versitygw's build is mostly compiling, Kafka's and the tests' mostly downloading: side by side.
+# The tests' image reuses the stages of Kafka's, so it comes after it.
+build "$s3_image" versitygw.Dockerfile "${base_args[@]}" &
+s3_build=$!
 build "$kafka_image" kafka.Dockerfile "${base_args[@]}"
-build "$s3_image" versitygw.Dockerfile "${base_args[@]}"
 build "$tests_image" tests.Dockerfile "${base_args[@]}"
+s3_status=0
+wait "$s3_build" || s3_status=$?
+s3_build=
+[ "$s3_status" = 0 ] || compose_die "building $s3_image failed"
 
 # ---- the suite ------------------------------------------------------------------------------------
 # Free loopback ports and fresh credentials, as start.sh makes them.
