@@ -63,13 +63,15 @@ func (m *Manager) loop(ctx context.Context) {
 		}
 		m.replaceIfDamaged(ctx)
 		fetches.EachError(func(topic string, p int32, err error) {
-			if errors.Is(err, context.Canceled) {
+			// A poll ended early on purpose (wakeLoop, or the wake-up while a partition is halted).
+			if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 				return
 			}
 			// franz-go retries retriable errors itself; what reaches here is worth a line.
 			m.log.Warn("fetching metadata partition", zap.String("topic", topic), zap.Int32("partition", p), zap.Error(err))
 		})
 		m.process(ctx, fetches)
+		m.checkSkips(ctx)
 	}
 }
 

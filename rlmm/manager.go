@@ -46,12 +46,16 @@ type Manager struct {
 	pollMu     sync.Mutex
 	pollCancel context.CancelFunc // ends the consumer loop's poll in progress (see wakeLoop)
 
-	mu      sync.Mutex
-	closed  bool
-	damage  error // non-nil from the store's damage until the loop has replaced it
-	parts   map[proto.TopicIDPartition]*userPart
-	mps     map[int32]*metaPart
-	changed chan struct{} // closed and replaced whenever readiness may have changed
+	mu     sync.Mutex
+	closed bool
+	damage error // non-nil from the store's damage until the loop has replaced it
+	// skips are the skips of this metadata topic recorded in SkipsTopic, read so far.
+	// skipsChecked is, per metadata partition, the halt SkipsTopic was last read for; and when.
+	skipsChecked map[int32]*HaltError
+	skipsReadAt  time.Time
+	parts        map[proto.TopicIDPartition]*userPart
+	mps          map[int32]*metaPart
+	changed      chan struct{} // closed and replaced whenever readiness may have changed
 }
 
 type userPart struct {
@@ -139,6 +143,8 @@ func New(ctx context.Context, opts ...Option) (*Manager, error) {
 		parts:    map[proto.TopicIDPartition]*userPart{},
 		mps:      map[int32]*metaPart{},
 		changed:  make(chan struct{}),
+
+		skipsChecked: map[int32]*HaltError{},
 	}
 	self.Store(m)
 	if err := m.initTopic(ctx); err != nil {
@@ -154,6 +160,11 @@ func New(ctx context.Context, opts ...Option) (*Manager, error) {
 		client.Close()
 		store.Close()
 		return nil, err
+	}
+	if err := m.initSkips(ctx); err != nil {
+		// Skips recorded for every node are an operator's tool; the manager works without them.
+		m.log.Warn("cannot create the skips topic; SkipEverywhere creates it when first used",
+			zap.String("topic", SkipsTopic), zap.Error(err))
 	}
 	met.bind(m)
 	go m.loop(lifetime)

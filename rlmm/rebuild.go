@@ -152,6 +152,12 @@ func (m *Manager) poll(ctx context.Context) kgo.Fetches {
 	if m.damaged() {
 		cancel()
 	}
+	if len(m.halted()) > 0 {
+		// Wake up to look for a skip recorded for a halted partition (see checkSkips).
+		var tcancel context.CancelFunc
+		pctx, tcancel = context.WithTimeout(pctx, skipsRecheck)
+		defer tcancel()
+	}
 	return m.client.PollRecords(pctx, maxPollRecords)
 }
 

@@ -374,7 +374,8 @@ func (c *cluster) waitLoaded(ctx context.Context, stderr io.Writer) error {
 			doneN += min(s.Applied, s.Target) - s.ResumedAt
 			err := c.m.MetadataPartitionReady(s.Partition)
 			var halt *rlmm.HaltError
-			if err != nil && !errors.As(err, &halt) {
+			// A halt is final once every skip recorded in the skips topic is applied.
+			if err != nil && (!errors.As(err, &halt) || !c.m.SkipsRead()) {
 				pending = true
 			}
 		}

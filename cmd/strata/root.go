@@ -33,7 +33,7 @@ Apache Kafka's own included, and shows what a cluster keeps in remote storage.
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(newDecodeCmd(), newLocateCmd(), newSegmentsCmd(), newPartitionsCmd(), newDescribeCmd(),
-		newTailCmd(), newCheckpointCmd(), newVerifyCmd(), newRepairCmd(), newDemoCmd(), newServeCmd())
+		newTailCmd(), newCheckpointCmd(), newVerifyCmd(), newRepairCmd(), newSkipCmd(), newDemoCmd(), newServeCmd())
 	addExitHelp(root)
 	return root
 }
