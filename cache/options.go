@@ -49,7 +49,7 @@ func WithLookupCacheSize(bytes int64) Option {
 func WithFS(fs vfs.FS) Option { return optionFunc(func(o *options) { o.fs = fs }) }
 
 // WithLogger sets the logger of the store and of the Pebble instance under it. Default
-// zap.NewNop(). Dropped records are logged at debug level (Apply returns them; the caller
+// zap.NewNop(); nil means zap.NewNop() too, as in every package of Strata. Dropped records are logged at debug level (Apply returns them; the caller
 // decides what is worth a warning); opening, skips and resets at info level.
 func WithLogger(l *zap.Logger) Option {
 	return optionFunc(func(o *options) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/stratalog/strata/cache"
 	"github.com/stratalog/strata/proto"
 	"github.com/stratalog/strata/rlmm"
 )
@@ -356,4 +357,71 @@ func TestManagerRemoteLogSizeByEpoch(t *testing.T) {
 	if segs, err := m.SegmentsForEpoch(tp, 1); err != nil || len(segs) != 2 || segs[0].SegmentID != s1.SegmentID || segs[1].SegmentID != s2.SegmentID {
 		t.Errorf("SegmentsForEpoch(1) = %v, %v; want s1 and s2 by start offset", segs, err)
 	}
+}
+
+// TestManagerWriteOutcomes is rlmm's TestWriteOutcomes on the real broker: every reason the store
+// drops a record reaches the write that published it, for a partition the manager follows, with
+// the offset the record landed at; for a partition it leads and has ready the same writes are
+// refused before anything is produced.
+func TestManagerWriteOutcomes(t *testing.T) {
+	m := newManager(t, t.TempDir())
+	ctx := testContext(t, 2*time.Minute)
+	followed := newPartition(t, uniqueTopic(t), 0)
+	led := newPartition(t, uniqueTopic(t), 0)
+	if err := m.AssignPartitions(ctx, []proto.TopicIDPartition{led}, []proto.TopicIDPartition{followed}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.WaitReady(ctx, led, followed); err != nil {
+		t.Fatal(err)
+	}
+	want := func(err, reason error, published bool) {
+		t.Helper()
+		var na *rlmm.NotAppliedError
+		if !errors.As(err, &na) || !errors.Is(err, rlmm.ErrNotApplied) || !errors.Is(err, reason) || na.Published != published {
+			t.Fatalf("err = %v, want a *NotAppliedError (published %t) wrapping %v", err, published, reason)
+		}
+		if !published {
+			return
+		}
+		d, ok, derr := m.View().DroppedAt(na.Partition, na.Offset)
+		if derr != nil || !ok || !errors.Is(d.Reason.Err(), reason) {
+			t.Fatalf("View().DroppedAt(%d, %d) = %+v, %t, %v; want the drop", na.Partition, na.Offset, d, ok, derr)
+		}
+	}
+	put := func(tp proto.TopicIDPartition, st proto.PartitionDeleteState) error {
+		return m.PutPartitionDelete(ctx, &proto.PartitionDeleteMetadata{TopicIDPartition: tp, BrokerID: 1, EventTimestampMs: time.Now().UnixMilli(), State: st})
+	}
+
+	want(m.UpdateSegment(ctx, updateOf(newSegment(followed, 0, 9, 10), proto.CopySegmentFinished)), cache.ErrUnknownSegment, true)
+	s := newSegment(followed, 0, 9, 10)
+	if err := m.AddSegment(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	want(m.UpdateSegment(ctx, updateOf(s, proto.DeleteSegmentFinished)), cache.ErrInvalidTransition, true)
+	if err := m.UpdateSegment(ctx, updateOf(s, proto.CopySegmentFinished)); err != nil {
+		t.Fatal(err)
+	}
+	want(m.AddSegment(ctx, s), cache.ErrInvalidTransition, true)
+	renamed := followed
+	renamed.Topic += "-renamed"
+	want(m.AddSegment(ctx, newSegment(renamed, 10, 19, 10)), cache.ErrPartitionMismatch, true)
+	for _, st := range []proto.PartitionDeleteState{proto.DeletePartitionMarked, proto.DeletePartitionStarted, proto.DeletePartitionFinished} {
+		if err := put(followed, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want(m.AddSegment(ctx, newSegment(followed, 20, 29, 10)), cache.ErrPartitionDeleted, true)
+	want(put(followed, proto.DeletePartitionMarked), cache.ErrPartitionDeleted, true)
+
+	neg := newSegment(followed, -5, 9, 10)
+	if err := m.AddSegment(ctx, neg); !errors.Is(err, rlmm.ErrInvalidArgument) || !errors.Is(err, cache.ErrInvalidRecord) {
+		t.Errorf("add with a negative start offset: %v, want ErrInvalidArgument wrapping cache.ErrInvalidRecord", err)
+	}
+
+	want(m.UpdateSegment(ctx, updateOf(newSegment(led, 0, 9, 10), proto.CopySegmentFinished)), cache.ErrUnknownSegment, false)
+	l := newSegment(led, 0, 9, 10)
+	if err := m.AddSegment(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	want(m.UpdateSegment(ctx, updateOf(l, proto.DeleteSegmentFinished)), cache.ErrInvalidTransition, false)
 }

@@ -18,12 +18,12 @@ import (
 // registry at a time; a second is logged as an error and reports nothing. Wrap reg with
 // prometheus.WrapRegistererWith to tell several apart.
 func WithMetrics(reg prometheus.Registerer) Option {
-	return func(r *Remover) {
+	return optionFunc(func(r *Remover) {
 		r.metReg = reg
 		if reg != nil {
 			r.tierOpts = append(r.tierOpts, tier.WithMetrics(reg))
 		}
-	}
+	})
 }
 
 // registerMetrics registers the remover's collector, if WithMetrics asked for it.

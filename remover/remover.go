@@ -54,40 +54,46 @@ const (
 	DefaultMaxBackoff  = time.Minute
 )
 
-// Option configures New.
-type Option func(*Remover)
+// Option configures New: the functional-option interface of every package of Strata.
+type Option interface{ apply(*Remover) }
+
+type optionFunc func(*Remover)
+
+func (f optionFunc) apply(r *Remover) { f(r) }
 
 // WithBrokerID sets the broker id the events carry. Default 0.
-func WithBrokerID(id int32) Option { return func(r *Remover) { r.brokerID = id } }
+func WithBrokerID(id int32) Option { return optionFunc(func(r *Remover) { r.brokerID = id }) }
 
 // WithConcurrency bounds the partitions deleted at once (each deletes its segments with tier's
 // own bounded concurrency). Default DefaultConcurrency.
 func WithConcurrency(n int) Option {
-	return func(r *Remover) {
+	return optionFunc(func(r *Remover) {
 		if n > 0 {
 			r.concurrency = n
 		}
-	}
+	})
 }
 
 // WithBackoff sets the first and the longest wait before retrying a partition whose deletion
 // failed; each failure doubles the wait. Defaults 500ms and 1 minute.
 func WithBackoff(minWait, maxWait time.Duration) Option {
-	return func(r *Remover) { r.minBackoff, r.maxBackoff = minWait, maxWait }
+	return optionFunc(func(r *Remover) { r.minBackoff, r.maxBackoff = minWait, maxWait })
 }
 
-// WithLogger sets the logger. Default zap.NewNop().
+// WithLogger sets the logger. Default zap.NewNop(); nil means zap.NewNop() too, as in every
+// package of Strata.
 func WithLogger(l *zap.Logger) Option {
-	return func(r *Remover) {
-		if l != nil {
-			r.log = l
+	return optionFunc(func(r *Remover) {
+		if l == nil {
+			l = zap.NewNop()
 		}
-	}
+		r.log = l
+	})
 }
 
 // WithTierOptions passes options to the tier.Tierer that deletes segments.
 func WithTierOptions(opts ...tier.Option) Option {
-	return func(r *Remover) { r.tierOpts = append(r.tierOpts, opts...) }
+	return optionFunc(func(r *Remover) { r.tierOpts = append(r.tierOpts, opts...) })
 }
 
 // Stats counts the remover's work. Pending and InProgress are partitions of owned metadata
@@ -152,7 +158,9 @@ func New(meta Metadata, store rsm.Manager, opts ...Option) *Remover {
 		timers: map[*time.Timer]bool{},
 	}
 	for _, o := range opts {
-		o(r)
+		if o != nil {
+			o.apply(r)
+		}
 	}
 	r.tier = tier.New(meta, store, append([]tier.Option{tier.WithBrokerID(r.brokerID), tier.WithLogger(r.log)}, r.tierOpts...)...)
 	r.registerMetrics()

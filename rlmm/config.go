@@ -2,6 +2,7 @@ package rlmm
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"maps"
 	"path/filepath"
@@ -151,9 +152,18 @@ func WithReplicationFactor(rf int16) Option {
 	return optionFunc(func(c *config) { c.replicationFactor = rf })
 }
 
-// WithRetention sets the topic's retention.ms at creation (remote.log.metadata.topic.retention.ms):
-// -1 (the default) keeps events forever; otherwise it must be positive.
-func WithRetention(ms int64) Option { return optionFunc(func(c *config) { c.retentionMs = ms }) }
+// WithRetention sets the topic's retention at creation (remote.log.metadata.topic.retention.ms,
+// in milliseconds there): a negative duration (the default) keeps events forever; otherwise it
+// must be at least a millisecond.
+func WithRetention(d time.Duration) Option {
+	return optionFunc(func(c *config) {
+		if d < 0 {
+			c.retentionMs = -1
+			return
+		}
+		c.retentionMs = d.Milliseconds()
+	})
+}
 
 // WithMinISR sets the topic's min.insync.replicas at creation (remote.log.metadata.topic.min.isr).
 // Default 2.
@@ -196,12 +206,14 @@ func WithTLS(cfg *tls.Config) Option { return optionFunc(func(c *config) { c.tls
 // WithSASL authenticates with m (franz-go's sasl/plain or sasl/scram).
 func WithSASL(m sasl.Mechanism) Option { return optionFunc(func(c *config) { c.sasl = m }) }
 
-// WithLogger sets the logger. Default zap.NewNop().
+// WithLogger sets the logger. Default zap.NewNop(); nil means zap.NewNop() too, as in every
+// package of Strata.
 func WithLogger(l *zap.Logger) Option {
 	return optionFunc(func(c *config) {
-		if l != nil {
-			c.log = l
+		if l == nil {
+			l = zap.NewNop()
 		}
+		c.log = l
 	})
 }
 
@@ -423,30 +435,39 @@ func splitList(v string) []string {
 }
 
 func (c *config) validate() error {
-	if len(c.errs) > 0 {
-		return c.errs[0]
+	errs := append([]error(nil), c.errs...)
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...))
 	}
-	switch {
-	case len(c.brokers) == 0:
-		return fmt.Errorf("%w: no bootstrap servers (%sbootstrap.servers or WithBootstrapServers)", ErrConfig, PrefixCommonClient)
-	case c.numPartitions <= 0:
-		return fmt.Errorf("%w: %s=%d: must be positive", ErrConfig, PropNumPartitions, c.numPartitions)
-	case c.replicationFactor <= 0:
-		return fmt.Errorf("%w: %s=%d: must be positive", ErrConfig, PropReplicationFactor, c.replicationFactor)
-	case c.retentionMs != -1 && c.retentionMs <= 0:
-		return fmt.Errorf("%w: %s=%d: must be -1 or positive", ErrConfig, PropRetentionMs, c.retentionMs)
-	case c.minISR <= 0:
-		return fmt.Errorf("%w: %s=%d: must be positive", ErrConfig, PropMinISR, c.minISR)
-	case c.consumeWait <= 0:
-		return fmt.Errorf("%w: %s=%d: must be positive", ErrConfig, PropConsumeWaitMs, c.consumeWait.Milliseconds())
-	case c.initRetryMaxTimeout <= 0:
-		return fmt.Errorf("%w: %s=%d: must be positive", ErrConfig, PropInitRetryMaxTimeout, c.initRetryMaxTimeout.Milliseconds())
-	case c.initRetryInterval <= 0:
-		return fmt.Errorf("%w: %s=%d: must be positive", ErrConfig, PropInitRetryInterval, c.initRetryInterval.Milliseconds())
-	case c.cacheDir == "":
-		return fmt.Errorf("%w: no cache directory (%s, %s or WithCacheDir)", ErrConfig, PropCacheDir, PropLogDir)
+	if len(c.brokers) == 0 {
+		bad("no bootstrap servers (%sbootstrap.servers or WithBootstrapServers)", PrefixCommonClient)
 	}
-	return nil
+	if c.numPartitions <= 0 {
+		bad("%s=%d: must be positive", PropNumPartitions, c.numPartitions)
+	}
+	if c.replicationFactor <= 0 {
+		bad("%s=%d: must be positive", PropReplicationFactor, c.replicationFactor)
+	}
+	if c.retentionMs != -1 && c.retentionMs <= 0 {
+		bad("%s=%d: must be -1 or positive", PropRetentionMs, c.retentionMs)
+	}
+	if c.minISR <= 0 {
+		bad("%s=%d: must be positive", PropMinISR, c.minISR)
+	}
+	if c.consumeWait <= 0 {
+		bad("%s=%d: must be positive", PropConsumeWaitMs, c.consumeWait.Milliseconds())
+	}
+	if c.initRetryMaxTimeout <= 0 {
+		bad("%s=%d: must be positive", PropInitRetryMaxTimeout, c.initRetryMaxTimeout.Milliseconds())
+	}
+	if c.initRetryInterval <= 0 {
+		bad("%s=%d: must be positive", PropInitRetryInterval, c.initRetryInterval.Milliseconds())
+	}
+	if c.cacheDir == "" {
+		bad("no cache directory (%s, %s or WithCacheDir)", PropCacheDir, PropLogDir)
+	}
+	// Every problem at once, so that a broker's operator fixes its properties in one go.
+	return errors.Join(errs...)
 }
 
 // isSecret reports whether a property's value must never be printed.

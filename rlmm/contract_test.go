@@ -2,6 +2,7 @@ package rlmm
 
 import (
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -119,5 +120,18 @@ func TestClientOptionsCannotOverrideStrataSettings(t *testing.T) {
 		WithClientOptions(kgo.DisableIdempotentWrite()))
 	if !errors.Is(err, ErrConfig) {
 		t.Errorf("New with idempotence disabled: %v, want ErrConfig", err)
+	}
+}
+
+// New reports every invalid option at once, each naming its property.
+func TestInvalidOptionsReportedTogether(t *testing.T) {
+	_, err := New(ctxT(t), WithMetadataPartitions(0), WithMinISR(-1), WithConsumeWait(0), WithRetention(0))
+	if !errors.Is(err, ErrConfig) {
+		t.Fatalf("err = %v, want ErrConfig", err)
+	}
+	for _, prop := range []string{"bootstrap servers", PropNumPartitions, PropMinISR, PropConsumeWaitMs, PropRetentionMs, "cache directory"} {
+		if !strings.Contains(err.Error(), prop) {
+			t.Errorf("err = %v; does not name %s", err, prop)
+		}
 	}
 }

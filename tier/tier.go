@@ -69,12 +69,14 @@ func WithConcurrency(n int) Option {
 // WithClock sets the clock of the events' timestamps. Default time.Now.
 func WithClock(now func() time.Time) Option { return func(t *Tierer) { t.now = now } }
 
-// WithLogger sets the logger. Default zap.NewNop().
+// WithLogger sets the logger. Default zap.NewNop(); nil means zap.NewNop() too, as in every
+// package of Strata.
 func WithLogger(l *zap.Logger) Option {
 	return func(t *Tierer) {
-		if l != nil {
-			t.log = l
+		if l == nil {
+			l = zap.NewNop()
 		}
+		t.log = l
 	}
 }
 
