@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -116,5 +117,45 @@ func TestLocate(t *testing.T) {
 		if _, errOut, code := runCLI(t, "", args...); code == 0 || errOut == "" {
 			t.Errorf("%v: code %d, stderr %q", args, code, errOut)
 		}
+	}
+}
+
+// kafkaBytesString prints b as org.apache.kafka.common.utils.Bytes.toString does: a byte from
+// ' ' to '~' other than '\' as itself, any other as \xHH.
+func kafkaBytesString(b []byte) string {
+	var s strings.Builder
+	for _, c := range b {
+		if c >= ' ' && c <= '~' && c != '\\' {
+			s.WriteByte(c)
+		} else {
+			fmt.Fprintf(&s, "\\x%02X", c)
+		}
+	}
+	return s.String()
+}
+
+func TestDecodeEscaped(t *testing.T) {
+	all := make([]byte, 256)
+	for i := range all {
+		all[i] = byte(i)
+	}
+	for _, b := range [][]byte{all, []byte(" lead and trail "), []byte(`\x41`), {}} {
+		got, err := decodeEscaped(kafkaBytesString(b))
+		if err != nil || !bytes.Equal(got, b) {
+			t.Errorf("%q: got %q, %v", kafkaBytesString(b), got, err)
+		}
+	}
+	for _, bad := range []string{`\`, `\x4`, `\y41`, `\xZZ`, "tab\there", "é"} {
+		if _, err := decodeEscaped(bad); err == nil || !strings.Contains(err.Error(), "column") {
+			t.Errorf("%q: err %v, want one naming the column", bad, err)
+		}
+	}
+	// Spaces are bytes of the value: a record whose topic name holds one decodes only if kept.
+	tp := cliTP
+	tp.Topic = " spaced topic "
+	b := mustEncode(t, &proto.PartitionDeleteMetadata{TopicIDPartition: tp, State: proto.DeletePartitionStarted})
+	out, errOut, code := runCLI(t, kafkaBytesString(b)+"\n\n", "decode", "--input", "escaped", "--format", "text")
+	if code != exitOK || !strings.Contains(out, " spaced topic ") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 }
