@@ -38,14 +38,28 @@ func percentile(d []time.Duration, p float64) time.Duration {
 }
 
 // BenchmarkPublishLatency measures publish-to-visible latency against kfake: each add and each
-// finish returns only once the manager's own store has applied it.
+// finish returns only once the manager's own store has applied it. linger=0 is the manager's
+// own setting; linger=10ms is franz-go's default, which the manager overrides: it shows what a
+// linger costs every write.
 func BenchmarkPublishLatency(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		opts []Option
+	}{
+		{"linger=0", nil},
+		{"linger=10ms", []Option{WithClientOptions(kgo.ProducerLinger(10 * time.Millisecond))}},
+	} {
+		b.Run(c.name, func(b *testing.B) { benchPublishLatency(b, c.opts...) })
+	}
+}
+
+func benchPublishLatency(b *testing.B, opts ...Option) {
 	c, err := kfake.NewCluster(kfake.NumBrokers(1))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer c.Close()
-	m := quietManager(b, c, b.TempDir())
+	m := quietManager(b, c, b.TempDir(), opts...)
 	defer m.Close()
 	ctx := context.Background()
 	if err := m.AssignPartitions(ctx, []proto.TopicIDPartition{tp0}, nil); err != nil {
