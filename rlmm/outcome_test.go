@@ -228,7 +228,9 @@ func TestWriteIncompleteAfterPublishing(t *testing.T) {
 	before := endOffset(t, c, 2)
 	stop := failFetches(c)
 	defer stop()
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	// Long enough for the acknowledgement even on a loaded machine; the record is never applied,
+	// since every fetch fails.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	err := m.AddSegment(ctx, segment(tp0, 0, 9))
 	var inc *IncompleteError
