@@ -88,8 +88,8 @@ func Page(w io.Writer, r *Run) error {
 		p("\n")
 	}
 	if fetched, err := (Row{phase: LoadPhase, metric: measure.RestartFetched}).values(r.Strata, wl.Events); err == nil {
-		p("On restart Strata fetched a median of %s records (the tail since its store's offsets); Kafka\n", formatCount(Median(fetched)))
-		p("re-read all %s events.\n\n", formatCount(float64(wl.Events)))
+		p("On restart Strata fetched a median of %s records (the tail since its store's offsets); Kafka\n", FormatCount(Median(fetched)))
+		p("re-read all %s events.\n\n", FormatCount(float64(wl.Events)))
 	}
 
 	p("## As history grows\n\n")
@@ -108,30 +108,30 @@ func Page(w io.Writer, r *Run) error {
 	p("that a one-node broker needs. The sides run alternately, Strata first in odd rounds and Kafka first in\n")
 	p("even ones; all load rounds run before the publish rounds, so every load reads exactly the filled topic.\n\n")
 	p("- **Topic.** Filled once, before the rounds, with %s events (in %s, %s/s): %s user partitions\n",
-		formatCount(float64(wl.Events)), formatDuration(wl.Fill.Round(time.Millisecond)),
-		formatCount(float64(wl.Events)/wl.Fill.Seconds()), formatCount(float64(wl.UserPartitions)))
+		FormatCount(float64(wl.Events)), FormatDuration(wl.Fill.Round(time.Millisecond)),
+		FormatCount(float64(wl.Events)/wl.Fill.Seconds()), FormatCount(float64(wl.UserPartitions)))
 	p("  (%d topics with random topic ids, of %d partitions each) × %s segments × 2 events\n",
-		wl.Topics, wl.UserPartitions/max(wl.Topics, 1), formatCount(float64(wl.SegmentsPerPartition)))
+		wl.Topics, wl.UserPartitions/max(wl.Topics, 1), FormatCount(float64(wl.SegmentsPerPartition)))
 	p("  (COPY_SEGMENT_STARTED, then COPY_SEGMENT_FINISHED), in Kafka's byte format, written by Strata's\n")
 	p("  codec (`proto.Encode`) through franz-go with its default producer settings (snappy-compressed\n")
 	p("  batches) to the metadata partition Kafka's partitioner picks. Segment j of a partition covers\n")
 	p("  offsets [%d·j, %d·(j+1)), all in leader epoch 0.\n", wl.SegmentSpan, wl.SegmentSpan)
 	p("- **1. Publish.** A manager assigned one new user partition (on the same metadata partition for both\n")
-	p("  sides) adds %s segments and finishes each, one call at a time, each call returning once the manager\n", formatCount(float64(wl.PublishSegments)))
+	p("  sides) adds %s segments and finishes each, one call at a time, each call returning once the manager\n", FormatCount(float64(wl.PublishSegments)))
 	p("  has applied its own record (read-your-writes; Kafka's future completes then). The first %d segments\n", wl.PublishWarmup)
 	p("  are a warm-up and not measured. Kafka's call completes once its producer's send is acknowledged\n")
 	p("  and its consumer has read the record, which it checks every 50 ms (ConsumerManager's recheck\n")
 	p("  interval): each call takes either a few milliseconds or about 50, depending on which comes first.\n")
 	p("- **2. Cold load.** From creating the manager (Strata: `rlmm.New` on an empty store; Kafka: construct,\n")
-	p("  configure, onBrokerReady) with all %s user partitions assigned, until every one of them is ready\n", formatCount(float64(wl.UserPartitions)))
+	p("  configure, onBrokerReady) with all %s user partitions assigned, until every one of them is ready\n", FormatCount(float64(wl.UserPartitions)))
 	p("  (Strata: `WaitReady`; Kafka: `isReady`, polled every millisecond, as it offers no notification).\n")
 	p("- **3. Restart.** In the same process, after the lookups: the manager is closed, and the time from\n")
 	p("  creating it again until every partition is ready is measured. Strata resumes from its on-disk store;\n")
 	p("  Kafka keeps nothing and replays every assigned metadata partition.\n")
 	p("- **4. Lookup.** Segment for offset (`SegmentFor` / `remoteLogSegmentMetadata`) in leader epoch 0, at\n")
 	p("  %s segments (%s events), after the cold load: %s lookups of keys drawn by the same generator\n",
-		formatCount(float64(wl.Events/2)), formatCount(float64(wl.Events)), formatCount(float64(wl.Lookups)))
-	p("  (SplitMix64: a random user partition, a random offset) after %s unmeasured warm-up lookups. Each\n", formatCount(float64(wl.LookupWarmup)))
+		FormatCount(float64(wl.Events/2)), FormatCount(float64(wl.Events)), FormatCount(float64(wl.Lookups)))
+	p("  (SplitMix64: a random user partition, a random offset) after %s unmeasured warm-up lookups. Each\n", FormatCount(float64(wl.LookupWarmup)))
 	p("  lookup must find the expected segment, and both sides' checksums of what they found must agree.\n")
 	p("  Then as many lookups as consumers reading from remote storage make them: a random segment of a\n")
 	p("  random partition, read from its start in %d steps (one lookup a fetch of a tenth of the segment).\n", workload.ConsumerSteps)
@@ -156,7 +156,7 @@ func Page(w io.Writer, r *Run) error {
 	p("| JVM options (Kafka's side) | `%s` |\n", v.JVMArgs)
 	p("| Kafka broker | %s |\n", v.KafkaBroker)
 	p("| Kafka's metadata manager | %s |\n", v.KafkaRLMM)
-	p("| Benchmark wall time | %s (filling the topic and every round) |\n\n", formatDuration(r.Elapsed.Round(time.Second)))
+	p("| Benchmark wall time | %s (filling the topic and every round) |\n\n", FormatDuration(r.Elapsed.Round(time.Second)))
 
 	p("## Every round\n\n")
 	var rounds strings.Builder

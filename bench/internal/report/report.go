@@ -200,18 +200,19 @@ func Median(vs []float64) float64 {
 func (row Row) format(v float64) string {
 	switch row.unit {
 	case durationMs:
-		return formatDuration(time.Duration(v * float64(time.Millisecond)))
+		return FormatDuration(time.Duration(v * float64(time.Millisecond)))
 	case durationNs:
-		return formatDuration(time.Duration(v))
+		return FormatDuration(time.Duration(v))
 	case bytesUnit:
 		return fmt.Sprintf("%.1f MiB", v/(1<<20))
 	case perSecond:
-		return formatCount(v) + "/s"
+		return FormatCount(v) + "/s"
 	}
 	return fmt.Sprint(v)
 }
 
-func formatDuration(d time.Duration) string {
+// FormatDuration prints d in the unit that suits it: ns, µs, ms, s, or minutes.
+func FormatDuration(d time.Duration) string {
 	switch {
 	case d < time.Microsecond:
 		return fmt.Sprintf("%d ns", d.Nanoseconds())
@@ -225,8 +226,8 @@ func formatDuration(d time.Duration) string {
 	return fmt.Sprintf("%.2f s", d.Seconds())
 }
 
-// formatCount prints n with thousands separators, rounded to a whole number.
-func formatCount(n float64) string {
+// FormatCount prints n with thousands separators, rounded to a whole number.
+func FormatCount(n float64) string {
 	s := fmt.Sprintf("%.0f", n)
 	var b strings.Builder
 	for i, c := range s {
@@ -251,7 +252,7 @@ func FormatAdvantage(a float64) string {
 
 func ratio(a float64) string {
 	if a >= 100 {
-		return formatCount(a)
+		return FormatCount(a)
 	}
 	return fmt.Sprintf("%.1f", a)
 }

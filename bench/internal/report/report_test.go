@@ -136,15 +136,15 @@ func TestTargetStatus(t *testing.T) {
 
 func TestFormats(t *testing.T) {
 	for in, want := range map[float64]string{0: "0", 12: "12", 1234: "1,234", 1234567.6: "1,234,568"} {
-		if got := formatCount(in); got != want {
-			t.Errorf("formatCount(%v) = %q, want %q", in, got, want)
+		if got := FormatCount(in); got != want {
+			t.Errorf("FormatCount(%v) = %q, want %q", in, got, want)
 		}
 	}
 	for in, want := range map[time.Duration]string{
 		500: "500 ns", 1500: "1.5 µs", 2500 * time.Microsecond: "2.5 ms", 2500 * time.Millisecond: "2.50 s", 14*time.Minute + 400*time.Millisecond: "14m0s",
 	} {
-		if got := formatDuration(in); got != want {
-			t.Errorf("formatDuration(%v) = %q, want %q", in, got, want)
+		if got := FormatDuration(in); got != want {
+			t.Errorf("FormatDuration(%v) = %q, want %q", in, got, want)
 		}
 	}
 	for in, want := range map[float64]string{2: "2.0× better", 0.5: "2.0× worse", 1234: "1,234× better", math.Inf(1): "∞"} {

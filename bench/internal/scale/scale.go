@@ -10,6 +10,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"time"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -78,7 +79,7 @@ func Table(w io.Writer, ps []Point) error {
 		m := p.Metrics
 		cold := m[measure.ColdLoadMs]
 		fmt.Fprintf(&b, "| %s | %s | %s | %s/s | %s | %s | %s | %s | %s | %s |\n",
-			count(p.Events), p.Side, ms(cold), thousands(float64(p.Events)/(cold/1000)), ms(m[measure.RestartMs]),
+			count(p.Events), p.Side, ms(cold), report.FormatCount(float64(p.Events)/(cold/1000)), ms(m[measure.RestartMs]),
 			ns(m[measure.LookupP50Ns]), ns(m[measure.LookupP99Ns]), mib(m[measure.PeakRSSBytes]),
 			mib(m[measure.HeapAfterGCBytes]), mib(m[measure.DiskBytes]))
 	}
@@ -172,35 +173,13 @@ func count(n int64) string {
 	return fmt.Sprint(n)
 }
 
-func ms(v float64) string {
-	if v >= 1000 {
-		return fmt.Sprintf("%.2f s", v/1000)
-	}
-	return fmt.Sprintf("%.1f ms", v)
-}
+func ms(v float64) string { return report.FormatDuration(time.Duration(v * float64(time.Millisecond))) }
 
-func ns(v float64) string {
-	if v >= 1000 {
-		return fmt.Sprintf("%.1f µs", v/1000)
-	}
-	return fmt.Sprintf("%.0f ns", v)
-}
+func ns(v float64) string { return report.FormatDuration(time.Duration(v)) }
 
 func mib(v float64) string {
 	if v >= 1<<30 {
 		return fmt.Sprintf("%.2f GiB", v/(1<<30))
 	}
 	return fmt.Sprintf("%.1f MiB", v/(1<<20))
-}
-
-func thousands(v float64) string {
-	s := fmt.Sprintf("%.0f", v)
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
 }
