@@ -251,6 +251,14 @@ func TestFind(t *testing.T) {
 			f.apply(t3)
 			f.applyDropped(update(t3, proto.DeleteSegmentFinished, now), s)
 		}, want: []string{"dropped-record orders-0 mp0@2", "dropped-record orders-0 mp0@4", "dropped-record orders-0 mp0@5"}},
+		{name: "repeated deletion markers are no anomaly, a late segment of a deleted partition is", setup: func(f *fixture) {
+			marked := &proto.PartitionDeleteMetadata{TopicIDPartition: tp1, State: proto.DeletePartitionMarked}
+			f.apply(marked, &proto.PartitionDeleteMetadata{TopicIDPartition: tp1, State: proto.DeletePartitionStarted})
+			f.applyDropped(marked) // while the deletion runs: STARTED -> MARKED
+			f.apply(&proto.PartitionDeleteMetadata{TopicIDPartition: tp1, State: proto.DeletePartitionFinished})
+			f.applyDropped(marked)                // after it finished
+			f.applyDropped(seg(tp1, 1, 0, 99, 0)) // an old leader's copy, after it finished
+		}, want: []string{"dropped-record orders-1 mp0@5"}},
 		{name: "order: partitions, then storage, then the topic", storage: true,
 			halts: []*rlmm.HaltError{{Partition: 1, Offset: 2, Cause: errors.New("bad")}},
 			setup: func(f *fixture) {

@@ -148,6 +148,9 @@ func Find(ctx context.Context, md Metadata, st rsm.Manager, o Options) ([]Anomal
 	}
 	for i := range dropped {
 		d := &dropped[i]
+		if repeatedDeletion(d) {
+			continue
+		}
 		what := "a partition-delete record"
 		if d.Segment != proto.ZeroUUID {
 			what = "a record of segment " + d.Segment.String()
@@ -159,6 +162,17 @@ func Find(ctx context.Context, md Metadata, st rsm.Manager, o Options) ([]Anomal
 			Detail: fmt.Sprintf("%s-%d offset %d, %s, not applied (%s): %s", proto.TopicName, d.Partition, d.Offset, what, d.Reason, d.Detail)})
 	}
 	return out, nil
+}
+
+// repeatedDeletion reports whether d is a partition-delete record dropped because the
+// partition's deletion was already under way or done: a broker publishes
+// DELETE_PARTITION_MARKED again for a topic whose deletion it retries, and a remover that
+// resumes another's work may repeat a step. Such a record changes nothing and loses nothing, so
+// it is no anomaly. A deletion that truly stalls shows as an unfinished partition deletion, and
+// a late record of a segment stays reported.
+func repeatedDeletion(d *cache.DroppedRecord) bool {
+	return d.Segment == proto.ZeroUUID && d.UserPartition != (proto.TopicIDPartition{}) &&
+		(d.Reason == cache.PartitionDeleted || d.Reason == cache.InvalidTransition)
 }
 
 // SortedPartitions returns every user partition md knows, ordered by topic name and partition.
