@@ -89,7 +89,10 @@ func TestRemover(t *testing.T) {
 
 	// The remover owns every metadata partition; before the clock starts it has read them all,
 	// so that the time measured is the deletion's alone.
-	rem := remover.New(m, st, remover.WithBrokerID(1), remover.WithLogger(zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))))
+	rem, err := remover.New(m, st, remover.WithBrokerID(1), remover.WithLogger(zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))))
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { rem.Close() })
 	all := make([]int32, kafkaMetadataPartitions)
 	for i := range all {

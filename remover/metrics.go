@@ -1,10 +1,11 @@
 package remover
 
 import (
+	"fmt"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kprom"
-	"go.uber.org/zap"
 
 	"github.com/stratalog/strata/tier"
 )
@@ -15,7 +16,7 @@ import (
 // Kafka's delete requests, errors and lag for the segments it deletes; and the franz-go metrics
 // (kprom, strata_remover_kafka_*) of the client a JoinGroup opens.
 // New registers them and Close unregisters the remover's own, so one open remover reports on a
-// registry at a time; a second is logged as an error and reports nothing. Wrap reg with
+// registry at a time; New fails for a second (ErrConfig). Wrap reg with
 // prometheus.WrapRegistererWith to tell several apart.
 func WithMetrics(reg prometheus.Registerer) Option {
 	return optionFunc(func(r *Remover) {
@@ -27,16 +28,16 @@ func WithMetrics(reg prometheus.Registerer) Option {
 }
 
 // registerMetrics registers the remover's collector, if WithMetrics asked for it.
-func (r *Remover) registerMetrics() {
+func (r *Remover) registerMetrics() error {
 	if r.metReg == nil {
-		return
+		return nil
 	}
 	c := newCollector(r)
 	if err := r.metReg.Register(c); err != nil {
-		r.log.Error("remover: metrics not registered (is another remover open on this registry?)", zap.Error(err))
-		return
+		return fmt.Errorf("%w: WithMetrics: registering the remover's metrics (is another remover open on this registry?): %w", ErrConfig, err)
 	}
 	r.metCollector = c
+	return nil
 }
 
 func (r *Remover) unregisterMetrics() {

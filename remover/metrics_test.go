@@ -51,7 +51,7 @@ func TestMetricsFollowTheWork(t *testing.T) {
 
 	reg := prometheus.NewRegistry()
 	gs := &gateStore{Manager: store, release: make(chan struct{})}
-	r := New(node, gs, WithConcurrency(1), WithBackoff(20*time.Millisecond, 40*time.Millisecond), WithLogger(zap.NewNop()), WithMetrics(reg))
+	r := mustNew(t, node, gs, WithConcurrency(1), WithBackoff(20*time.Millisecond, 40*time.Millisecond), WithLogger(zap.NewNop()), WithMetrics(reg))
 	defer r.Close()
 	if err := r.SetOwned(ctxT(t), []int32{0, 1, 2, 3}); err != nil {
 		t.Fatal(err)
@@ -128,7 +128,7 @@ func TestMetricsFollowTheWork(t *testing.T) {
 func TestMetricsGroupClient(t *testing.T) {
 	c := newCluster(t)
 	reg := prometheus.NewRegistry()
-	r := New(newNode(t, c), newStorage(t), WithLogger(zap.NewNop()), WithMetrics(reg))
+	r := mustNew(t, newNode(t, c), newStorage(t), WithLogger(zap.NewNop()), WithMetrics(reg))
 	defer r.Close()
 	kafkaSeries := func() int {
 		n := 0

@@ -47,6 +47,9 @@ type Metadata interface {
 // ErrClosed is returned by SetOwned and Own once the remover is closed.
 var ErrClosed = errors.New("remover: closed")
 
+// ErrConfig is wrapped by the error New returns for an invalid option; the message names it.
+var ErrConfig = errors.New("remover: invalid configuration")
+
 // Defaults.
 const (
 	DefaultConcurrency = 4
@@ -66,18 +69,28 @@ func WithBrokerID(id int32) Option { return optionFunc(func(r *Remover) { r.brok
 
 // WithConcurrency bounds the partitions deleted at once (each deletes its segments with tier's
 // own bounded concurrency). Default DefaultConcurrency.
+// Must be positive.
 func WithConcurrency(n int) Option {
 	return optionFunc(func(r *Remover) {
-		if n > 0 {
-			r.concurrency = n
+		if n <= 0 {
+			r.optErrs = append(r.optErrs, fmt.Errorf("%w: WithConcurrency(%d): must be positive", ErrConfig, n))
+			return
 		}
+		r.concurrency = n
 	})
 }
 
 // WithBackoff sets the first and the longest wait before retrying a partition whose deletion
-// failed; each failure doubles the wait. Defaults 500ms and 1 minute.
+// failed; each failure doubles the wait. Defaults 500ms and 1 minute. minWait must be
+// positive and maxWait at least minWait.
 func WithBackoff(minWait, maxWait time.Duration) Option {
-	return optionFunc(func(r *Remover) { r.minBackoff, r.maxBackoff = minWait, maxWait })
+	return optionFunc(func(r *Remover) {
+		if minWait <= 0 || maxWait < minWait {
+			r.optErrs = append(r.optErrs, fmt.Errorf("%w: WithBackoff(%s, %s): want 0 < min <= max", ErrConfig, minWait, maxWait))
+			return
+		}
+		r.minBackoff, r.maxBackoff = minWait, maxWait
+	})
 }
 
 // WithLogger sets the logger. Default zap.NewNop(); nil means zap.NewNop() too, as in every
@@ -112,6 +125,7 @@ type Remover struct {
 	meta         Metadata
 	tier         *tier.Tierer
 	tierOpts     []tier.Option
+	optErrs      []error // invalid options, returned by New
 	brokerID     int32
 	concurrency  int
 	minBackoff   time.Duration
@@ -150,7 +164,10 @@ type retryState struct {
 
 // New starts a remover that publishes through meta and deletes from store. It owns nothing
 // until SetOwned or JoinGroup.
-func New(meta Metadata, store rsm.Manager, opts ...Option) *Remover {
+//
+// It returns an error wrapping ErrConfig, naming every invalid option at once, and starts
+// nothing then.
+func New(meta Metadata, store rsm.Manager, opts ...Option) (*Remover, error) {
 	r := &Remover{
 		meta: meta, concurrency: DefaultConcurrency, minBackoff: DefaultMinBackoff, maxBackoff: DefaultMaxBackoff,
 		log: zap.NewNop(), done: make(chan struct{}), wake: make(chan struct{}, 1),
@@ -162,14 +179,19 @@ func New(meta Metadata, store rsm.Manager, opts ...Option) *Remover {
 			o.apply(r)
 		}
 	}
+	if err := errors.Join(r.optErrs...); err != nil {
+		return nil, err
+	}
 	r.tier = tier.New(meta, store, append([]tier.Option{tier.WithBrokerID(r.brokerID), tier.WithLogger(r.log)}, r.tierOpts...)...)
-	r.registerMetrics()
+	if err := r.registerMetrics(); err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	r.wg.Add(1)
 	go r.run(ctx)
 	go func() { r.wg.Wait(); close(r.done) }()
-	return r
+	return r, nil
 }
 
 // SetOwned makes mps the metadata partitions this remover owns: it starts watching those it

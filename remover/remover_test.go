@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -190,7 +191,7 @@ func TestDuplicateMarkersDeleteOnce(t *testing.T) {
 	seed(t, node, store, keep, 3)
 	mark(t, node, tp, 3)
 
-	r := New(node, store, WithLogger(zap.NewNop()))
+	r := mustNew(t, node, store, WithLogger(zap.NewNop()))
 	defer r.Close()
 	all := []int32{0, 1, 2, 3}
 	if err := r.SetOwned(ctxT(t), all); err != nil {
@@ -229,7 +230,7 @@ func TestInstancesShareWork(t *testing.T) {
 	var removers []*Remover
 	for _, mps := range owners {
 		n := newNode(t, c)
-		r := New(n, store)
+		r := mustNew(t, n, store)
 		defer r.Close()
 		if err := r.SetOwned(ctxT(t), mps); err != nil {
 			t.Fatal(err)
@@ -264,7 +265,7 @@ func TestGroupSharesAndFailsOver(t *testing.T) {
 	var rs []*Remover
 	var gs []*Group
 	for i := 0; i < 2; i++ {
-		r := New(newNode(t, c), store)
+		r := mustNew(t, newNode(t, c), store)
 		g, err := JoinGroup(r, group, kgo.SeedBrokers(c.ListenAddrs()...))
 		if err != nil {
 			t.Fatal(err)
@@ -360,7 +361,7 @@ func TestCrashAfterEveryStepConverges(t *testing.T) {
 			mp := proto.MetadataPartition(tp, numMeta)
 
 			crash := &crashAfter{limit: int64(limit)}
-			a := New(&crashMeta{nodeA, crash}, &crashStore{store, crash}, WithTierOptions(tier.WithConcurrency(1)), WithBackoff(time.Hour, time.Hour))
+			a := mustNew(t, &crashMeta{nodeA, crash}, &crashStore{store, crash}, WithTierOptions(tier.WithConcurrency(1)), WithBackoff(time.Hour, time.Hour))
 			if err := a.Own(ctxT(t), mp); err != nil {
 				t.Fatal(err)
 			}
@@ -371,7 +372,7 @@ func TestCrashAfterEveryStepConverges(t *testing.T) {
 				func() string { return fmt.Sprintf("remover A still at work: %+v", a.Stats()) })
 			a.Close()
 
-			b := New(nodeB, store)
+			b := mustNew(t, nodeB, store)
 			defer b.Close()
 			if err := b.Own(ctxT(t), mp); err != nil {
 				t.Fatal(err)
@@ -402,7 +403,7 @@ func TestStorageKeepsRefusing(t *testing.T) {
 	seed(t, node, store, tp, 2)
 	mark(t, node, tp, 1)
 	never := &crashAfter{limit: 0}
-	r := New(node, &crashStore{store, never}, WithBackoff(20*time.Millisecond, 40*time.Millisecond))
+	r := mustNew(t, node, &crashStore{store, never}, WithBackoff(20*time.Millisecond, 40*time.Millisecond))
 	defer r.Close()
 	if err := r.Own(ctxT(t), proto.MetadataPartition(tp, numMeta)); err != nil {
 		t.Fatal(err)
@@ -431,7 +432,7 @@ func TestStorageKeepsRefusing(t *testing.T) {
 func TestOwnAfterClose(t *testing.T) {
 	c := newCluster(t)
 	m := newNode(t, c)
-	r := New(m, newStorage(t))
+	r := mustNew(t, m, newStorage(t))
 	if err := r.Own(ctxT(t), 1); err != nil {
 		t.Fatal(err)
 	}
@@ -452,5 +453,29 @@ func TestOwnAfterClose(t *testing.T) {
 	}
 	if err := r.Close(); err != nil {
 		t.Errorf("second Close: %v, want nil", err)
+	}
+}
+
+// mustNew is New for a test whose options are valid.
+func mustNew(t testing.TB, meta Metadata, store rsm.Manager, opts ...Option) *Remover {
+	t.Helper()
+	r, err := New(meta, store, opts...)
+	if err != nil {
+		t.Fatalf("remover.New: %v", err)
+	}
+	return r
+}
+
+// Invalid options are all reported at once, and nothing is started.
+func TestNewRefusesInvalidOptions(t *testing.T) {
+	c := newCluster(t)
+	r, err := New(newNode(t, c), newStorage(t), WithConcurrency(0), WithBackoff(time.Second, time.Millisecond))
+	if r != nil || !errors.Is(err, ErrConfig) {
+		t.Fatalf("New = %v, %v; want ErrConfig", r, err)
+	}
+	for _, want := range []string{"WithConcurrency(0)", "WithBackoff(1s, 1ms)"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %s", err, want)
+		}
 	}
 }

@@ -242,7 +242,10 @@ func (b *demoBroker) play(ctx context.Context, payments, audit kadm.TopicDetail,
 		EventTimestampMs: time.Now().UnixMilli(), State: proto.DeletePartitionMarked}); err != nil {
 		return err
 	}
-	r := remover.New(b.m, b.store, remover.WithBrokerID(1))
+	r, err := remover.New(b.m, b.store, remover.WithBrokerID(1))
+	if err != nil {
+		return err
+	}
 	defer r.Close()
 	if err := r.SetOwned(ctx, []int32{0, 1, 2, 3, 4}); err != nil {
 		return err

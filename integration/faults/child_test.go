@@ -165,7 +165,10 @@ func childMain(spec childSpec) error {
 		}
 		return nil
 	case "remove":
-		rem := remover.New(meta, st, remover.WithBrokerID(3), remover.WithBackoff(200*time.Millisecond, 2*time.Second), remover.WithLogger(log))
+		rem, err := remover.New(meta, st, remover.WithBrokerID(3), remover.WithBackoff(200*time.Millisecond, 2*time.Second), remover.WithLogger(log))
+		if err != nil {
+			return err
+		}
 		defer rem.Close()
 		all := make([]int32, metadataPartitions)
 		for i := range all {

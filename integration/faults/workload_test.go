@@ -270,8 +270,12 @@ func newWorkload(t *testing.T, s *suite, name string, withRemover bool) *workloa
 		}
 	}
 	if withRemover {
-		w.rem = remover.New(w.remMeta, w.store, remover.WithBrokerID(2), remover.WithBackoff(200*time.Millisecond, 2*time.Second),
+		var err error
+		w.rem, err = remover.New(w.remMeta, w.store, remover.WithBrokerID(2), remover.WithBackoff(200*time.Millisecond, 2*time.Second),
 			remover.WithLogger(s.log.Named("remover")))
+		if err != nil {
+			t.Fatal(err)
+		}
 		all := make([]int32, metadataPartitions)
 		for i := range all {
 			all[i] = int32(i)
