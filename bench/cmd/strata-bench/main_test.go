@@ -104,8 +104,7 @@ func TestScaleSeries(t *testing.T) {
 	oom := side{name: "Kafka", kafka: true, command: func(ctx context.Context, phase string, args ...string) *exec.Cmd {
 		calls++
 		return exec.CommandContext(ctx, "sh", "-c", `echo "some log line" >&2
-echo 'Exception in thread "RLMMConsumerTask" java.lang.OutOfMemoryError: Java heap space' >&2
-echo "Terminating due to java.lang.OutOfMemoryError: Java heap space" >&2; exit 3`)
+echo "Terminating due to java.lang.OutOfMemoryError: Java heap space"; exit 3`)
 	}}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -400,8 +400,10 @@ func runPhase(ctx context.Context, s side, round, rounds int, work, phase string
 	defer cancel()
 	cmd := s.command(ctx, phase, append([]string{args[0], dir}, args[1:]...)...)
 	var out bytes.Buffer
-	cmd.Stdout = &out
 	errs := &lastError{}
+	// The JVM prints its own fatal messages ("Terminating due to java.lang.OutOfMemoryError")
+	// on stdout, where the result goes: both streams are searched for the error.
+	cmd.Stdout = io.MultiWriter(&out, errs)
 	cmd.Stderr = io.MultiWriter(&prefixWriter{w: os.Stderr, prefix: fmt.Sprintf("[%s %s] ", strings.ToLower(s.name), phase)}, errs)
 	logf("round %d/%d: %s, %s", round+1, rounds, s.name, phase)
 	t0 := time.Now()
