@@ -2,8 +2,9 @@
 # Usage: bench/run.sh   (what `make bench` runs)
 #
 # Measures Strata's metadata manager (rlmm) against Apache Kafka's own
-# TopicBasedRemoteLogMetadataManager on the same real broker, prints the table and writes
-# docs/BENCHMARKS.md. It builds Kafka's side (bench/kafka-rlmm, with Maven, into
+# TopicBasedRemoteLogMetadataManager on the same real broker, and, as a third side, Strata through
+# its Kafka plugin (bin/strata-kafka.jar and its strata serve child, driven by Kafka's side's Java
+# program as a broker drives a manager), prints the tables and writes docs/BENCHMARKS.md. It builds Kafka's side (bench/kafka-rlmm, with Maven, into
 # $STRATA_CACHE/bench) and Strata's (bin/strata-bench), then runs `strata-bench run` under
 # integration/run.sh, which installs, starts and stops a fresh Kafka broker with tiered storage.
 # About 15 minutes at the full size on 2 cores, most of it Kafka's publish workload.
@@ -63,8 +64,9 @@ mvn -B -q -Dstyle.color=never -f bench/kafka-rlmm/pom.xml \
   -Dkafka.version="$STRATA_KAFKA_VERSION" -Dbench.build.dir="$build" \
   compile dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$build/libs" >&2
 
-strata_log "building Strata's side (bin/strata-bench)"
+strata_log "building Strata's side (bin/strata-bench) and the plugin's (bin/strata, bin/strata-kafka.jar)"
 go build -o bin/strata-bench ./bench/cmd/strata-bench
+make -s build kafka-plugin >&2
 
 if [ -n "${STRATA_BENCH_SCALE:-}" ]; then
   results=$(mktemp -d)
@@ -103,6 +105,8 @@ integration/run.sh bin/strata-bench run \
   -lookups "${STRATA_BENCH_LOOKUPS:-100000}" \
   -jvm-opts "${STRATA_BENCH_KAFKA_JVM_OPTS:--Xmx1g}" \
   -kafka-classpath "$build/classes:$build/libs/*" \
+  -plugin-jar bin/strata-kafka.jar \
+  -strata-binary bin/strata \
   -kafka-version "$STRATA_KAFKA_VERSION" \
   -strata-commit "$commit" \
   -out "${STRATA_BENCH_OUT:-docs/BENCHMARKS.md}" \

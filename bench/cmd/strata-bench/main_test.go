@@ -60,7 +60,7 @@ func TestRun(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := run(ctx, cfg, selfSide(t, "Strata"), selfSide(t, "Kafka"), nil); err != nil {
+	if err := run(ctx, cfg, selfSide(t, "Strata"), selfSide(t, "Kafka"), nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	page, err := os.ReadFile(out)
@@ -78,7 +78,7 @@ func TestRun(t *testing.T) {
 	}
 
 	// The topic was not empty any more: a second run refuses it.
-	err = run(ctx, cfg, selfSide(t, "Strata"), selfSide(t, "Kafka"), nil)
+	err = run(ctx, cfg, selfSide(t, "Strata"), selfSide(t, "Kafka"), nil, nil)
 	if err == nil || !strings.Contains(err.Error(), "needs a fresh broker") {
 		t.Fatalf("second run: %v, want a refusal of the used topic", err)
 	}
@@ -110,7 +110,7 @@ echo "Terminating due to java.lang.OutOfMemoryError: Java heap space"; exit 3`)
 	defer cancel()
 	big := selfSide(t, "Kafka -Xmx8g")
 	big.kafka = true
-	if err := run(ctx, cfg, selfSide(t, "Strata"), oom, &big); err != nil {
+	if err := run(ctx, cfg, selfSide(t, "Strata"), oom, &big, nil); err != nil {
 		t.Fatal(err)
 	}
 	if calls != 1 {
@@ -148,12 +148,101 @@ echo "Terminating due to java.lang.OutOfMemoryError: Java heap space"; exit 3`)
 }
 
 func TestOrderAlternates(t *testing.T) {
-	s, k := side{name: "Strata"}, side{name: "Kafka"}
+	s, k, p := side{name: "Strata"}, side{name: "Kafka"}, side{name: "Plugin"}
 	for round, want := range []string{"Strata Kafka", "Kafka Strata", "Strata Kafka"} {
 		o := order(round, s, k)
 		if got := o[0].name + " " + o[1].name; got != want {
 			t.Errorf("round %d: %s, want %s", round+1, got, want)
 		}
+	}
+	for round, want := range []string{"Strata Kafka Plugin", "Kafka Plugin Strata", "Plugin Strata Kafka", "Strata Kafka Plugin"} {
+		o := order(round, s, k, p)
+		if got := o[0].name + " " + o[1].name + " " + o[2].name; got != want {
+			t.Errorf("round %d of three: %s, want %s", round+1, got, want)
+		}
+	}
+}
+
+// TestRunPlugin runs the benchmark with a third side standing in for the plugin: every phase of
+// it runs, in turn first of the three, and the page shows its table and its rounds.
+func TestRunPlugin(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(5, proto.TopicName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	out := filepath.Join(t.TempDir(), "BENCHMARKS.md")
+	cfg := runConfig{
+		brokers: c.ListenAddrs()[0], events: 2000, rounds: 3, publishSegments: 3, publishWarmup: 1,
+		lookups: 50, lookupWarmup: 5, kafkaVersion: "test", out: out, command: "make bench", workDir: t.TempDir(),
+	}
+	var ran []string
+	counted := func(s side) side {
+		command := s.command
+		s.command = func(ctx context.Context, phase string, args ...string) *exec.Cmd {
+			ran = append(ran, s.name+" "+phase)
+			return command(ctx, phase, args...)
+		}
+		return s
+	}
+	plugin := counted(selfSide(t, pluginName))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := run(ctx, cfg, counted(selfSide(t, "Strata")), counted(selfSide(t, "Kafka")), nil, &plugin); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"Strata load", "Kafka load", "Strata plugin load",
+		"Kafka load", "Strata plugin load", "Strata load",
+		"Strata plugin load", "Strata load", "Kafka load",
+		"Strata publish", "Kafka publish", "Strata plugin publish",
+		"Kafka publish", "Strata plugin publish", "Strata publish",
+		"Strata plugin publish", "Strata publish", "Kafka publish",
+	}
+	if strings.Join(ran, ", ") != strings.Join(want, ", ") {
+		t.Errorf("ran %q,\nwant %q", ran, want)
+	}
+	page, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"## Strata through its Kafka plugin", "| 3. Restart", "Plugin #3", "Kafka #3"} {
+		if !bytes.Contains(page, []byte(want)) {
+			t.Errorf("the page lacks %q:\n%s", want, page)
+		}
+	}
+}
+
+// TestPluginSide checks the command of the plugin side: Kafka's side's Java program with the
+// plugin's class, its jar on the classpath and the strata command passed to its configuration.
+func TestPluginSide(t *testing.T) {
+	dir := t.TempDir()
+	jar, binary := filepath.Join(dir, "strata-kafka.jar"), filepath.Join(dir, "strata")
+	cfg := runConfig{java: "java", jvmOpts: "-Xmx1g", kafkaClasspath: "/k/classes:/k/libs/*", pluginJar: jar, strataBinary: binary, readyTimeout: time.Minute}
+	if _, err := pluginSide(cfg); err == nil || !strings.Contains(err.Error(), "make kafka-plugin") {
+		t.Fatalf("pluginSide without the jar: %v, want an error naming make kafka-plugin", err)
+	}
+	if err := os.WriteFile(jar, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pluginSide(cfg); err == nil || !strings.Contains(err.Error(), "make build") {
+		t.Fatalf("pluginSide without the strata command: %v, want an error naming make build", err)
+	}
+	if err := os.WriteFile(binary, nil, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s, err := pluginSide(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(s.command(context.Background(), "load", "W", "D").Args, " ")
+	want := "java -Xmx1g -XX:+ExitOnOutOfMemoryError -Dstrata.bench.ready.timeout.s=60 -Dstrata.bench.manager=" + pluginClass +
+		" -Dstrata.bench.config.strata.binary=" + binary + " -cp /k/classes:/k/libs/*:" + jar + " " + kafkaMain + " load W D"
+	if got != want {
+		t.Errorf("command:\n%s\nwant\n%s", got, want)
+	}
+	if s.name != pluginName || s.kafka {
+		t.Errorf("side %q (kafka %v), want %q, not Kafka's", s.name, s.kafka, pluginName)
 	}
 }
 

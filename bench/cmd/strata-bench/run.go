@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,6 +25,14 @@ import (
 
 // kafkaMain is the Java side's main class (bench/kafka-rlmm).
 const kafkaMain = "io.github.stratalog.strata.bench.KafkaRlmmBench"
+
+// pluginClass is Strata's RemoteLogMetadataManager for Kafka (kafka-plugin/, bin/strata-kafka.jar),
+// which the Java side drives instead of Kafka's manager for the plugin side.
+const pluginClass = "io.github.stratalog.strata.kafka.StrataRemoteLogMetadataManager"
+
+// pluginName is the third side's name: Strata as Kafka's RemoteLogManager sees it, through the
+// plugin and its strata serve child.
+const pluginName = "Strata plugin"
 
 // childTimeout bounds one side's process: a hung manager fails the run instead of stalling it.
 const childTimeout = 30 * time.Minute
@@ -50,6 +59,10 @@ type runConfig struct {
 	skipPublish      bool
 	results          string
 	readyTimeout     time.Duration
+	// The plugin side: Strata's plugin jar and the strata command it starts; both empty, no
+	// plugin side.
+	pluginJar    string
+	strataBinary string
 }
 
 func runCommand(ctx context.Context, args []string) error {
@@ -74,6 +87,8 @@ func runCommand(ctx context.Context, args []string) error {
 	fs.BoolVar(&c.skipPublish, "skip-publish", false, "skip the publish workload (the scale series measures the load phase only)")
 	fs.StringVar(&c.results, "results", "", "also write every side's load results, and how a side failed, as JSON to this file")
 	fs.DurationVar(&c.readyTimeout, "ready-timeout", 15*time.Minute, "how long Kafka's side may take to become ready, at the cold load and at the restart")
+	fs.StringVar(&c.pluginJar, "plugin-jar", "", "Strata's plugin for Kafka (bin/strata-kafka.jar): adds a third side, the plugin driven by Kafka's side's Java program (needs -strata-binary)")
+	fs.StringVar(&c.strataBinary, "strata-binary", "", "the strata command the plugin starts as its child (bin/strata)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -87,6 +102,8 @@ func runCommand(ctx context.Context, args []string) error {
 		return errors.New("run: -kafka-classpath is required")
 	case c.rounds < 1:
 		return fmt.Errorf("run: -rounds must be at least 1, got %d", c.rounds)
+	case (c.pluginJar == "") != (c.strataBinary == ""):
+		return errors.New("run: -plugin-jar and -strata-binary go together")
 	}
 	strata, kafka, err := sides(c)
 	if err != nil {
@@ -97,7 +114,15 @@ func runCommand(ctx context.Context, args []string) error {
 		b := kafkaSide(c, c.kafkaBigHeapOpts)
 		big = &b
 	}
-	return run(ctx, c, strata, kafka, big)
+	var plugin *side
+	if c.pluginJar != "" {
+		p, err := pluginSide(c)
+		if err != nil {
+			return err
+		}
+		plugin = &p
+	}
+	return run(ctx, c, strata, kafka, big, plugin)
 }
 
 // side is one of the two managers measured: how to start its process for a phase ("load" or
@@ -135,7 +160,38 @@ func kafkaSide(c runConfig, jvmOpts string) side {
 	}}
 }
 
-func run(ctx context.Context, c runConfig, strata, kafka side, big *side) error {
+// pluginSide is Strata's plugin for Kafka, driven by the Java program of Kafka's side through the
+// RemoteLogMetadataManager interface, in a JVM with the same options as Kafka's side. The plugin
+// starts the strata command as its child; its store goes beside the manager's log.dir, inside the
+// phase's folder.
+func pluginSide(c runConfig) (side, error) {
+	jar, err := filepath.Abs(c.pluginJar)
+	if err == nil {
+		_, err = os.Stat(jar)
+	}
+	if err != nil {
+		return side{}, fmt.Errorf("run: the plugin jar (make kafka-plugin): %w", err)
+	}
+	binary, err := filepath.Abs(c.strataBinary)
+	if err == nil {
+		_, err = os.Stat(binary)
+	}
+	if err != nil {
+		return side{}, fmt.Errorf("run: the strata command (make build): %w", err)
+	}
+	return side{name: pluginName, command: func(ctx context.Context, phase string, args ...string) *exec.Cmd {
+		a := append(strings.Fields(c.jvmOpts), "-XX:+ExitOnOutOfMemoryError",
+			fmt.Sprintf("-Dstrata.bench.ready.timeout.s=%d", int64(c.readyTimeout.Seconds())),
+			"-Dstrata.bench.manager="+pluginClass,
+			"-Dstrata.bench.config.strata.binary="+binary,
+			"-cp", c.kafkaClasspath+string(os.PathListSeparator)+jar, kafkaMain, phase)
+		return exec.CommandContext(ctx, c.java, append(a, args...)...)
+	}}, nil
+}
+
+// run measures the sides: Strata's and Kafka's always, big (the scale series' Kafka with a large
+// heap, load phase only) and plugin (Strata through its Kafka plugin, every phase) when not nil.
+func run(ctx context.Context, c runConfig, strata, kafka side, big, plugin *side) error {
 	started := time.Now()
 	// The sides' stores and the workload file go in a folder of their own, removed at the end.
 	work, err := os.MkdirTemp(c.workDir, "strata-bench-")
@@ -173,11 +229,18 @@ func run(ctx context.Context, c runConfig, strata, kafka side, big *side) error 
 		r.Versions.Strata = c.strataCommit
 	}
 	results := map[string]*report.Side{strata.name: &r.Strata, kafka.name: &r.Kafka}
+	// The sides every phase runs, in the order of round 1; order rotates it.
+	every := []side{strata, kafka}
+	if plugin != nil {
+		r.Plugin = &report.Side{}
+		results[plugin.name] = r.Plugin
+		every = append(every, *plugin)
+	}
 
 	// Every load round first: publishing appends to the topic, and each load must read exactly
 	// what the fill wrote. Alternating which side goes first evens out what one side leaves
 	// behind for the other (the broker's page cache, a busy disk).
-	all := []side{strata, kafka}
+	all := slices.Clone(every)
 	if big != nil {
 		all = append(all, *big)
 	}
@@ -190,7 +253,7 @@ func run(ctx context.Context, c runConfig, strata, kafka side, big *side) error 
 		loads[scale.Sides[i].Name] = &scale.Sides[i]
 	}
 	for round := range c.rounds {
-		sides := order(round, strata, kafka)
+		sides := order(round, every...)
 		if big != nil {
 			sides = append(sides, *big)
 		}
@@ -242,7 +305,7 @@ func run(ctx context.Context, c runConfig, strata, kafka side, big *side) error 
 	// that no side finds the other's segments and both write to a partition of the same size.
 	target := proto.MetadataPartition(spec.Partitions[0], spec.MetadataPartitions)
 	for round := range c.rounds {
-		for _, s := range order(round, strata, kafka) {
+		for _, s := range order(round, every...) {
 			tp := publishPartition(target, spec.MetadataPartitions)
 			res, err := runPhase(ctx, s, round, c.rounds, work, "publish", specPath, tp.TopicID.String(), tp.Topic, fmt.Sprint(tp.Partition))
 			if err != nil {
@@ -261,6 +324,16 @@ func run(ctx context.Context, c runConfig, strata, kafka side, big *side) error 
 	if err := report.Table(os.Stdout, lines); err != nil {
 		return err
 	}
+	if r.Plugin != nil {
+		pl, err := r.PluginLines()
+		if err != nil {
+			return err
+		}
+		fmt.Printf("\nStrata through its Kafka plugin (StrataRemoteLogMetadataManager and its strata serve child) against Kafka's manager\n\n")
+		if err := report.PluginTable(os.Stdout, pl); err != nil {
+			return err
+		}
+	}
 	var page bytes.Buffer
 	if err := report.Page(&page, r); err != nil {
 		return err
@@ -275,13 +348,16 @@ func run(ctx context.Context, c runConfig, strata, kafka side, big *side) error 
 	return nil
 }
 
-// order is the order of the sides in a round: Strata first in odd rounds (counting from 1),
-// Kafka first in even ones.
-func order(round int, strata, kafka side) []side {
-	if round%2 == 0 {
-		return []side{strata, kafka}
+// order is the order of the sides in a round: as given in round 1, then rotated by one each
+// round, so that each side goes first in turn (with two: Strata first in odd rounds, counting
+// from 1, Kafka first in even ones).
+func order(round int, sides ...side) []side {
+	n := len(sides)
+	out := make([]side, 0, n)
+	for i := range n {
+		out = append(out, sides[(round+i)%n])
 	}
-	return []side{kafka, strata}
+	return out
 }
 
 // fillTopic checks that __remote_log_metadata exists and is empty, makes the workload and
@@ -391,7 +467,7 @@ func publishPartition(target, metadataPartitions int32) proto.TopicIDPartition {
 // runPhase runs one side's process for one phase in a fresh folder and returns what it
 // printed. Its stderr (logs, errors) goes to ours.
 func runPhase(ctx context.Context, s side, round, rounds int, work, phase string, args ...string) (measure.Result, error) {
-	dir, err := os.MkdirTemp(work, strings.ToLower(s.name)+"-"+phase+"-")
+	dir, err := os.MkdirTemp(work, strings.ReplaceAll(strings.ToLower(s.name), " ", "-")+"-"+phase+"-")
 	if err != nil {
 		return measure.Result{}, fmt.Errorf("run: %w", err)
 	}

@@ -21,7 +21,7 @@ import (
 // The figures a side reports, by the names both sides print.
 const (
 	ColdLoadMs       = "cold_load_ms"        // manager created -> every user partition ready
-	PeakRSSBytes     = "peak_rss_bytes"      // VmHWM right after the cold load
+	PeakRSSBytes     = "peak_rss_bytes"      // VmHWM right after the cold load (with the process's children's)
 	HeapAfterGCBytes = "heap_after_gc_bytes" // heap in use after a full collection, manager open
 	LookupP50Ns      = "lookup_p50_ns"
 	LookupP99Ns      = "lookup_p99_ns"
@@ -34,6 +34,10 @@ const (
 	AddP99Ns            = "add_p99_ns"
 	FinishP50Ns         = "finish_p50_ns"
 	FinishP99Ns         = "finish_p99_ns"
+
+	// ChildPeakRSSBytes is the part of PeakRSSBytes held by the side's child processes (the
+	// plugin's strata serve); only the Java side reports it.
+	ChildPeakRSSBytes = "child_peak_rss_bytes"
 
 	// RestartFetched is Strata's own: records its restart fetched (Kafka re-reads the topic).
 	RestartFetched = "restart_fetched"

@@ -20,6 +20,16 @@ func Table(w io.Writer, lines []Line) error {
 	return writeTable(w, rows)
 }
 
+// PluginTable writes the plugin's table: Strata through its Kafka plugin against Kafka's manager.
+func PluginTable(w io.Writer, lines []Line) error {
+	rows := [][]string{{"Workload", "Figure", "Strata plugin", "Kafka", "Plugin's advantage", "Target"}}
+	for _, l := range lines {
+		rows = append(rows, []string{l.Workload, l.Figure, l.format(l.Strata), l.format(l.Kafka),
+			FormatAdvantage(l.Advantage), l.TargetStatus()})
+	}
+	return writeTable(w, rows)
+}
+
 // writeTable writes rows (the first is the header) as a Markdown table padded to line up.
 func writeTable(w io.Writer, rows [][]string) error {
 	widths := make([]int, len(rows[0]))
@@ -90,6 +100,12 @@ func Page(w io.Writer, r *Run) error {
 	if fetched, err := (Row{phase: LoadPhase, metric: measure.RestartFetched}).values(r.Strata, wl.Events); err == nil {
 		p("On restart Strata fetched a median of %s records (the tail since its store's offsets); Kafka\n", FormatCount(Median(fetched)))
 		p("re-read all %s events.\n\n", FormatCount(float64(wl.Events)))
+	}
+
+	if r.Plugin != nil {
+		if err := pluginSection(p, r); err != nil {
+			return err
+		}
 	}
 
 	p("## As history grows\n\n")
@@ -168,6 +184,42 @@ func Page(w io.Writer, r *Run) error {
 	return err
 }
 
+// pluginSection writes the plugin's table and what it measures.
+func pluginSection(p func(string, ...any), r *Run) error {
+	lines, err := r.PluginLines()
+	if err != nil {
+		return err
+	}
+	p("## Strata through its Kafka plugin\n\n")
+	p("What a broker sees: Strata's `StrataRemoteLogMetadataManager` (`bin/strata-kafka.jar`, which starts\n")
+	p("`strata serve` as its child and calls it over gRPC on a Unix socket), driven by the same Java program\n")
+	p("and workload as Kafka's manager, through the `RemoteLogMetadataManager` interface, in a JVM with the\n")
+	p("same options. Peak RSS is the JVM's VmHWM plus its child's (`/proc/<pid>/status` of each descendant).\n")
+	p("With this third side the three take turns going first, one round each, in every phase.\n")
+	p("Medians of %d rounds; *the plugin's advantage* is Kafka's figure over the plugin's.\n\n", r.Rounds)
+	var table strings.Builder
+	if err := PluginTable(&table, lines); err != nil {
+		return err
+	}
+	p("%s\n", table.String())
+	var missed []Line
+	for _, l := range lines {
+		if !l.Met() {
+			missed = append(missed, l)
+		}
+	}
+	if len(missed) == 0 {
+		p("Every target of the plugin is met.\n\n")
+		return nil
+	}
+	p("Targets of the plugin missed:\n\n")
+	for _, l := range missed {
+		p("- %s, %s: %s; %s.\n", l.Workload, l.Figure, l.format(l.Strata), l.Shortfall())
+	}
+	p("\n")
+	return nil
+}
+
 // roundsTable writes each row's figure on each side in every round, in run order.
 func roundsTable(w io.Writer, r *Run) error {
 	header := []string{"Figure"}
@@ -177,10 +229,17 @@ func roundsTable(w io.Writer, r *Run) error {
 	for i := range r.Rounds {
 		header = append(header, fmt.Sprintf("Kafka #%d", i+1))
 	}
+	sides := []Side{r.Strata, r.Kafka}
+	if r.Plugin != nil {
+		for i := range r.Rounds {
+			header = append(header, fmt.Sprintf("Plugin #%d", i+1))
+		}
+		sides = append(sides, *r.Plugin)
+	}
 	rows := [][]string{header}
 	for _, row := range Rows {
 		cells := []string{row.Workload[3:] + ", " + row.Figure}
-		for _, side := range []Side{r.Strata, r.Kafka} {
+		for _, side := range sides {
 			vs, err := row.values(side, r.Workload.Events)
 			if err != nil {
 				return fmt.Errorf("report: %s %s: %w", row.Workload, row.Figure, err)

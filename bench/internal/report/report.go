@@ -58,6 +58,8 @@ type Run struct {
 	Rounds   int
 	Strata   Side
 	Kafka    Side
+	// Plugin is Strata through its Kafka plugin, driven as Kafka's side is; nil when not run.
+	Plugin   *Side
 	Machine  Machine
 	Versions Versions
 	Command  string        // the command that reproduces the run
@@ -86,6 +88,8 @@ type Row struct {
 	higherIsBetter bool
 	// Target is the advantage Strata must reach (0: none).
 	Target float64
+	// Under is a bound Strata's figure must stay below, in the metric's unit (0: none).
+	Under float64
 	// eventsPerSecond: the figure is the workload's events over metric (a time in ms).
 	eventsPerSecond bool
 }
@@ -109,6 +113,23 @@ var Rows = []Row{
 	{Workload: "5. Memory", Figure: "heap in use after full GC", phase: LoadPhase, metric: measure.HeapAfterGCBytes, unit: bytesUnit},
 }
 
+// PluginRows are the lines of the plugin's table: Strata through its Kafka plugin against
+// Kafka's manager, as Kafka's RemoteLogManager sees them. The targets are the project's claims for
+// the plugin: publish p50 still at least 5 times lower, a lookup through the socket under 50 µs
+// at the median, restart at least 50 times faster. Peak RSS is the JVM's plus its strata serve
+// child's.
+var PluginRows = []Row{
+	{Workload: "1. Publish", Figure: "add segment, p50", phase: PublishPhase, metric: measure.AddP50Ns, unit: durationNs, Target: 5},
+	{Workload: "1. Publish", Figure: "add segment, p99", phase: PublishPhase, metric: measure.AddP99Ns, unit: durationNs},
+	{Workload: "1. Publish", Figure: "finish segment, p50", phase: PublishPhase, metric: measure.FinishP50Ns, unit: durationNs, Target: 5},
+	{Workload: "1. Publish", Figure: "finish segment, p99", phase: PublishPhase, metric: measure.FinishP99Ns, unit: durationNs},
+	{Workload: "2. Cold load", Figure: "time until ready", phase: LoadPhase, metric: measure.ColdLoadMs, unit: durationMs},
+	{Workload: "3. Restart", Figure: "time until ready", phase: LoadPhase, metric: measure.RestartMs, unit: durationMs, Target: 50},
+	{Workload: "4. Lookup", Figure: "segment for offset, p50", phase: LoadPhase, metric: measure.LookupP50Ns, unit: durationNs, Under: 50_000},
+	{Workload: "4. Lookup", Figure: "segment for offset, p99", phase: LoadPhase, metric: measure.LookupP99Ns, unit: durationNs},
+	{Workload: "5. Memory", Figure: "peak RSS, JVM + strata serve", phase: LoadPhase, metric: measure.PeakRSSBytes, unit: bytesUnit},
+}
+
 // Line is a row with its figures.
 type Line struct {
 	Row
@@ -118,7 +139,12 @@ type Line struct {
 }
 
 // Met reports whether the line's target is met; true when it has none.
-func (l Line) Met() bool { return l.Target == 0 || l.Advantage >= l.Target }
+func (l Line) Met() bool {
+	if l.Under > 0 {
+		return l.Strata < l.Under
+	}
+	return l.Target == 0 || l.Advantage >= l.Target
+}
 
 // Lines computes the table of r.
 func (r *Run) Lines() ([]Line, error) {
@@ -130,13 +156,29 @@ func (r *Run) Lines() ([]Line, error) {
 			return nil, fmt.Errorf("report: %s has %d load and %d publish results for %d rounds", side.name, len(side.Load), len(side.Publish), r.Rounds)
 		}
 	}
+	return lines(Rows, "Strata", r.Strata, r.Kafka, r.Workload.Events)
+}
+
+// PluginLines computes the plugin's table of r: Strata through its Kafka plugin against Kafka.
+func (r *Run) PluginLines() ([]Line, error) {
+	if r.Plugin == nil {
+		return nil, fmt.Errorf("report: the run has no plugin side")
+	}
+	if len(r.Plugin.Load) != r.Rounds || len(r.Plugin.Publish) != r.Rounds {
+		return nil, fmt.Errorf("report: the plugin has %d load and %d publish results for %d rounds", len(r.Plugin.Load), len(r.Plugin.Publish), r.Rounds)
+	}
+	return lines(PluginRows, "the plugin", *r.Plugin, r.Kafka, r.Workload.Events)
+}
+
+// lines computes rows for strata (the side named name) against kafka.
+func lines(rows []Row, name string, strata, kafka Side, events int64) ([]Line, error) {
 	var out []Line
-	for _, row := range Rows {
-		s, err := row.median(r.Strata, r.Workload.Events)
+	for _, row := range rows {
+		s, err := row.median(strata, events)
 		if err != nil {
-			return nil, fmt.Errorf("report: Strata, %s %s: %w", row.Workload, row.Figure, err)
+			return nil, fmt.Errorf("report: %s, %s %s: %w", name, row.Workload, row.Figure, err)
 		}
-		k, err := row.median(r.Kafka, r.Workload.Events)
+		k, err := row.median(kafka, events)
 		if err != nil {
 			return nil, fmt.Errorf("report: Kafka, %s %s: %w", row.Workload, row.Figure, err)
 		}
@@ -261,6 +303,10 @@ func ratio(a float64) string {
 // the table's last column.
 func (l Line) TargetStatus() string {
 	switch {
+	case l.Under > 0 && l.Met():
+		return "met (< " + l.format(l.Under) + ")"
+	case l.Under > 0:
+		return "MISSED (" + l.Shortfall() + ")"
 	case l.Target == 0:
 		return ""
 	case l.Met() && l.Target == 1:
@@ -273,6 +319,9 @@ func (l Line) TargetStatus() string {
 
 // Shortfall says by how much a missed target is missed.
 func (l Line) Shortfall() string {
+	if l.Under > 0 {
+		return fmt.Sprintf("under %s wanted: %s× over", l.format(l.Under), ratio(l.Strata/l.Under))
+	}
 	if l.Target == 1 {
 		return fmt.Sprintf("no slower wanted: %s× slower", ratio(1/l.Advantage))
 	}

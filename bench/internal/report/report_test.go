@@ -199,3 +199,86 @@ func TestLinesNeedEveryRound(t *testing.T) {
 		t.Fatalf("Lines: %v", err)
 	}
 }
+
+// pluginRun is sampleRun with a plugin side: publish 10× better than Kafka's (target met),
+// restart 20× better (50× wanted: missed), lookup p50 60 µs (under 50 µs wanted: missed).
+func pluginRun() *Run {
+	r := sampleRun()
+	mib := float64(1 << 20)
+	r.Plugin = &Side{
+		Load: []measure.Result{
+			loadResult(4000, 125, 300*mib, 50*mib, 60_000, 90_000),
+			loadResult(4000, 125, 310*mib, 50*mib, 60_000, 90_000),
+			loadResult(4000, 125, 320*mib, 50*mib, 60_000, 90_000),
+		},
+		Publish: []measure.Result{
+			publishResult(6e6, 9e6, 6e6, 9e6),
+			publishResult(6e6, 9e6, 6e6, 9e6),
+			publishResult(6e6, 9e6, 6e6, 9e6),
+		},
+	}
+	return r
+}
+
+func TestPluginLines(t *testing.T) {
+	lines, err := pluginRun().PluginLines()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		workload, figure string
+		plugin, kafka    float64
+		status           string
+	}{
+		{"Publish", "add segment, p50", 6e6, 60e6, "met (≥ 5×)"},
+		{"Restart", "time until ready", 125, 2500, "MISSED (≥ 50× wanted: 2.5× short)"},
+		{"Lookup", "segment for offset, p50", 60_000, 3_500, "MISSED (under 50.0 µs wanted: 1.2× over)"},
+		{"Memory", "peak RSS, JVM + strata serve", 310 * float64(1<<20), 800 * float64(1<<20), ""},
+	} {
+		l := line(t, lines, c.workload, c.figure)
+		if l.Strata != c.plugin || l.Kafka != c.kafka || l.TargetStatus() != c.status {
+			t.Errorf("%s %s: plugin %v, Kafka %v, %q; want %v, %v, %q", c.workload, c.figure, l.Strata, l.Kafka, l.TargetStatus(), c.plugin, c.kafka, c.status)
+		}
+	}
+	met := Line{Row: Row{unit: durationNs, Under: 50_000}, Strata: 20_000}
+	if !met.Met() || met.TargetStatus() != "met (< 50.0 µs)" {
+		t.Errorf("a 20 µs lookup under a 50 µs bound: %v, %q", met.Met(), met.TargetStatus())
+	}
+}
+
+func TestPluginLinesNeedEveryRound(t *testing.T) {
+	r := pluginRun()
+	r.Plugin.Load = r.Plugin.Load[:1]
+	if _, err := r.PluginLines(); err == nil || !strings.Contains(err.Error(), "the plugin has 1 load and 3 publish results for 3 rounds") {
+		t.Fatalf("PluginLines: %v", err)
+	}
+	if _, err := sampleRun().PluginLines(); err == nil {
+		t.Fatal("PluginLines of a run without a plugin side: no error")
+	}
+}
+
+func TestPagePlugin(t *testing.T) {
+	var b strings.Builder
+	if err := Page(&b, pluginRun()); err != nil {
+		t.Fatal(err)
+	}
+	page := b.String()
+	for _, want := range []string{
+		"## Strata through its Kafka plugin",
+		"| Workload     | Figure                       | Strata plugin | Kafka     | Plugin's advantage | Target",
+		"- 4. Lookup, segment for offset, p50: 60.0 µs; under 50.0 µs wanted: 1.2× over.\n",
+		"Plugin #3",
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page lacks %q:\n%s", want, page)
+		}
+	}
+	// Without a plugin side the page has no such section.
+	b.Reset()
+	if err := Page(&b, sampleRun()); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "Kafka plugin") || strings.Contains(b.String(), "Plugin #") {
+		t.Error("a run without a plugin side shows one")
+	}
+}

@@ -3,13 +3,16 @@ package io.github.stratalog.strata.bench;
 import org.apache.kafka.common.TopicIdPartition;
 import org.apache.kafka.common.Uuid;
 import org.apache.kafka.common.utils.AppInfoParser;
+import org.apache.kafka.server.log.remote.metadata.storage.BrokerReadyCallback;
 import org.apache.kafka.server.log.remote.metadata.storage.TopicBasedRemoteLogMetadataManager;
+import org.apache.kafka.server.log.remote.storage.RemoteLogMetadataManager;
 import org.apache.kafka.server.log.remote.storage.RemoteLogSegmentId;
 import org.apache.kafka.server.log.remote.storage.RemoteLogSegmentMetadata;
 import org.apache.kafka.server.log.remote.storage.RemoteLogSegmentMetadataUpdate;
 import org.apache.kafka.server.log.remote.storage.RemoteLogSegmentState;
 
 import java.lang.management.ManagementFactory;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.HashMap;
@@ -23,6 +26,12 @@ import java.util.Set;
  * The Kafka side of Strata's benchmark: drives Apache Kafka's own TopicBasedRemoteLogMetadataManager
  * through its public interface, exactly the steps bench/internal/strataside runs through Strata's
  * rlmm, and prints what it measured as one JSON line on stdout.
+ *
+ * <p>The manager is any RemoteLogMetadataManager: system property strata.bench.manager names its
+ * class (default Kafka's TopicBasedRemoteLogMetadataManager), which must be on the classpath; the
+ * same code then measures Strata's plugin (io.github.stratalog.strata.kafka.StrataRemoteLogMetadataManager)
+ * as Kafka's RemoteLogManager sees it. System properties strata.bench.config.KEY add KEY to the
+ * manager's configuration (e.g. strata.bench.config.strata.binary).
  *
  * <pre>
  * load WORKLOAD DIR                              cold load, memory, lookups, restart
@@ -43,6 +52,11 @@ public final class KafkaRlmmBench {
     private static final String CONSUMER_THREAD = "RLMMConsumerTask";
     /** slf4j-simple's level property. */
     private static final String LOG_LEVEL = "org.slf4j.simpleLogger.defaultLogLevel";
+    /** The manager's class: system property strata.bench.manager. */
+    private static final String MANAGER_CLASS =
+        System.getProperty("strata.bench.manager", TopicBasedRemoteLogMetadataManager.class.getName());
+    /** The prefix of system properties passed on to the manager's configuration. */
+    private static final String CONFIG_PREFIX = "strata.bench.config.";
 
     private KafkaRlmmBench() {
     }
@@ -90,6 +104,7 @@ public final class KafkaRlmmBench {
             default -> usage();
         }
         m.info("kafka.version", AppInfoParser.getVersion());
+        m.info("manager.class", MANAGER_CLASS);
         m.info("java.version", System.getProperty("java.runtime.version"));
         m.info("java.vm", System.getProperty("java.vm.name"));
         m.info("jvm.args", String.join(" ", ManagementFactory.getRuntimeMXBean().getInputArguments()));
@@ -106,12 +121,16 @@ public final class KafkaRlmmBench {
     /** Workloads 2 to 5: cold load, peak memory, lookups, restart. */
     static void load(Workload w, Path dir, Measure m) throws Exception {
         long t0 = System.nanoTime();
-        TopicBasedRemoteLogMetadataManager rlmm = start(w, dir, w.partitions);
+        RemoteLogMetadataManager rlmm = start(w, dir, w.partitions);
         awaitReady(rlmm, w.partitions);
         long coldNs = System.nanoTime() - t0;
         m.metric("cold_load_ms", coldNs / 1e6);
         // Read before anything else runs: the peak so far is the cold load's (and the JVM's start).
-        m.metric("peak_rss_bytes", Measure.peakRssBytes());
+        // A manager that serves from a child process (Strata's plugin and its strata serve) counts
+        // the child's peak too: both are what the broker's host holds.
+        long children = Measure.descendantsPeakRssBytes();
+        m.metric("peak_rss_bytes", Measure.peakRssBytes() + children);
+        m.metric("child_peak_rss_bytes", children);
         // G1 runs System.gc() as a full, stop-the-world collection: what is left is what the
         // manager holds.
         System.gc();
@@ -122,7 +141,7 @@ public final class KafkaRlmmBench {
         rlmm.close();
         m.metric("disk_bytes", Measure.dirBytes(dir));
         long t1 = System.nanoTime();
-        TopicBasedRemoteLogMetadataManager again = start(w, dir, w.partitions);
+        RemoteLogMetadataManager again = start(w, dir, w.partitions);
         awaitReady(again, w.partitions);
         m.metric("restart_ms", (System.nanoTime() - t1) / 1e6);
         again.close();
@@ -133,7 +152,7 @@ public final class KafkaRlmmBench {
      * random, then as consumers reading through segments make them (ConsumerSteps lookups a
      * segment, from its start, a tenth of it a step).
      */
-    static void lookups(Workload w, TopicBasedRemoteLogMetadataManager rlmm, Measure m) throws Exception {
+    static void lookups(Workload w, RemoteLogMetadataManager rlmm, Measure m) throws Exception {
         LookupKeys keys = new LookupKeys(w.lookupSeed);
         timeLookups(w, rlmm, m, () -> new long[] {keys.below(w.partitions.size()), keys.below(w.offsetsPerPartition())},
             "lookup_p50_ns", "lookup_p99_ns", "lookup.checksum");
@@ -155,7 +174,7 @@ public final class KafkaRlmmBench {
     /** Lookups a consumer makes in one segment, as bench/internal/workload.ConsumerSteps. */
     private static final int CONSUMER_STEPS = 10;
 
-    static void timeLookups(Workload w, TopicBasedRemoteLogMetadataManager rlmm, Measure m,
+    static void timeLookups(Workload w, RemoteLogMetadataManager rlmm, Measure m,
             java.util.function.Supplier<long[]> next, String p50, String p99, String checksumInfo) throws Exception {
         long[] latencies = new long[w.lookups];
         long checksum = 0;
@@ -184,7 +203,7 @@ public final class KafkaRlmmBench {
     /** Workload 1: segments added, then finished, one call at a time, each waited for. */
     static void publish(Workload w, Path dir, TopicIdPartition tp, Measure m) throws Exception {
         List<TopicIdPartition> tps = List.of(tp);
-        TopicBasedRemoteLogMetadataManager rlmm = start(w, dir, tps);
+        RemoteLogMetadataManager rlmm = start(w, dir, tps);
         awaitReady(rlmm, tps);
         long[] adds = new long[w.publishSegments];
         long[] finishes = new long[w.publishSegments];
@@ -215,22 +234,35 @@ public final class KafkaRlmmBench {
 
     /**
      * Creates a manager as a broker's RemoteLogManager does: configure with the broker's settings,
-     * tell it the broker is ready (which starts its initialization thread), then hand it the
-     * partitions this broker leads.
+     * tell it the broker is ready when it implements BrokerReadyCallback, as the RemoteLogManager
+     * does (Kafka's manager starts its initialization thread then; Strata's plugin does not
+     * implement it), then hand it the partitions this broker leads. The manager's log.dir is
+     * DIR/log, so that anything it keeps beside its log directory (Strata's plugin keeps its store
+     * in log.dir-strata-rlmm) stays in DIR.
      */
-    static TopicBasedRemoteLogMetadataManager start(Workload w, Path dir, List<TopicIdPartition> leaders) {
+    static RemoteLogMetadataManager start(Workload w, Path dir, List<TopicIdPartition> leaders) throws Exception {
+        Path logDir = dir.resolve("log");
+        Files.createDirectories(logDir);
         Map<String, Object> cfg = new HashMap<>();
         cfg.put("remote.log.metadata.common.client.bootstrap.servers", w.brokers);
         cfg.put("broker.id", BROKER_ID);
-        cfg.put("log.dir", dir.toString());
+        cfg.put("log.dir", logDir.toString());
         cfg.put("remote.log.metadata.topic.num.partitions", Integer.toString(w.metadataPartitions));
         // The harness's broker has one node; the topic exists already, these only keep the
         // manager's create-if-missing path consistent with it.
         cfg.put("remote.log.metadata.topic.replication.factor", "1");
         cfg.put("remote.log.metadata.topic.min.isr", "1");
-        TopicBasedRemoteLogMetadataManager rlmm = new TopicBasedRemoteLogMetadataManager();
+        for (String name : System.getProperties().stringPropertyNames()) {
+            if (name.startsWith(CONFIG_PREFIX)) {
+                cfg.put(name.substring(CONFIG_PREFIX.length()), System.getProperty(name));
+            }
+        }
+        RemoteLogMetadataManager rlmm = Class.forName(MANAGER_CLASS).asSubclass(RemoteLogMetadataManager.class)
+                .getDeclaredConstructor().newInstance();
         rlmm.configure(cfg);
-        rlmm.onBrokerReady();
+        if (rlmm instanceof BrokerReadyCallback callback) {
+            callback.onBrokerReady();
+        }
         rlmm.onPartitionLeadershipChanges(new HashSet<>(leaders), Set.of());
         return rlmm;
     }
@@ -240,7 +272,7 @@ public final class KafkaRlmmBench {
      * only isReady, so this polls: one partition at a time, every millisecond, which keeps the
      * polling cost to one map lookup a millisecond and the error of the measure under 1 ms.
      */
-    static void awaitReady(TopicBasedRemoteLogMetadataManager rlmm, List<TopicIdPartition> tps) throws InterruptedException {
+    static void awaitReady(RemoteLogMetadataManager rlmm, List<TopicIdPartition> tps) throws InterruptedException {
         long deadline = System.nanoTime() + READY_TIMEOUT.toNanos();
         boolean consumerSeen = false;
         long polls = 0;

@@ -32,9 +32,29 @@ final class Measure {
         return s[Math.max(0, Math.min(s.length, rank) - 1)];
     }
 
+    /**
+     * The sum of the peak resident set sizes (VmHWM) of this process's descendants still running,
+     * e.g. the strata serve child of Strata's plugin; 0 when there are none.
+     */
+    static long descendantsPeakRssBytes() throws IOException {
+        long sum = 0;
+        for (ProcessHandle p : (Iterable<ProcessHandle>) ProcessHandle.current().descendants()::iterator) {
+            try {
+                sum += peakRssBytes(Path.of("/proc", Long.toString(p.pid()), "status"));
+            } catch (java.nio.file.NoSuchFileException e) {
+                // The child ended between listing and reading: it holds no memory now.
+            }
+        }
+        return sum;
+    }
+
     /** The process's peak resident set size so far (VmHWM), in bytes. Linux only. */
     static long peakRssBytes() throws IOException {
-        for (String line : Files.readAllLines(Path.of("/proc/self/status"), StandardCharsets.UTF_8)) {
+        return peakRssBytes(Path.of("/proc/self/status"));
+    }
+
+    private static long peakRssBytes(Path status) throws IOException {
+        for (String line : Files.readAllLines(status, StandardCharsets.UTF_8)) {
             if (line.startsWith("VmHWM:")) {
                 String[] f = line.trim().split("\\s+");
                 if (f.length == 3 && f[2].equals("kB")) {
@@ -42,7 +62,7 @@ final class Measure {
                 }
             }
         }
-        throw new IOException("/proc/self/status has no VmHWM line in kB");
+        throw new IOException(status + " has no VmHWM line in kB");
     }
 
     /** {"metrics":{...},"info":{...}} on one line: the format strata-bench reads from stdout. */
