@@ -65,7 +65,7 @@ func TestCLIOnKafkaTieredTopic(t *testing.T) {
 	// LocalTieredStorage folder, exits 0. The other tests leave nothing behind that would make
 	// it complain (see forgetPartitions).
 	res = strata("verify", "--local-dir", tieredDir, "--format", "json")
-	if anomalies := parseAnomalies(t, res); res.Code != 0 || len(anomalies) != 0 {
+	if anomalies := notOthersDrops(parseAnomalies(t, res), tt.TP.Topic); exitStatus(res, anomalies) != 0 || len(anomalies) != 0 {
 		t.Fatalf("strata verify on Kafka's tiered data: exit status %d, %d anomalies, want none:\n%s\nstderr:\n%s",
 			res.Code, len(anomalies), res.Stdout, res.Stderr)
 	}
@@ -84,7 +84,7 @@ func TestCLIOnKafkaTieredTopic(t *testing.T) {
 	// Removed before the topic is deleted: Kafka deletes only the files of its segments.
 	t.Cleanup(func() { os.Remove(orphan) })
 	res = strata("verify", "--local-dir", tieredDir, "--format", "json")
-	anomalies := parseAnomalies(t, res)
+	anomalies := notOthersDrops(parseAnomalies(t, res), tt.TP.Topic)
 	if res.Code != 1 || len(anomalies) != 1 || anomalies[0].Kind != "orphan" || anomalies[0].SegmentID != orphanID.String() ||
 		!strings.HasSuffix(anomalies[0].Object, filepath.Base(orphan)) {
 		t.Errorf("strata verify with %s added: exit status %d, anomalies\n%s\nwant exit status 1 and one orphan, that file",
@@ -144,6 +144,44 @@ type anomaly struct {
 	SegmentID string `json:"segmentId"`
 	Object    string `json:"object"`
 	Detail    string `json:"detail"`
+}
+
+// notOthersDrops leaves out the dropped records of user partitions outside topic: other tests
+// of the suite publish records the metadata cannot apply on purpose (TestManagerWriteOutcomes),
+// the topic keeps them for ever, and verify rightly reports them on every run after.
+func notOthersDrops(as []anomaly, topic string) []anomaly {
+	var out []anomaly
+	for _, a := range as {
+		if a.Kind == "dropped-record" && topicOf(a.Partition) != topic {
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// topicOf returns the topic of a partition as verify prints it, <topic id>:<topic>-<partition>.
+func topicOf(partition string) string {
+	_, tp, ok := strings.Cut(partition, ":")
+	if !ok {
+		return ""
+	}
+	if i := strings.LastIndex(tp, "-"); i >= 0 {
+		return tp[:i]
+	}
+	return tp
+}
+
+// exitStatus is what verify's exit status would be with only the anomalies as: 1 with any, 0
+// without, and the status it had when it failed (2).
+func exitStatus(res strataResult, as []anomaly) int {
+	switch {
+	case res.Code == 2:
+		return 2
+	case len(as) > 0:
+		return 1
+	}
+	return 0
 }
 
 // parseAnomalies reads what `strata verify --format json` printed, failing the test if the
