@@ -476,15 +476,16 @@ func runPhase(ctx context.Context, s side, round, rounds int, work, phase string
 	defer cancel()
 	cmd := s.command(ctx, phase, append([]string{args[0], dir}, args[1:]...)...)
 	var out bytes.Buffer
-	errs := &lastError{}
 	// The JVM prints its own fatal messages ("Terminating due to java.lang.OutOfMemoryError")
-	// on stdout, where the result goes: both streams are searched for the error.
-	cmd.Stdout = io.MultiWriter(&out, errs)
-	cmd.Stderr = io.MultiWriter(&prefixWriter{w: os.Stderr, prefix: fmt.Sprintf("[%s %s] ", strings.ToLower(s.name), phase)}, errs)
+	// on stdout, where the result goes: both streams are searched for the error. Each has its own
+	// lastError, as exec copies them in two goroutines.
+	outErrs, errErrs := &lastError{}, &lastError{}
+	cmd.Stdout = io.MultiWriter(&out, outErrs)
+	cmd.Stderr = io.MultiWriter(&prefixWriter{w: os.Stderr, prefix: fmt.Sprintf("[%s %s] ", strings.ToLower(s.name), phase)}, errErrs)
 	logf("round %d/%d: %s, %s", round+1, rounds, s.name, phase)
 	t0 := time.Now()
 	if err := cmd.Run(); err != nil {
-		return measure.Result{}, fmt.Errorf("run: round %d, %s's %s process failed after %s (%w): %s", round+1, s.name, phase, time.Since(t0).Round(time.Second), err, errs.line())
+		return measure.Result{}, fmt.Errorf("run: round %d, %s's %s process failed after %s (%w): %s", round+1, s.name, phase, time.Since(t0).Round(time.Second), err, failureLine(outErrs, errErrs))
 	}
 	res, err := measure.ParseResult(out.Bytes())
 	if err != nil {
@@ -561,6 +562,19 @@ func (l *lastError) Write(b []byte) (int, error) {
 		}
 	}
 	return len(b), nil
+}
+
+// failureLine is what a failed side said that best names its failure: an error line on its
+// stdout (which carries only the result, so such a line is the JVM's own fatal message), else one
+// on its stderr, else the last line of its stderr, else of its stdout.
+func failureLine(stdout, stderr *lastError) string {
+	switch {
+	case stdout.errLine != "":
+		return stdout.errLine
+	case stderr.errLine != "" || stderr.last != "":
+		return stderr.line()
+	}
+	return stdout.line()
 }
 
 func (l *lastError) line() string {
