@@ -105,6 +105,25 @@ final class Errors {
         }
     }
 
+    /**
+     * Whether t leaves a write's outcome unknown: the call failed with no answer from the server
+     * (it died or its connection dropped mid-call), so the record may have been published and
+     * applied all the same.
+     */
+    static boolean outcomeUnknown(Throwable t) {
+        if (!(t instanceof StatusRuntimeException sre) || detail(t) != null) {
+            return false;
+        }
+        switch (sre.getStatus().getCode()) {
+            case UNAVAILABLE:
+            case CANCELLED:
+            case UNKNOWN:
+                return true;
+            default:
+                return false;
+        }
+    }
+
     /** Whether the Kafka exception for t is one a later call may not meet. */
     static boolean retriable(Exception e) {
         return e instanceof RetriableRemoteStorageException;

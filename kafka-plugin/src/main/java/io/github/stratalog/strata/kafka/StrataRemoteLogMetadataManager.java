@@ -27,8 +27,10 @@ import org.apache.kafka.common.TopicIdPartition;
 import org.apache.kafka.server.log.remote.metadata.storage.serialization.RemoteLogMetadataSerde;
 import org.apache.kafka.server.log.remote.storage.RemoteLogMetadata;
 import org.apache.kafka.server.log.remote.storage.RemoteLogMetadataManager;
+import org.apache.kafka.server.log.remote.storage.RemoteLogSegmentId;
 import org.apache.kafka.server.log.remote.storage.RemoteLogSegmentMetadata;
 import org.apache.kafka.server.log.remote.storage.RemoteLogSegmentMetadataUpdate;
+import org.apache.kafka.server.log.remote.storage.RemoteLogSegmentState;
 import org.apache.kafka.server.log.remote.storage.RemotePartitionDeleteMetadata;
 import org.apache.kafka.server.log.remote.storage.RemoteStorageException;
 import org.apache.kafka.server.log.remote.storage.RemoteStorageNotReadyException;
@@ -46,6 +48,9 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -86,6 +91,8 @@ public class StrataRemoteLogMetadataManager implements RemoteLogMetadataManager 
     private StrataConfig config;
     private EpollEventLoopGroup group;
     private Supervisor supervisor;
+    /** Looks up writes whose answer was lost (see write); shut down by close. */
+    private ExecutorService lostReplies;
     private volatile boolean closed;
 
     public StrataRemoteLogMetadataManager() {
@@ -98,6 +105,7 @@ public class StrataRemoteLogMetadataManager implements RemoteLogMetadataManager 
         }
         config = StrataConfig.from(configs);
         group = new EpollEventLoopGroup(1, new DefaultThreadFactory("strata-rlmm-grpc", true));
+        lostReplies = Executors.newSingleThreadExecutor(new DefaultThreadFactory("strata-rlmm-lost-replies", true));
         try {
             supervisor = new Supervisor(config, group, new Supervisor.Listener() {
                 @Override
@@ -112,6 +120,7 @@ public class StrataRemoteLogMetadataManager implements RemoteLogMetadataManager 
             });
         } catch (IOException e) {
             group.shutdownGracefully(0, 5, TimeUnit.SECONDS);
+            lostReplies.shutdownNow();
             throw new UncheckedIOException("Strata's remote log metadata manager could not prepare " + config.cacheDir, e);
         }
         LOG.info("Strata's remote log metadata manager configured: {}", config.startsChild()
@@ -143,7 +152,8 @@ public class StrataRemoteLogMetadataManager implements RemoteLogMetadataManager 
         Connection c = connection(what);
         return write(what, c.future.withDeadlineAfter(config.writeTimeout.toMillis(), TimeUnit.MILLISECONDS)
                 .addRemoteLogSegmentMetadata(AddRemoteLogSegmentMetadataRequest.newBuilder()
-                        .setRecord(encode(metadata)).build()));
+                        .setRecord(encode(metadata)).build()),
+                () -> stateOf(what, metadata.topicIdPartition(), metadata.remoteLogSegmentId()).isPresent());
     }
 
     @Override
@@ -152,20 +162,41 @@ public class StrataRemoteLogMetadataManager implements RemoteLogMetadataManager 
         Connection c = connection(what);
         return write(what, c.future.withDeadlineAfter(config.writeTimeout.toMillis(), TimeUnit.MILLISECONDS)
                 .updateRemoteLogSegmentMetadata(UpdateRemoteLogSegmentMetadataRequest.newBuilder()
-                        .setRecord(encode(update)).build()));
+                        .setRecord(encode(update)).build()),
+                () -> {
+                    Optional<RemoteLogSegmentState> now = stateOf(what, update.topicIdPartition(), update.remoteLogSegmentId());
+                    // DELETE_SEGMENT_FINISHED removes the segment: gone means applied.
+                    return update.state() == RemoteLogSegmentState.DELETE_SEGMENT_FINISHED
+                            ? now.isEmpty() : now.equals(Optional.of(update.state()));
+                });
     }
 
     @Override
     public CompletableFuture<Void> putRemotePartitionDeleteMetadata(RemotePartitionDeleteMetadata metadata) throws RemoteStorageException {
         String what = "putRemotePartitionDeleteMetadata " + metadata.topicIdPartition() + " " + metadata.state();
         Connection c = connection(what);
+        // Kafka publishes partition-delete records again until the deletion is done: a lost
+        // answer needs no lookup.
         return write(what, c.future.withDeadlineAfter(config.writeTimeout.toMillis(), TimeUnit.MILLISECONDS)
                 .putRemotePartitionDeleteMetadata(PutRemotePartitionDeleteMetadataRequest.newBuilder()
-                        .setRecord(encode(metadata)).build()));
+                        .setRecord(encode(metadata)).build()), null);
     }
 
-    /** A future completed when the write is applied, or failed with the Kafka exception for its failure. */
-    private static <T> CompletableFuture<Void> write(String what, ListenableFuture<T> call) {
+    /** Whether a write's record is applied in the store strata serve holds now. */
+    @FunctionalInterface
+    private interface Applied {
+        boolean check() throws RemoteStorageException;
+    }
+
+    /**
+     * A future completed when the write is applied, or failed with the Kafka exception for its
+     * failure. When the call fails with no answer (strata serve died mid-call), the record may
+     * have been published and applied all the same, and a retry would then be refused, or, for
+     * Kafka's copy of a segment, would upload it again beside the copy that finished: so the
+     * store of the server that answers next is asked, until the write's deadline, whether the
+     * record is there (applied, when given, says), and the write succeeds if it is.
+     */
+    private <T> CompletableFuture<Void> write(String what, ListenableFuture<T> call, Applied applied) {
         CompletableFuture<Void> f = new CompletableFuture<>();
         Futures.addCallback(call, new FutureCallback<T>() {
             @Override
@@ -175,10 +206,57 @@ public class StrataRemoteLogMetadataManager implements RemoteLogMetadataManager 
 
             @Override
             public void onFailure(Throwable t) {
-                f.completeExceptionally(Errors.toKafka(what, t));
+                if (applied == null || !Errors.outcomeUnknown(t)) {
+                    f.completeExceptionally(Errors.toKafka(what, t));
+                    return;
+                }
+                try {
+                    lostReplies.execute(() -> lookUp(what, applied, t, f));
+                } catch (RejectedExecutionException e) {
+                    f.completeExceptionally(Errors.toKafka(what, t));
+                }
             }
         }, MoreExecutors.directExecutor());
         return f;
+    }
+
+    private void lookUp(String what, Applied applied, Throwable cause, CompletableFuture<Void> f) {
+        long deadline = System.nanoTime() + config.writeTimeout.toNanos();
+        while (!closed && System.nanoTime() < deadline) {
+            try {
+                if (applied.check()) {
+                    LOG.info("{}: its answer was lost when strata serve stopped, and the record is applied: done", what);
+                    f.complete(null);
+                } else {
+                    f.completeExceptionally(Errors.toKafka(what, cause));
+                }
+                return;
+            } catch (RemoteStorageException e) {
+                // No server yet, or one still reading the partition: ask again.
+            } catch (RuntimeException e) {
+                break;
+            }
+            try {
+                Thread.sleep(100);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                break;
+            }
+        }
+        f.completeExceptionally(Errors.toKafka(what, cause));
+    }
+
+    /** The state of segment id of tp in the store, or empty when the store holds no such segment. */
+    private Optional<RemoteLogSegmentState> stateOf(String what, TopicIdPartition tp, RemoteLogSegmentId id) throws RemoteStorageException {
+        Iterator<RemoteLogSegmentMetadata> it = list(what + ": looking it up", ListRemoteLogSegmentsRequest.newBuilder()
+                .setTopicIdPartition(Convert.toProto(tp)).build());
+        while (it.hasNext()) {
+            RemoteLogSegmentMetadata m = it.next();
+            if (m.remoteLogSegmentId().equals(id)) {
+                return Optional.of(m.state());
+            }
+        }
+        return Optional.empty();
     }
 
     private ByteString encode(RemoteLogMetadata m) {
@@ -386,6 +464,15 @@ public class StrataRemoteLogMetadataManager implements RemoteLogMetadataManager 
             }
             closed = true;
             s = supervisor;
+        }
+        if (lostReplies != null) {
+            // A lookup in flight gives up at its next check of closed.
+            lostReplies.shutdownNow();
+            try {
+                lostReplies.awaitTermination(10, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
         }
         if (s != null) {
             s.close();
