@@ -162,16 +162,20 @@ func Execute(ctx context.Context, w Writer, md Metadata, st rsm.Manager, plan []
 		log = zap.NewNop()
 	}
 	var tr *tier.Tierer
+	noStorage := errors.New("no storage given")
 	if st != nil {
-		tr = tier.New(w, st, tier.WithBrokerID(o.BrokerID), tier.WithLogger(log))
+		var err error
+		if tr, err = tier.New(w, st, tier.WithBrokerID(o.BrokerID), tier.WithLogger(log)); err != nil {
+			noStorage = err
+		}
 	}
 	for i := range plan {
 		s := &plan[i]
 		if !s.Action.Automatic() {
 			continue
 		}
-		if st == nil {
-			s.Result, s.Err = Failed, errors.New("no storage given")
+		if tr == nil {
+			s.Result, s.Err = Failed, noStorage
 			failed++
 			continue
 		}

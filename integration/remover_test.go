@@ -55,7 +55,10 @@ func TestRemover(t *testing.T) {
 	kept := proto.TopicIDPartition{TopicID: doomed.TopicID, Topic: doomed.Topic, Partition: 1}
 	forgetPartitions(t, kept)
 	assignReady(t, m, doomed, kept)
-	tierer := tier.New(m, st, tier.WithBrokerID(1))
+	tierer, err := tier.New(m, st, tier.WithBrokerID(1))
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		// What is left of kept goes the way a partition deletion goes, objects included, as an
 		// operator's repair would finish it.

@@ -182,7 +182,11 @@ func New(meta Metadata, store rsm.Manager, opts ...Option) (*Remover, error) {
 	if err := errors.Join(r.optErrs...); err != nil {
 		return nil, err
 	}
-	r.tier = tier.New(meta, store, append([]tier.Option{tier.WithBrokerID(r.brokerID), tier.WithLogger(r.log)}, r.tierOpts...)...)
+	tr, err := tier.New(meta, store, append([]tier.Option{tier.WithBrokerID(r.brokerID), tier.WithLogger(r.log)}, r.tierOpts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: WithTierOptions: %w", ErrConfig, err)
+	}
+	r.tier = tr
 	if err := r.registerMetrics(); err != nil {
 		return nil, err
 	}

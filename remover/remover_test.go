@@ -78,7 +78,10 @@ func seed(t testing.TB, m *rlmm.Manager, store rsm.Manager, tp proto.TopicIDPart
 		*p = filepath.Join(dir, "0."+name)
 		os.WriteFile(*p, []byte(name), 0o644)
 	}
-	tr := tier.New(m, store)
+	tr, err := tier.New(m, store)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i := 0; i < n; i++ {
 		start := int64(i) * 100
 		seg := &proto.SegmentMetadata{SegmentID: proto.SegmentID{TopicIDPartition: tp, ID: proto.NewUUID()}, StartOffset: start, EndOffset: start + 99,

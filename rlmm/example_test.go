@@ -58,7 +58,11 @@ func Example() {
 		LeaderEpochs:       []proto.EpochEntry{{Epoch: 0, StartOffset: 0}},
 		SegmentSizeInBytes: 5, State: proto.CopySegmentStarted, TxnIndexEmpty: true,
 	}
-	if _, err := tier.New(m, store).Copy(ctx, seg, files); err != nil {
+	tr, err := tier.New(m, store)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := tr.Copy(ctx, seg, files); err != nil {
 		log.Fatal(err)
 	}
 

@@ -17,13 +17,16 @@ import (
 // Tierer given the same reg reports into the same series, so a broker's Tierer and a remover's
 // add up. Nothing is registered without it.
 func WithMetrics(reg prometheus.Registerer) Option {
-	return func(t *Tierer) {
+	return optionFunc(func(t *Tierer) {
 		if reg == nil {
-			t.met, t.metErr = nil, nil
+			t.met = nil
 			return
 		}
-		t.met, t.metErr = newMetrics(reg)
-	}
+		var err error
+		if t.met, err = newMetrics(reg); err != nil {
+			t.optErrs = append(t.optErrs, fmt.Errorf("%w: WithMetrics: %w", ErrConfig, err))
+		}
+	})
 }
 
 type metrics struct {

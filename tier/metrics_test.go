@@ -19,7 +19,7 @@ func TestMetrics(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	reg := prometheus.NewRegistry()
-	tr := New(e.meta, e.store, WithMetrics(reg))
+	tr := mustNew(t, e.meta, e.store, WithMetrics(reg))
 	logBytes := bytes.Repeat([]byte("record-bytes "), 100)
 	var segs []proto.SegmentMetadata
 	for i := range int64(3) {
@@ -30,7 +30,7 @@ func TestMetrics(t *testing.T) {
 		segs = append(segs, *s)
 	}
 	// A failed upload: an error, and its cleanup is a delete.
-	failing := New(e.meta, &failingStore{Manager: e.store, failCopy: true}, WithMetrics(reg))
+	failing := mustNew(t, e.meta, &failingStore{Manager: e.store, failCopy: true}, WithMetrics(reg))
 	if _, err := failing.Copy(ctx, newSegment(1000, 1099), segmentFiles(t, logBytes)); !errors.Is(err, errInjected) {
 		t.Fatalf("failing copy: %v", err)
 	}
@@ -61,7 +61,7 @@ func TestMetrics(t *testing.T) {
 	// A delete of three segments of which one fails leaves that one as the lag, as Kafka's
 	// cleaner does until its next run; the next Delete takes it to zero.
 	fs := &failingStore{Manager: e.store, failIDs: map[proto.UUID]bool{segs[1].SegmentID.ID: true}}
-	if err := New(e.meta, fs, WithMetrics(reg)).Delete(ctx, segs); err == nil {
+	if err := mustNew(t, e.meta, fs, WithMetrics(reg)).Delete(ctx, segs); err == nil {
 		t.Fatal("delete with a failing segment succeeded")
 	}
 	promtest.Expect(t, promtest.ScrapeRegistry(t, reg), map[string]float64{

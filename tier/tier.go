@@ -48,48 +48,69 @@ type Tierer struct {
 	now         func() time.Time
 	log         *zap.Logger
 	met         *metrics // nil without WithMetrics
-	metErr      error    // from WithMetrics, logged by New
+	optErrs     []error  // invalid options, returned by New
 }
+
+// ErrConfig is wrapped by the error New returns for an invalid option; the message names it.
+var ErrConfig = errors.New("tier: invalid configuration")
 
 // Option configures New.
-type Option func(*Tierer)
+type Option interface{ apply(*Tierer) }
+
+type optionFunc func(*Tierer)
+
+func (f optionFunc) apply(t *Tierer) { f(t) }
 
 // WithBrokerID sets the broker id the events carry. Default 0.
-func WithBrokerID(id int32) Option { return func(t *Tierer) { t.brokerID = id } }
+func WithBrokerID(id int32) Option { return optionFunc(func(t *Tierer) { t.brokerID = id }) }
 
 // WithConcurrency bounds the segments Delete works on at once. Default DefaultConcurrency.
+// Must be positive.
 func WithConcurrency(n int) Option {
-	return func(t *Tierer) {
-		if n > 0 {
-			t.concurrency = n
+	return optionFunc(func(t *Tierer) {
+		if n <= 0 {
+			t.optErrs = append(t.optErrs, fmt.Errorf("%w: WithConcurrency(%d): must be positive", ErrConfig, n))
+			return
 		}
-	}
+		t.concurrency = n
+	})
 }
 
-// WithClock sets the clock of the events' timestamps. Default time.Now.
-func WithClock(now func() time.Time) Option { return func(t *Tierer) { t.now = now } }
+// WithClock sets the clock of the events' timestamps. Default time.Now. Must not be nil.
+func WithClock(now func() time.Time) Option {
+	return optionFunc(func(t *Tierer) {
+		if now == nil {
+			t.optErrs = append(t.optErrs, fmt.Errorf("%w: WithClock(nil)", ErrConfig))
+			return
+		}
+		t.now = now
+	})
+}
 
 // WithLogger sets the logger. Default zap.NewNop(); nil means zap.NewNop() too, as in every
 // package of Strata.
 func WithLogger(l *zap.Logger) Option {
-	return func(t *Tierer) {
+	return optionFunc(func(t *Tierer) {
 		if l == nil {
 			l = zap.NewNop()
 		}
 		t.log = l
-	}
+	})
 }
 
-// New returns a Tierer publishing through meta and storing in store.
-func New(meta Metadata, store rsm.Manager, opts ...Option) *Tierer {
+// New returns a Tierer publishing through meta and storing in store, or an error wrapping
+// ErrConfig that names every invalid option at once.
+func New(meta Metadata, store rsm.Manager, opts ...Option) (*Tierer, error) {
 	t := &Tierer{meta: meta, store: store, concurrency: DefaultConcurrency, now: time.Now, log: zap.NewNop()}
 	for _, o := range opts {
-		o(t)
+		if o != nil {
+			o.apply(t)
+		}
 	}
-	if t.metErr != nil {
-		t.log.Error("tier: metrics not registered", zap.Error(t.metErr))
+	if err := errors.Join(t.optErrs...); err != nil {
+		return nil, err
 	}
-	return t
+	return t, nil
 }
 
 func (t *Tierer) update(ctx context.Context, id proto.SegmentID, state proto.SegmentState, custom []byte) error {

@@ -104,7 +104,7 @@ func storedObjects(t *testing.T, s rsm.Manager) []rsm.Object {
 func TestCopyThenFetch(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	tr := New(e.meta, e.store, WithBrokerID(7))
+	tr := mustNew(t, e.meta, e.store, WithBrokerID(7))
 	logBytes := bytes.Repeat([]byte("record-bytes "), 100)
 	done, err := tr.Copy(ctx, newSegment(0, 99), segmentFiles(t, logBytes))
 	if err != nil {
@@ -167,7 +167,7 @@ func (f *failingStore) Delete(ctx context.Context, seg *proto.SegmentMetadata) e
 func TestFailedUploadIsCleanedUp(t *testing.T) {
 	e := newEnv(t)
 	fs := &failingStore{Manager: e.store, failCopy: true, partCopy: true}
-	tr := New(e.meta, fs)
+	tr := mustNew(t, e.meta, fs)
 	seg := newSegment(0, 99)
 	_, err := tr.Copy(context.Background(), seg, segmentFiles(t, []byte("data")))
 	if !errors.Is(err, errInjected) {
@@ -204,7 +204,7 @@ func (s stallingStore) Delete(ctx context.Context, seg *proto.SegmentMetadata) e
 // removes it.
 func TestCopyReturnsByTheDeadline(t *testing.T) {
 	e := newEnv(t)
-	tr := New(e.meta, stallingStore{e.store})
+	tr := mustNew(t, e.meta, stallingStore{e.store})
 	seg := newSegment(0, 99)
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
@@ -227,7 +227,7 @@ func TestCopyReturnsByTheDeadline(t *testing.T) {
 	}
 	dctx, dcancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer dcancel()
-	if err := New(e.meta, e.store).Delete(dctx, []proto.SegmentMetadata{stuck}); err != nil {
+	if err := mustNew(t, e.meta, e.store).Delete(dctx, []proto.SegmentMetadata{stuck}); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok, _ := e.meta.Segment(seg.SegmentID); ok {
@@ -265,7 +265,7 @@ func TestCrashBetweenSteps(t *testing.T) {
 	ctx := context.Background()
 
 	// The add fails: nothing was published, nothing stored.
-	tr := New(&flakyMeta{Metadata: e.meta, failAdd: true}, e.store)
+	tr := mustNew(t, &flakyMeta{Metadata: e.meta, failAdd: true}, e.store)
 	seg := newSegment(0, 9)
 	if _, err := tr.Copy(ctx, seg, segmentFiles(t, []byte("a"))); !errors.Is(err, errInjected) {
 		t.Fatalf("add failure: %v", err)
@@ -275,7 +275,7 @@ func TestCrashBetweenSteps(t *testing.T) {
 	}
 
 	// The finish fails: the data is stored and the segment stays COPY_SEGMENT_STARTED.
-	tr = New(&flakyMeta{Metadata: e.meta, failState: proto.CopySegmentFinished, fail: true}, e.store)
+	tr = mustNew(t, &flakyMeta{Metadata: e.meta, failState: proto.CopySegmentFinished, fail: true}, e.store)
 	seg = newSegment(10, 19)
 	if _, err := tr.Copy(ctx, seg, segmentFiles(t, []byte("b"))); !errors.Is(err, errInjected) || !strings.Contains(err.Error(), "repaired") {
 		t.Fatalf("finish failure: %v", err)
@@ -286,7 +286,7 @@ func TestCrashBetweenSteps(t *testing.T) {
 	}
 	// Deleting from DELETE_SEGMENT_STARTED's publish failing leaves it COPY_SEGMENT_STARTED;
 	// a failing DELETE_SEGMENT_FINISHED leaves it DELETE_SEGMENT_STARTED with no data.
-	tr = New(&flakyMeta{Metadata: e.meta, failState: proto.DeleteSegmentFinished, fail: true}, e.store)
+	tr = mustNew(t, &flakyMeta{Metadata: e.meta, failState: proto.DeleteSegmentFinished, fail: true}, e.store)
 	if err := tr.Delete(ctx, []proto.SegmentMetadata{stuck}); err == nil {
 		t.Fatal("delete with a failing finish succeeded")
 	}
@@ -295,7 +295,7 @@ func TestCrashBetweenSteps(t *testing.T) {
 		t.Fatalf("after a failed delete finish: %v %v", half, ok)
 	}
 	// Running Delete again, as repair does, finishes it.
-	if err := New(e.meta, e.store).Delete(ctx, []proto.SegmentMetadata{half}); err != nil {
+	if err := mustNew(t, e.meta, e.store).Delete(ctx, []proto.SegmentMetadata{half}); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok, _ := e.meta.Segment(seg.SegmentID); ok {
@@ -306,7 +306,7 @@ func TestCrashBetweenSteps(t *testing.T) {
 func TestDeleteManyWithFailures(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	tr := New(e.meta, e.store, WithConcurrency(4))
+	tr := mustNew(t, e.meta, e.store, WithConcurrency(4))
 	var segs []proto.SegmentMetadata
 	for i := int64(0); i < 40; i++ {
 		s, err := tr.Copy(ctx, newSegment(i*10, i*10+9), segmentFiles(t, []byte("x")))
@@ -316,7 +316,7 @@ func TestDeleteManyWithFailures(t *testing.T) {
 		segs = append(segs, *s)
 	}
 	fs := &failingStore{Manager: e.store, failIDs: map[proto.UUID]bool{segs[3].SegmentID.ID: true, segs[17].SegmentID.ID: true}}
-	err := New(e.meta, fs, WithConcurrency(4)).Delete(ctx, segs)
+	err := mustNew(t, e.meta, fs, WithConcurrency(4)).Delete(ctx, segs)
 	var de *DeleteErrors
 	if !errors.As(err, &de) || de.Deleted != 38 || len(de.Failed) != 2 || !errors.Is(err, errInjected) {
 		t.Fatalf("err = %v", err)
@@ -333,5 +333,28 @@ func TestDeleteManyWithFailures(t *testing.T) {
 	}
 	if objs := storedObjects(t, e.store); len(objs) != 0 {
 		t.Fatalf("objects left: %v", objs)
+	}
+}
+
+// mustNew is New for a test whose options are valid.
+func mustNew(t testing.TB, meta Metadata, store rsm.Manager, opts ...Option) *Tierer {
+	t.Helper()
+	tr, err := New(meta, store, opts...)
+	if err != nil {
+		t.Fatalf("tier.New: %v", err)
+	}
+	return tr
+}
+
+// Invalid options are all reported at once.
+func TestNewRefusesInvalidOptions(t *testing.T) {
+	tr, err := New(nil, nil, WithConcurrency(-1), WithClock(nil), WithBrokerID(1))
+	if tr != nil || !errors.Is(err, ErrConfig) {
+		t.Fatalf("New = %v, %v; want ErrConfig", tr, err)
+	}
+	for _, want := range []string{"WithConcurrency(-1)", "WithClock(nil)"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %s", err, want)
+		}
 	}
 }

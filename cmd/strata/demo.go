@@ -164,7 +164,12 @@ func startDemoBroker(ctx context.Context, addr, tmp, remote string) (*demoBroker
 		m.Close()
 		return nil, err
 	}
-	return &demoBroker{m: m, store: store, tier: tier.New(m, store, tier.WithBrokerID(1)), files: filepath.Join(tmp, "broker-log")}, nil
+	tr, err := tier.New(m, store, tier.WithBrokerID(1))
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	return &demoBroker{m: m, store: store, tier: tr, files: filepath.Join(tmp, "broker-log")}, nil
 }
 
 // segmentFiles writes a closed segment's files as a broker's log directory holds them.

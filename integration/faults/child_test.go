@@ -146,8 +146,11 @@ func childMain(spec childSpec) error {
 		if err != nil {
 			return err
 		}
-		cp := &copier{tp: spec.TP, meta: meta, tierer: tier.New(meta, st, tier.WithBrokerID(3), tier.WithLogger(log)),
-			broker: 3, files: files, size: size}
+		tr, err := tier.New(meta, st, tier.WithBrokerID(3), tier.WithLogger(log))
+		if err != nil {
+			return err
+		}
+		cp := &copier{tp: spec.TP, meta: meta, tierer: tr, broker: 3, files: files, size: size}
 		// A restarted copy task resumes after the highest offset copied.
 		if hi, ok, err := m.HighestOffsetForEpoch(spec.TP, 0); err != nil {
 			return err

@@ -245,7 +245,11 @@ func newWorkload(t *testing.T, s *suite, name string, withRemover bool) *workloa
 		remMgr.Close()
 		w.store.Close()
 	})
-	w.tierer = tier.New(w.pubMeta, w.store, tier.WithBrokerID(1), tier.WithLogger(s.log.Named("tier")))
+	tr, err := tier.New(w.pubMeta, w.store, tier.WithBrokerID(1), tier.WithLogger(s.log.Named("tier")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.tierer = tr
 
 	topicID := proto.NewUUID()
 	var leaders []proto.TopicIDPartition
