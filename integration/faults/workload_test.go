@@ -163,6 +163,11 @@ type copier struct {
 // copyNext tiers the next segment once. After a failure it reads the state the segment's
 // records would have set, as rlmm.IncompleteError advises: a write that did not learn its
 // outcome may still be applied, and a segment that finished after all is not copied twice.
+// incompleteWait bounds how long a copier waits for the fate of a write that returned
+// incomplete: longer than the longest fault a scenario injects (a 12 s stop) and the cluster's
+// failover after it.
+const incompleteWait = 30 * time.Second
+
 func (c *copier) copyNext() error {
 	ctx, cancel := context.WithTimeout(context.Background(), callDeadline)
 	defer cancel()
@@ -176,10 +181,14 @@ func (c *copier) copyNext() error {
 			md, ok, rerr := c.meta.Segment(seg.SegmentID)
 			return rerr == nil && ok && md.State == proto.CopySegmentFinished
 		}
+		// A write that did not learn its outcome in time may still reach the topic: a broker
+		// stopped for longer than the consume wait keeps it in the producer until it is back.
+		// A careful caller waits for its fate before copying the same offsets again, or the
+		// late record finishes a copy beside the new one (an overlap).
 		var inc *rlmm.IncompleteError
 		wait := 500 * time.Millisecond
 		if errors.As(err, &inc) {
-			wait = consumeWait
+			wait = incompleteWait
 		}
 		for deadline := time.Now().Add(wait); !finished(); time.Sleep(100 * time.Millisecond) {
 			if time.Now().After(deadline) {
