@@ -17,6 +17,7 @@ import io.github.stratalog.strata.kafka.grpc.NextSegmentWithTxnIndexResponse;
 import io.github.stratalog.strata.kafka.grpc.OnPartitionLeadershipChangesRequest;
 import io.github.stratalog.strata.kafka.grpc.OnStopPartitionsRequest;
 import io.github.stratalog.strata.kafka.grpc.PutRemotePartitionDeleteMetadataRequest;
+import io.github.stratalog.strata.kafka.grpc.RemoteLogMetadataServiceGrpc;
 import io.github.stratalog.strata.kafka.grpc.RemoteLogSegmentMetadataRequest;
 import io.github.stratalog.strata.kafka.grpc.RemoteLogSegmentMetadataResponse;
 import io.github.stratalog.strata.kafka.grpc.RemoteLogSizeRequest;
@@ -279,34 +280,31 @@ public class StrataRemoteLogMetadataManager implements RemoteLogMetadataManager 
 
     // ---- reads -------------------------------------------------------------------------------
 
+    /** One unary read, named what, through the current connection within the request timeout. */
+    private <T> T read(String what, java.util.function.Function<RemoteLogMetadataServiceGrpc.RemoteLogMetadataServiceBlockingStub, T> call)
+            throws RemoteStorageException {
+        Connection c = connection(what);
+        try {
+            return call.apply(c.blocking.withDeadlineAfter(config.requestTimeout.toMillis(), TimeUnit.MILLISECONDS));
+        } catch (RuntimeException e) {
+            throw checked(what, e);
+        }
+    }
+
     @Override
     public Optional<RemoteLogSegmentMetadata> remoteLogSegmentMetadata(TopicIdPartition tp, int epochForOffset, long offset)
             throws RemoteStorageException {
         String what = "remoteLogSegmentMetadata " + tp + " epoch " + epochForOffset + " offset " + offset;
-        Connection c = connection(what);
-        RemoteLogSegmentMetadataResponse r;
-        try {
-            r = c.blocking.withDeadlineAfter(config.requestTimeout.toMillis(), TimeUnit.MILLISECONDS)
-                    .remoteLogSegmentMetadata(RemoteLogSegmentMetadataRequest.newBuilder()
-                            .setTopicIdPartition(Convert.toProto(tp)).setEpochForOffset(epochForOffset).setOffset(offset).build());
-        } catch (RuntimeException e) {
-            throw checked(what, e);
-        }
+        RemoteLogSegmentMetadataResponse r = read(what, stub -> stub.remoteLogSegmentMetadata(RemoteLogSegmentMetadataRequest.newBuilder()
+                .setTopicIdPartition(Convert.toProto(tp)).setEpochForOffset(epochForOffset).setOffset(offset).build()));
         return r.hasRecord() ? Optional.of(decodeSegment(what, r.getRecord())) : Optional.empty();
     }
 
     @Override
     public Optional<Long> highestOffsetForEpoch(TopicIdPartition tp, int leaderEpoch) throws RemoteStorageException {
         String what = "highestOffsetForEpoch " + tp + " epoch " + leaderEpoch;
-        Connection c = connection(what);
-        HighestOffsetForEpochResponse r;
-        try {
-            r = c.blocking.withDeadlineAfter(config.requestTimeout.toMillis(), TimeUnit.MILLISECONDS)
-                    .highestOffsetForEpoch(HighestOffsetForEpochRequest.newBuilder()
-                            .setTopicIdPartition(Convert.toProto(tp)).setLeaderEpoch(leaderEpoch).build());
-        } catch (RuntimeException e) {
-            throw checked(what, e);
-        }
+        HighestOffsetForEpochResponse r = read(what, stub -> stub.highestOffsetForEpoch(HighestOffsetForEpochRequest.newBuilder()
+                .setTopicIdPartition(Convert.toProto(tp)).setLeaderEpoch(leaderEpoch).build()));
         return r.hasOffset() ? Optional.of(r.getOffset()) : Optional.empty();
     }
 
@@ -349,30 +347,16 @@ public class StrataRemoteLogMetadataManager implements RemoteLogMetadataManager 
     @Override
     public long remoteLogSize(TopicIdPartition tp, int leaderEpoch) throws RemoteStorageException {
         String what = "remoteLogSize " + tp + " epoch " + leaderEpoch;
-        Connection c = connection(what);
-        try {
-            return c.blocking.withDeadlineAfter(config.requestTimeout.toMillis(), TimeUnit.MILLISECONDS)
-                    .remoteLogSize(RemoteLogSizeRequest.newBuilder()
-                            .setTopicIdPartition(Convert.toProto(tp)).setLeaderEpoch(leaderEpoch).build())
-                    .getSizeBytes();
-        } catch (RuntimeException e) {
-            throw checked(what, e);
-        }
+        return read(what, stub -> stub.remoteLogSize(RemoteLogSizeRequest.newBuilder()
+                .setTopicIdPartition(Convert.toProto(tp)).setLeaderEpoch(leaderEpoch).build())).getSizeBytes();
     }
 
     @Override
     public Optional<RemoteLogSegmentMetadata> nextSegmentWithTxnIndex(TopicIdPartition tp, int epoch, long offset)
             throws RemoteStorageException {
         String what = "nextSegmentWithTxnIndex " + tp + " epoch " + epoch + " offset " + offset;
-        Connection c = connection(what);
-        NextSegmentWithTxnIndexResponse r;
-        try {
-            r = c.blocking.withDeadlineAfter(config.requestTimeout.toMillis(), TimeUnit.MILLISECONDS)
-                    .nextSegmentWithTxnIndex(NextSegmentWithTxnIndexRequest.newBuilder()
-                            .setTopicIdPartition(Convert.toProto(tp)).setEpoch(epoch).setOffset(offset).build());
-        } catch (RuntimeException e) {
-            throw checked(what, e);
-        }
+        NextSegmentWithTxnIndexResponse r = read(what, stub -> stub.nextSegmentWithTxnIndex(NextSegmentWithTxnIndexRequest.newBuilder()
+                .setTopicIdPartition(Convert.toProto(tp)).setEpoch(epoch).setOffset(offset).build()));
         return r.hasRecord() ? Optional.of(decodeSegment(what, r.getRecord())) : Optional.empty();
     }
 
