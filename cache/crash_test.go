@@ -1,12 +1,16 @@
 package cache
 
 import (
+	"errors"
 	"math/rand/v2"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/stratalog/strata/proto"
 )
 
 // TestCrashRecovery crashes a store (Pebble's crashable in-memory filesystem, cloned as a crash
@@ -25,8 +29,9 @@ func TestCrashRecovery(t *testing.T) {
 		batches[i] = g.batch()
 	}
 
-	// The reference: the dump after each prefix of the calls.
-	ref, _ := openMem(t)
+	// The reference: the dump after each prefix of the calls, and the answers of SegmentFor
+	// without its cache.
+	ref := openOn(t, vfs.NewMem(), WithLookupCacheSize(0))
 	prefixes := []string{dump(t, ref)}
 	byDump := map[string]int{prefixes[0]: 0}
 	for _, b := range batches {
@@ -81,12 +86,12 @@ func TestCrashRecovery(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	for calls, c := range synced {
-		if got := recoverFrom(t, c, batches, byDump, final); got != calls {
+		if got := recoverFrom(t, c, batches, byDump, final, ref); got != calls {
 			t.Fatalf("crash right after Apply %d recovered the state after %d calls", calls, got)
 		}
 	}
 	for _, c := range crashes {
-		recoverFrom(t, c, batches, byDump, final)
+		recoverFrom(t, c, batches, byDump, final, ref)
 	}
 	if d := dump(t, s); d != final {
 		t.Fatalf("the store that never crashed differs from the reference:\n%s\n---\n%s", d, final)
@@ -95,8 +100,9 @@ func TestCrashRecovery(t *testing.T) {
 
 // recoverFrom opens the store on a crashed filesystem, checks that it holds the state after
 // some prefix of the calls (which it returns) and its invariants, then resumes every metadata
-// partition from its stored next offset and checks that it ends where the reference did.
-func recoverFrom(t *testing.T, fs vfs.FS, batches [][]Entry, byDump map[string]int, final string) int {
+// partition from its stored next offset and checks that it ends where the reference did. Its
+// lookups fill SegmentFor's cache before it resumes, and answer as the reference's after.
+func recoverFrom(t *testing.T, fs vfs.FS, batches [][]Entry, byDump map[string]int, final string, ref *Store) int {
 	t.Helper()
 	s, err := Open("db", WithFS(fs))
 	if err != nil {
@@ -109,6 +115,12 @@ func recoverFrom(t *testing.T, fs vfs.FS, batches [][]Entry, byDump map[string]i
 		t.Fatalf("after a crash the store holds a state no prefix of the calls produced:\n%s", d)
 	}
 	mustCheck(t, s)
+	probes := lookupProbes(batches)
+	for _, pr := range probes {
+		if _, _, err := s.SegmentFor(pr.tp, pr.epoch, pr.offset); err != nil && !errors.Is(err, ErrNotFound) {
+			t.Fatal(err)
+		}
+	}
 	offsets, err := s.Offsets()
 	if err != nil {
 		t.Fatal(err)
@@ -127,5 +139,43 @@ func recoverFrom(t *testing.T, fs vfs.FS, batches [][]Entry, byDump map[string]i
 	if d := dump(t, s); d != final {
 		t.Fatalf("resumed after a crash at prefix %d, the store differs from the reference:\n%s\n---\n%s", prefix, d, final)
 	}
+	for _, pr := range probes {
+		got, gotOK, err := s.SegmentFor(pr.tp, pr.epoch, pr.offset)
+		want, wantOK, werr := ref.SegmentFor(pr.tp, pr.epoch, pr.offset)
+		if errors.Is(err, ErrNotFound) && errors.Is(werr, ErrNotFound) {
+			continue
+		}
+		if err != nil || werr != nil || gotOK != wantOK || !reflect.DeepEqual(got, want) {
+			t.Fatalf("resumed after a crash at prefix %d: SegmentFor(%s, %d, %d) = %v, %t, %v; the reference's %v, %t, %v",
+				prefix, pr.tp, pr.epoch, pr.offset, got, gotOK, err, want, wantOK, werr)
+		}
+	}
 	return prefix
+}
+
+type lookupProbe struct {
+	tp     proto.TopicIDPartition
+	epoch  int32
+	offset int64
+}
+
+// lookupProbes returns, for every segment the batches add, every epoch start and end of it
+// and their neighbours.
+func lookupProbes(batches [][]Entry) []lookupProbe {
+	var out []lookupProbe
+	for _, b := range batches {
+		for _, e := range b {
+			m, ok := e.Record.(*proto.SegmentMetadata)
+			if !ok {
+				continue
+			}
+			for i, ep := range m.LeaderEpochs {
+				end := proto.EndOffsetForEpoch(m.LeaderEpochs, i, m.EndOffset)
+				for _, o := range []int64{ep.StartOffset - 1, ep.StartOffset, end, end + 1} {
+					out = append(out, lookupProbe{m.SegmentID.TopicIDPartition, ep.Epoch, o})
+				}
+			}
+		}
+	}
+	return out
 }

@@ -3,49 +3,67 @@ package cache
 import (
 	"container/list"
 	"hash/maphash"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
 )
 
-// DefaultLookupCacheSize is the memory budget of SegmentFor's answer cache of a store opened
-// without WithLookupCacheSize.
-const DefaultLookupCacheSize = 32 << 20
+// DefaultLookupCacheSize is the memory budget of SegmentFor's cache of a store opened without
+// WithLookupCacheSize. It holds the referenced rows of about 700,000 segments (a row of a
+// segment with one leader epoch and a short topic name takes about 90 bytes there).
+const DefaultLookupCacheSize = 64 << 20
 
-// lookupCache remembers SegmentFor's answers so that a repeated lookup in the same stretch of
-// offsets is a map lookup and a binary search instead of a Pebble seek. Kafka's own cache keeps
-// every segment of every partition on the heap for the same purpose; this keeps only what was
-// looked up recently, within a byte budget, so memory stays flat however long the history.
+// lookupRunRows is the most referenced rows a lookup that misses the cache reads into it
+// while the cache has room: the rows at and below its floor, in one pass of the iterator it
+// seeks anyway. Reading ahead is what makes the cache serve lookups at random: a uniform lookup
+// over a history the budget holds misses only until the runs cover it (for 500,000 segments,
+// about 99% covered after 20,000 lookups), where one row per miss would take 500,000 misses.
 //
-// What it holds is exact, never a guess. A Pebble lookup of offset o in an epoch finds the
-// referenced row with the greatest start offset s <= o (the floor) and, one step back in key
-// order, the row with the least start offset n > o. Every offset in [s, n-1] has that same
-// floor, so the answer for the whole range is known: the floor's segment when the offset is
-// within its part of the epoch, none otherwise. The cache keeps that range with the floor's
-// row as Pebble held it, and decodes it again for every hit, so a hit returns a fresh value
-// exactly as the Pebble path would. Only a row that recent lookups found twice is kept (see
-// admit): lookups at random over a long history, which seldom find a row twice, pay neither
-// the second seek nor the cache's upkeep.
+// Once the cache is full, a lookup that misses reads its floor alone, as without the cache,
+// and keeps a run of lookupRunRowsFull rows only for a floor that recent lookups found too
+// (see admit): a consumer reading on through a segment finds its row again, while lookups at
+// random over a history larger than the budget seldom do, and then pay for the cache nothing
+// but that check, and do not churn it.
+const (
+	lookupRunRows     = 128
+	lookupRunRowsFull = 4
+)
+
+// lookupCache keeps runs of referenced rows, as Pebble held them, so that a lookup whose
+// offset a run covers is a map lookup, two binary searches and a decode instead of a Pebble
+// seek. Kafka's own cache keeps every segment of every partition on the heap for the same
+// purpose; this keeps what lookups read, within a byte budget, so memory stays flat however
+// long the history. Only lookups fill it: nothing is kept while records are applied.
+//
+// What it holds is exact, never a guess. A run is a stretch of one epoch's referenced rows
+// that are neighbours in key order (start offsets descending), and the offsets [lo, hi] it
+// answers for: hi is one below the start of the row just above the run (the epoch's greatest
+// start offset has none: hi is math.MaxInt64), and lo is the run's least start, or
+// math.MinInt64 when no row of the epoch lies below the run. For every offset in [lo, hi], the
+// floor in the epoch is the run's row with the greatest start at or below it (none below the
+// run's least start), exactly as a seek in Pebble would find it, so a hit decodes that row and
+// answers as the Pebble path does. Runs of one epoch never overlap.
 //
 // Staleness. Every write to the store that can change a partition's referenced rows forgets
 // what the cache holds of that partition, after the write commits and before the writer
 // returns (Apply through txn.publish; every other writer forgets everything), so a reader that
 // starts after a write has returned never gets an answer from before it: read-your-writes is
-// the store's. A range computed by a reader that raced with a write is not kept: loads note
-// the partition's generation before they open their iterator and keep the range only if no
-// write to the partition has committed since.
+// the store's. A run read by a reader that raced with a write is not kept: readers note the
+// partition's generation before they open their iterator and keep the run only if no write to
+// the partition has committed since.
 type lookupCache struct {
 	budget int64
 
 	mu   sync.Mutex
 	used int64
-	lru  list.List // of *lookupRange, most recently used at the front
-	// parts holds, per partition, per epoch, the known ranges sorted by start offset.
-	parts map[tpPrefix]map[int32][]*lookupRange
+	lru  list.List // of *lookupRun, most recently used at the front
+	// parts holds, per partition, per epoch, the runs sorted by lo.
+	parts map[tpPrefix]map[int32][]*lookupRun
 	// gens are generations by partition hash, and all the generation of everything: a write
-	// bumps its partitions' stripes, or all. A load keeps its range only if both are as
-	// they were when it started. Striping bounds their memory whatever the partition count.
-	// They change under mu, and are read without it.
+	// bumps its partitions' stripes, or all. A reader keeps its run only if both are as they
+	// were when it started. Striping bounds their memory whatever the partition count. They
+	// change under mu, and are read without it.
 	gens [256]atomic.Uint64
 	all  atomic.Uint64
 
@@ -54,25 +72,112 @@ type lookupCache struct {
 	seed maphash.Seed
 }
 
-// lookupRange is one known answer: for every offset in [start, end], the floor in the epoch
-// is the segment whose referenced row is val, which covers the epoch up to epochEnd.
-type lookupRange struct {
-	p          tpPrefix
-	epoch      int32
-	start, end int64
-	epochEnd   int64
-	val        []byte
-	elem       *list.Element
+// lookupRun is a run of one epoch's referenced rows: row i has key start offset starts[i]
+// (descending) and value vals[offs[i]:offs[i+1]].
+type lookupRun struct {
+	p      tpPrefix
+	epoch  int32
+	lo, hi int64
+	starts []int64
+	offs   []uint32
+	vals   []byte
+	elem   *list.Element
 }
 
-// lookupRangeOverhead approximates what a range costs beyond its row: the struct, its list
+// lookupRunOverhead approximates what a run costs beyond its rows: the struct, its list
 // element, its slot in the epoch's slice and its share of the maps.
-const lookupRangeOverhead = 160
+const lookupRunOverhead = 200
 
-func (r *lookupRange) size() int64 { return lookupRangeOverhead + int64(cap(r.val)) }
+func (r *lookupRun) size() int64 {
+	return lookupRunOverhead + 8*int64(cap(r.starts)) + 4*int64(cap(r.offs)) + int64(cap(r.vals))
+}
+
+// add appends a row; its start must be below every row's already added.
+func (r *lookupRun) add(start int64, val []byte) {
+	if len(r.offs) == 0 {
+		r.offs = append(r.offs, 0)
+	}
+	r.starts = append(r.starts, start)
+	r.vals = append(r.vals, val...)
+	r.offs = append(r.offs, uint32(len(r.vals)))
+}
+
+// floor returns the row of the greatest start at or below offset, which must be in [lo, hi],
+// and false when every row starts above it.
+func (r *lookupRun) floor(offset int64) ([]byte, bool) {
+	// starts descend: the first at or below offset.
+	i, _ := slices.BinarySearchFunc(r.starts, offset, func(s, o int64) int {
+		if s > o {
+			return -1
+		}
+		return 1
+	})
+	if i == len(r.starts) {
+		return nil, false
+	}
+	return r.vals[r.offs[i]:r.offs[i+1]], true
+}
+
+// compact copies the run's slices to their lengths, so that size counts what it holds.
+func (r *lookupRun) compact() {
+	r.starts, r.offs, r.vals = slices.Clone(r.starts), slices.Clone(r.offs), slices.Clone(r.vals)
+}
 
 func newLookupCache(budget int64) *lookupCache {
-	return &lookupCache{budget: budget, parts: make(map[tpPrefix]map[int32][]*lookupRange), seed: maphash.MakeSeed()}
+	return &lookupCache{budget: budget, parts: make(map[tpPrefix]map[int32][]*lookupRun), seed: maphash.MakeSeed()}
+}
+
+func (c *lookupCache) stripe(p tpPrefix) int {
+	return int(maphash.Comparable(c.seed, p) % uint64(len(c.gens)))
+}
+
+// generation returns what a reader must find unchanged to keep its run.
+func (c *lookupCache) generation(p tpPrefix) (uint64, uint64) {
+	return c.gens[c.stripe(p)].Load(), c.all.Load()
+}
+
+// runAt returns the index in rs of the run holding offset, or of where one would go, and
+// whether it holds it. Must hold mu.
+func runAt(rs []*lookupRun, offset int64) (int, bool) {
+	// The first run that starts above offset; the one before it is the only candidate.
+	i, _ := slices.BinarySearchFunc(rs, offset, func(r *lookupRun, o int64) int {
+		if r.lo <= o {
+			return -1
+		}
+		return 1
+	})
+	if i > 0 && rs[i-1].hi >= offset {
+		return i - 1, true
+	}
+	return i, false
+}
+
+// find calls fn with the floor row of offset in (p, epoch), or nil when the epoch has none,
+// if a run holds offset, and returns true. The row is the cache's: fn decodes it and keeps
+// nothing of it. Otherwise it returns false, the hi of the run below offset, the stretch of
+// the epoch a reader need not read again (math.MinInt64 when there is none), and how many rows
+// the reader should read into a run: lookupRunRows while the cache has room, 0 once it is
+// full (the reader reads its floor and asks admit).
+func (c *lookupCache) find(p tpPrefix, epoch int32, offset int64, fn func(val []byte)) (found bool, below int64, rows int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rs := c.parts[p][epoch]
+	i, ok := runAt(rs, offset)
+	if ok {
+		r := rs[i]
+		c.lru.MoveToFront(r.elem)
+		val, _ := r.floor(offset)
+		fn(val)
+		return true, 0, 0
+	}
+	below = math.MinInt64
+	if i > 0 {
+		below = rs[i-1].hi
+	}
+	if c.used+lookupRunOverhead+lookupRunRows*128 <= c.budget {
+		rows = lookupRunRows
+	}
+	return false, below, rows
 }
 
 // floorRow names a referenced row: a partition, an epoch and the start offset of its key.
@@ -82,44 +187,9 @@ type floorRow struct {
 	start int64
 }
 
-func (c *lookupCache) stripe(p tpPrefix) int {
-	return int(maphash.Comparable(c.seed, p) % uint64(len(c.gens)))
-}
-
-// generation returns what a load must find unchanged to keep its range.
-func (c *lookupCache) generation(p tpPrefix) (uint64, uint64) {
-	return c.gens[c.stripe(p)].Load(), c.all.Load()
-}
-
-// find calls fn with the row and the epoch end of the known range of (p, epoch) holding
-// offset, if there is one, and returns true. The row is the cache's: fn decodes it and keeps
-// nothing of it.
-func (c *lookupCache) find(p tpPrefix, epoch int32, offset int64, fn func(val []byte, epochEnd int64)) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	rs := c.parts[p][epoch]
-	// The first range that starts above offset; the one before it is the only candidate.
-	i, _ := slices.BinarySearchFunc(rs, offset, func(r *lookupRange, o int64) int {
-		if r.start <= o {
-			return -1
-		}
-		return 1
-	})
-	if i == 0 || rs[i-1].end < offset {
-		return false
-	}
-	r := rs[i-1]
-	c.lru.MoveToFront(r.elem)
-	fn(r.val, r.epochEnd)
-	return true
-}
-
 // admit reports whether the floor row starting at start in (p, epoch) was found by a recent
-// lookup too, and remembers it otherwise. A reader keeps a range only for a row found twice:
-// a consumer reading on through a segment finds its row again and again, while lookups at
-// random over a long history seldom find the same row twice, and then pay nothing for the
-// cache but this check. Remembering is a hash in one of a fixed number of slots, so a
-// collision only admits a row early or forgets one: it changes no answer.
+// lookup too, and remembers it otherwise. Remembering is a hash in one of a fixed number of
+// slots, so a collision only admits a row early or forgets one: it changes no answer.
 func (c *lookupCache) admit(p tpPrefix, epoch int32, start int64) bool {
 	sum := maphash.Comparable(c.seed, floorRow{p, epoch, start}) | 1 // never 0, an empty slot
 	slot := &c.seen[sum%uint64(len(c.seen))]
@@ -131,49 +201,41 @@ func (c *lookupCache) admit(p tpPrefix, epoch int32, start int64) bool {
 	return false
 }
 
-// keep adds a range found by a load that started at generation (gen, all), unless a write
-// has changed the partition since or the range alone exceeds the budget. It copies val.
-func (c *lookupCache) keep(p tpPrefix, epoch int32, start, end, epochEnd int64, val []byte, gen, all uint64) {
-	r := &lookupRange{p: p, epoch: epoch, start: start, end: end, epochEnd: epochEnd, val: slices.Clone(val)}
+// keep adds a run read by a reader that started at generation (gen, all), unless a write has
+// changed the partition since, the run alone exceeds the budget, or it overlaps a run another
+// reader kept meanwhile (both are exact: one is enough).
+func (c *lookupCache) keep(r *lookupRun, gen, all uint64) {
+	if len(r.starts) == 0 {
+		return
+	}
+	r.compact()
 	if r.size() > c.budget {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.gens[c.stripe(p)].Load() != gen || c.all.Load() != all {
+	if c.gens[c.stripe(r.p)].Load() != gen || c.all.Load() != all {
 		return
 	}
-	epochs := c.parts[p]
+	epochs := c.parts[r.p]
 	if epochs == nil {
-		epochs = make(map[int32][]*lookupRange)
-		c.parts[p] = epochs
+		epochs = make(map[int32][]*lookupRun)
+		c.parts[r.p] = epochs
 	}
-	rs := epochs[epoch]
-	i, found := slices.BinarySearchFunc(rs, start, func(r *lookupRange, s int64) int {
-		switch {
-		case r.start < s:
-			return -1
-		case r.start > s:
-			return 1
-		}
-		return 0
-	})
-	if found {
-		// The same floor row, read again at the same generation: the same answer, for a
-		// range that may now reach further.
-		rs[i].end = max(rs[i].end, end)
-		c.lru.MoveToFront(rs[i].elem)
+	rs := epochs[r.epoch]
+	i, _ := runAt(rs, r.lo)
+	if (i < len(rs) && rs[i].lo <= r.hi) || (i > 0 && rs[i-1].hi >= r.lo) {
 		return
 	}
 	r.elem = c.lru.PushFront(r)
-	epochs[epoch] = slices.Insert(rs, i, r)
+	epochs[r.epoch] = slices.Insert(rs, i, r)
 	c.used += r.size()
 	for c.used > c.budget {
-		c.removeLocked(c.lru.Back().Value.(*lookupRange))
+		c.removeLocked(c.lru.Back().Value.(*lookupRun))
 	}
 }
 
-func (c *lookupCache) removeLocked(r *lookupRange) {
+func (c *lookupCache) removeLocked(r *lookupRun) {
 	c.lru.Remove(r.elem)
 	c.used -= r.size()
 	epochs := c.parts[r.p]
@@ -191,7 +253,7 @@ func (c *lookupCache) removeLocked(r *lookupRange) {
 	epochs[r.epoch] = rs
 }
 
-// forget drops every range of the partitions each calls fn with and bumps their generations.
+// forget drops every run of the partitions each calls fn with and bumps their generations.
 // The writer calls it after its commit, before it returns.
 func (c *lookupCache) forget(each func(fn func(p tpPrefix))) {
 	c.mu.Lock()
@@ -213,13 +275,13 @@ func (c *lookupCache) forgetAll() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.all.Add(1)
-	c.parts = make(map[tpPrefix]map[int32][]*lookupRange)
+	c.parts = make(map[tpPrefix]map[int32][]*lookupRun)
 	c.lru.Init()
 	c.used = 0
 }
 
-// stats returns the bytes in use and the number of ranges held.
-func (c *lookupCache) stats() (used int64, ranges int) {
+// stats returns the bytes in use and the number of runs held.
+func (c *lookupCache) stats() (used int64, runs int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.used, c.lru.Len()

@@ -1,98 +1,152 @@
 package cache
 
 import (
-	"slices"
+	"math"
 	"testing"
 )
 
-// A range loaded before a write to its partition committed must not be kept after it: the
-// load's generation no longer matches.
-func TestLookupCacheRefusesRangesFromBeforeAWrite(t *testing.T) {
+// testRun returns a run of (p, epoch) over [lo, hi] with rows at starts (descending), each
+// row's value its start as text.
+func testRun(p tpPrefix, epoch int32, lo, hi int64, starts ...int64) *lookupRun {
+	r := &lookupRun{p: p, epoch: epoch, lo: lo, hi: hi}
+	for _, s := range starts {
+		r.add(s, []byte(rowName(s)))
+	}
+	return r
+}
+
+func rowName(start int64) string {
+	if start == math.MinInt64 {
+		return "none"
+	}
+	return "row@" + string(rune('0'+start/10%10)) + string(rune('0'+start%10))
+}
+
+// lookupAt returns what the cache answers for offset: the row's name, "none", or "miss".
+func lookupAt(c *lookupCache, p tpPrefix, epoch int32, offset int64) string {
+	got := "miss"
+	found, _, _ := c.find(p, epoch, offset, func(val []byte) {
+		got = "none"
+		if val != nil {
+			got = string(val)
+		}
+	})
+	if !found {
+		return "miss"
+	}
+	return got
+}
+
+// A run answers, for every offset in [lo, hi], the row with the greatest start at or below
+// it, or none below its least start when nothing of the epoch lies below; outside, it misses.
+func TestLookupCacheRunsAnswerTheirFloor(t *testing.T) {
+	c := newLookupCache(1 << 20)
+	var p tpPrefix
+	gen, all := c.generation(p)
+	// Rows at 40, 30 and 20, the row above at 50 (hi 49), and more rows below 20.
+	c.keep(testRun(p, 0, 20, 49, 40, 30, 20), gen, all)
+	// The epoch's last rows: nothing of it below 5.
+	c.keep(testRun(p, 0, math.MinInt64, 9, 5), gen, all)
+	for offset, want := range map[int64]string{
+		49: rowName(40), 40: rowName(40), 39: rowName(30), 30: rowName(30), 25: rowName(20), 20: rowName(20),
+		50: "miss", 19: "miss", 10: "miss",
+		9: rowName(5), 5: rowName(5), 4: "none", -1: "none", math.MinInt64: "none",
+	} {
+		if got := lookupAt(c, p, 0, offset); got != want {
+			t.Errorf("offset %d: %s, want %s", offset, got, want)
+		}
+		if got := lookupAt(c, p, 1, offset); got != "miss" {
+			t.Errorf("epoch 1 offset %d: %s, want a miss", offset, got)
+		}
+	}
+	// find tells a missing reader where the run below ends, so that it stops there.
+	if found, below, _ := c.find(p, 0, 15, func([]byte) {}); found || below != 9 {
+		t.Errorf("offset 15: found %t, below %d; want a miss above 9", found, below)
+	}
+	// A run overlapping one kept is not kept: both are exact, one is enough.
+	c.keep(testRun(p, 0, 10, 25, 20, 15, 10), gen, all)
+	if got := lookupAt(c, p, 0, 15); got != "miss" {
+		t.Errorf("an overlapping run was kept: offset 15 answers %s", got)
+	}
+	c.keep(testRun(p, 0, 10, 19, 15, 10), gen, all)
+	if got := lookupAt(c, p, 0, 17); got != rowName(15) {
+		t.Errorf("offset 17: %s, want %s", got, rowName(15))
+	}
+	if _, runs := c.stats(); runs != 3 {
+		t.Errorf("%d runs, want 3", runs)
+	}
+}
+
+// A run read before a write to its partition committed must not be kept after it: the
+// reader's generation no longer matches.
+func TestLookupCacheRefusesRunsFromBeforeAWrite(t *testing.T) {
 	c := newLookupCache(1 << 20)
 	var p, q tpPrefix
 	p[0], q[0] = 1, 2
 	gen, all := c.generation(p)
 	c.forget(func(fn func(tpPrefix)) { fn(p) })
-	c.keep(p, 0, 10, 19, 19, []byte("row"), gen, all)
-	if c.find(p, 0, 15, func([]byte, int64) {}) {
-		t.Fatal("a range loaded before a write to its partition was kept")
+	c.keep(testRun(p, 0, 10, 19, 10), gen, all)
+	if got := lookupAt(c, p, 0, 15); got != "miss" {
+		t.Fatalf("a run read before a write to its partition was kept: %s", got)
 	}
 
 	gen, all = c.generation(p)
 	c.forgetAll()
-	c.keep(p, 0, 10, 19, 19, []byte("row"), gen, all)
-	if c.find(p, 0, 15, func([]byte, int64) {}) {
-		t.Fatal("a range loaded before a write to the whole store was kept")
+	c.keep(testRun(p, 0, 10, 19, 10), gen, all)
+	if got := lookupAt(c, p, 0, 15); got != "miss" {
+		t.Fatalf("a run read before a write to the whole store was kept: %s", got)
 	}
 
-	// A write to another partition leaves p's load valid, unless they share a stripe.
+	// A write to another partition leaves p's run valid, unless they share a stripe.
 	gen, all = c.generation(p)
 	if c.stripe(p) != c.stripe(q) {
 		c.forget(func(fn func(tpPrefix)) { fn(q) })
 	}
-	c.keep(p, 0, 10, 19, 19, []byte("row"), gen, all)
-	for _, o := range []int64{10, 15, 19} {
-		var got []byte
-		if !c.find(p, 0, o, func(v []byte, _ int64) { got = v }) || string(got) != "row" {
-			t.Fatalf("offset %d: range not found (%q)", o, got)
-		}
+	c.keep(testRun(p, 0, 10, 19, 10), gen, all)
+	if got := lookupAt(c, p, 0, 15); got != rowName(10) {
+		t.Fatalf("offset 15: %s, want %s", got, rowName(10))
 	}
-	for _, o := range []int64{9, 20} {
-		if c.find(p, 0, o, func([]byte, int64) {}) {
-			t.Fatalf("offset %d is outside the range and was found", o)
-		}
+	// A write to p forgets it.
+	c.forget(func(fn func(tpPrefix)) { fn(p) })
+	if got := lookupAt(c, p, 0, 15); got != "miss" {
+		t.Fatalf("a write to the partition left its run: %s", got)
 	}
-	if c.find(p, 1, 15, func([]byte, int64) {}) {
-		t.Fatal("another epoch's lookup found the range")
+	if used, runs := c.stats(); used != 0 || runs != 0 {
+		t.Fatalf("%d runs in %d bytes after forgetting everything", runs, used)
 	}
 }
 
-// The cache never holds more than its budget: the least recently used ranges go first.
+// The cache never holds more than its budget: the least recently used runs go first.
 func TestLookupCacheEvictsLeastRecentlyUsed(t *testing.T) {
-	val := make([]byte, 40)
-	one := (&lookupRange{val: slices.Clone(val)}).size() // as keep stores it
-	c := newLookupCache(3 * one)
+	one := testRun(tpPrefix{}, 0, 0, 9, 0)
+	one.compact() // as keep stores it
+	c := newLookupCache(3 * one.size())
 	var p tpPrefix
 	gen, all := c.generation(p)
 	for i := range int64(3) {
-		c.keep(p, 0, i*10, i*10+9, i*10+9, val, gen, all)
+		c.keep(testRun(p, 0, i*10, i*10+9, i*10), gen, all)
 	}
-	if !c.find(p, 0, 5, func([]byte, int64) {}) { // range 0 becomes the most recent
-		t.Fatal("range 0 missing")
+	if got := lookupAt(c, p, 0, 5); got == "miss" { // run 0 becomes the most recent
+		t.Fatal("run 0 missing")
 	}
-	c.keep(p, 0, 30, 39, 39, val, gen, all)
-	if used, n := c.stats(); n != 3 || used > 3*one {
-		t.Fatalf("%d ranges in %d bytes, want 3 within %d", n, used, 3*one)
+	c.keep(testRun(p, 0, 30, 39, 30), gen, all)
+	if used, n := c.stats(); n != 3 || used > c.budget {
+		t.Fatalf("%d runs in %d bytes, want 3 within %d", n, used, c.budget)
 	}
-	if c.find(p, 0, 15, func([]byte, int64) {}) {
-		t.Fatal("range 1, the least recently used, was not evicted")
+	if got := lookupAt(c, p, 0, 15); got != "miss" {
+		t.Fatal("run 1, the least recently used, was not evicted")
 	}
 	for _, o := range []int64{5, 25, 35} {
-		if !c.find(p, 0, o, func([]byte, int64) {}) {
+		if got := lookupAt(c, p, 0, o); got == "miss" {
 			t.Fatalf("offset %d evicted", o)
 		}
 	}
-	// A range larger than the whole budget is not kept at all.
-	c.keep(p, 1, 0, 9, 9, make([]byte, 4*one), gen, all)
-	if c.find(p, 1, 5, func([]byte, int64) {}) {
-		t.Fatal("a range over the budget was kept")
-	}
-}
-
-// A row found twice by recent lookups is admitted, once; a row found once is not.
-func TestLookupCacheAdmitsRowsFoundTwice(t *testing.T) {
-	c := newLookupCache(1 << 20)
-	var p tpPrefix
-	if c.admit(p, 0, 10) {
-		t.Fatal("a row found once was admitted")
-	}
-	if c.admit(p, 0, 20) || c.admit(p, 1, 10) {
-		t.Fatal("another row or epoch was admitted")
-	}
-	if !c.admit(p, 0, 10) {
-		t.Fatal("a row found twice was not admitted")
-	}
-	if c.admit(p, 0, 10) {
-		t.Fatal("a row was admitted twice in a row: admitting forgets it")
+	// A run larger than the whole budget is not kept at all.
+	big := testRun(p, 1, 0, 9, 0)
+	big.vals = make([]byte, c.budget)
+	big.offs[1] = uint32(len(big.vals))
+	c.keep(big, gen, all)
+	if got := lookupAt(c, p, 1, 5); got != "miss" {
+		t.Fatal("a run over the budget was kept")
 	}
 }

@@ -35,11 +35,13 @@ func WithBlockCacheSize(bytes int64) Option {
 	return optionFunc(func(o *options) { o.blockCacheSize = bytes })
 }
 
-// WithLookupCacheSize sets the memory budget in bytes of SegmentFor's answer cache, which
-// keeps the answers of recent lookups as exact ranges of offsets (see lookupCache) so that
-// lookups in the same stretch of a partition cost a map lookup instead of a Pebble seek.
-// Default DefaultLookupCacheSize (32 MiB); zero turns it off. What it holds of a partition is
-// forgotten by every write to that partition, so it changes no answer. Must not be negative.
+// WithLookupCacheSize sets the memory budget in bytes of SegmentFor's cache, which keeps runs of
+// the referenced rows that lookups read (see lookupCache), so that a lookup a run covers costs
+// a map lookup and a decode instead of a Pebble seek. Only lookups fill it, never Apply.
+// Default DefaultLookupCacheSize (64 MiB: the rows of about 700,000 segments); zero turns it
+// off. Whatever the history, it holds at most the budget; the process may hold up to twice as
+// much for it between Go's garbage collections. What it holds of a partition is forgotten by
+// every write to that partition, so it changes no answer. Must not be negative.
 func WithLookupCacheSize(bytes int64) Option {
 	return optionFunc(func(o *options) { o.lookupCacheSize = bytes })
 }

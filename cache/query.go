@@ -105,7 +105,7 @@ func (v *view) segment(id proto.UUID) (proto.SegmentMetadata, bool, error) {
 // tables holding rows of the epoch. The row holds a copy of the segment, so this is the only
 // read.
 func (v *view) segmentFor(epoch int32, offset int64) (proto.SegmentMetadata, bool, error) {
-	m, ok, _, _, err := v.floor(epoch, offset)
+	m, ok, _, err := v.floor(epoch, offset)
 	if err != nil || !ok {
 		return proto.SegmentMetadata{}, false, err
 	}
@@ -115,37 +115,61 @@ func (v *view) segmentFor(epoch int32, offset int64) (proto.SegmentMetadata, boo
 	return m, true, nil
 }
 
-// floor returns the decoded floor row of offset in the epoch's referenced map, the start
+// floor returns the decoded floor row of offset in the epoch's referenced map and the start
 // offset its key holds (the epoch's first offset in the segment, which is the segment's start
-// offset only in its first epoch), and its value, which stays valid until the iterator moves.
-func (v *view) floor(epoch int32, offset int64) (m proto.SegmentMetadata, ok bool, keyStart int64, val []byte, err error) {
+// offset only in its first epoch).
+func (v *view) floor(epoch int32, offset int64) (m proto.SegmentMetadata, ok bool, keyStart int64, err error) {
 	key := v.p.refKey(epoch, offset)
 	if !v.it.SeekPrefixGE(key) || !bytes.HasPrefix(v.it.Key(), key[:refPrefixLen]) {
-		return proto.SegmentMetadata{}, false, 0, nil, v.it.Error()
+		return proto.SegmentMetadata{}, false, 0, v.it.Error()
 	}
 	if m, err = decodeRef(v.it.Value(), v.p); err != nil {
-		return proto.SegmentMetadata{}, false, 0, nil, corruptf(v.it.Key(), "%v", err)
+		return proto.SegmentMetadata{}, false, 0, corruptf(v.it.Key(), "%v", err)
 	}
 	pk, err := parseKey(v.it.Key())
 	if err != nil {
-		return proto.SegmentMetadata{}, false, 0, nil, corruptf(v.it.Key(), "%v", err)
+		return proto.SegmentMetadata{}, false, 0, corruptf(v.it.Key(), "%v", err)
 	}
-	return m, true, pk.offset, v.it.Value(), nil
+	return m, true, pk.offset, nil
 }
 
-// nextStart returns the least start offset above offset among the epoch's referenced rows, or
-// math.MaxInt64 when there is none. Rows sort by start offset descending within the epoch, so
-// it is the row just before (epoch, offset) in key order.
-func (v *view) nextStart(epoch int32, offset int64) (int64, error) {
+// run reads, for the lookup cache, the floor row of offset in the epoch's referenced map and
+// the rows below it, at most rows of them, stopping before a row whose start is at or below
+// below (the cache holds those). The run's hi is one below the start of the row above the
+// floor, which the same iterator finds first; its lo is its least start, or math.MinInt64
+// when it reached the epoch's last row. A run without rows means the epoch has no row at or
+// below offset.
+func (v *view) run(epoch int32, offset, below int64, rows int) (*lookupRun, error) {
 	key := v.p.refKey(epoch, offset)
-	if !v.it.SeekLT(key) || !bytes.HasPrefix(v.it.Key(), key[:refPrefixLen]) {
-		return math.MaxInt64, v.it.Error()
+	pre := key[:refPrefixLen]
+	r := &lookupRun{p: v.p, epoch: epoch, hi: math.MaxInt64}
+	valid := v.it.SeekLT(key)
+	if valid && bytes.HasPrefix(v.it.Key(), pre) {
+		pk, err := parseKey(v.it.Key())
+		if err != nil {
+			return nil, corruptf(v.it.Key(), "%v", err)
+		}
+		r.hi = pk.offset - 1
+		valid = v.it.Next()
+	} else {
+		valid = v.it.SeekGE(key)
 	}
-	pk, err := parseKey(v.it.Key())
-	if err != nil {
-		return 0, corruptf(v.it.Key(), "%v", err)
+	for ; valid && bytes.HasPrefix(v.it.Key(), pre); valid = v.it.Next() {
+		pk, err := parseKey(v.it.Key())
+		if err != nil {
+			return nil, corruptf(v.it.Key(), "%v", err)
+		}
+		if n := len(r.starts); n > 0 && (n == rows || pk.offset <= below) {
+			r.lo = r.starts[n-1]
+			return r, nil
+		}
+		r.add(pk.offset, v.it.Value())
 	}
-	return pk.offset, nil
+	if err := v.it.Error(); err != nil {
+		return nil, err
+	}
+	r.lo = math.MinInt64
+	return r, nil
 }
 
 // epochEnd returns the last offset of m within leader epoch epoch: the offset before the next
@@ -229,12 +253,13 @@ func (s *Store) SegmentFor(tp proto.TopicIDPartition, epoch int32, offset int64)
 			})
 		}
 		var derr error
-		if s.lookups.find(p, epoch, offset, func(val []byte, end int64) {
-			if offset <= end {
+		found, below, rows := s.lookups.find(p, epoch, offset, func(val []byte) {
+			if val != nil {
 				m, derr = decodeRef(val, p)
-				ok = derr == nil
+				ok = derr == nil && offset <= epochEnd(&m, epoch)
 			}
-		}) {
+		})
+		if found {
 			if derr != nil {
 				// The row decoded when it was read from Pebble; it cannot fail now unless
 				// memory is damaged. Say which row.
@@ -247,26 +272,42 @@ func (s *Store) SegmentFor(tp proto.TopicIDPartition, epoch int32, offset int64)
 		}
 		gen, all := s.lookups.generation(p)
 		return s.withViewLocked(tp, p, func(v *view) error {
-			fm, found, keyStart, val, err := v.floor(epoch, offset)
+			decoded := false
+			if rows == 0 {
+				// The cache is full: the floor alone, and a run only for a floor found twice.
+				fm, found, keyStart, err := v.floor(epoch, offset)
+				if err != nil {
+					return err
+				}
+				if !found {
+					return v.load()
+				}
+				if offset <= epochEnd(&fm, epoch) {
+					m, ok = fm, true
+				}
+				if !s.lookups.admit(p, epoch, keyStart) {
+					return nil
+				}
+				rows, decoded = lookupRunRowsFull, true
+			}
+			r, err := v.run(epoch, offset, below, rows)
 			if err != nil {
 				return err
 			}
-			if !found {
-				return v.load()
+			if !decoded {
+				val, found := r.floor(offset)
+				if !found {
+					return v.load()
+				}
+				fm, err := decodeRef(val, p)
+				if err != nil {
+					return corruptf(p.refKey(epoch, r.starts[0]), "%v", err)
+				}
+				if offset <= epochEnd(&fm, epoch) {
+					m, ok = fm, true
+				}
 			}
-			end := epochEnd(&fm, epoch)
-			if offset <= end {
-				m, ok = fm, true
-			}
-			if !s.lookups.admit(p, epoch, keyStart) {
-				return nil
-			}
-			val = slices.Clone(val) // nextStart moves the iterator
-			next, err := v.nextStart(epoch, offset)
-			if err != nil {
-				return err
-			}
-			s.lookups.keep(p, epoch, keyStart, next-1, end, val, gen, all)
+			s.lookups.keep(r, gen, all)
 			return nil
 		})
 	})
