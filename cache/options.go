@@ -10,11 +10,16 @@ import (
 // DefaultBlockCacheSize is the block cache of a store opened without WithBlockCacheSize.
 const DefaultBlockCacheSize = 8 << 20
 
+// DefaultMemTableSize is the size of each of Pebble's memtables in a store opened without
+// WithMemTableSize.
+const DefaultMemTableSize = 16 << 20
+
 // Option configures Open.
 type Option interface{ apply(*options) }
 
 type options struct {
 	blockCacheSize  int64
+	memTableSize    int64
 	lookupCacheSize int64
 	fs              vfs.FS
 	log             *zap.Logger
@@ -27,12 +32,24 @@ func (f optionFunc) apply(o *options) { f(o) }
 
 // WithBlockCacheSize sets the size in bytes of Pebble's block cache, which holds recently read
 // data and index blocks. Default DefaultBlockCacheSize (8 MiB). With Pebble's memtables (up to
-// three of 16 MiB, accounted separately) it bounds the store's memory, whatever the number of
+// three, see WithMemTableSize, accounted separately) it bounds the store's memory, whatever the number of
 // segments. A query whose blocks are not cached reads them from the filesystem (usually the
 // OS page cache) and decompresses them; raising the cache helps a broker that reads many
 // partitions' metadata at random. Must be positive.
 func WithBlockCacheSize(bytes int64) Option {
 	return optionFunc(func(o *options) { o.blockCacheSize = bytes })
+}
+
+// WithMemTableSize sets the size in bytes of each of Pebble's memtables, which hold the latest
+// writes in memory until they are flushed to a table on disk. Default DefaultMemTableSize
+// (16 MiB). Up to three may be held at once (one filling, two being flushed), but a memtable's
+// memory is resident only as far as it has been filled: a cold load peaks at about two. Every
+// fetch rewrites the rows of the partitions it touches; a larger memtable keeps fewer of those
+// versions until a flush, so the flushes and compactions of a cold load cost less: with 8 MiB a
+// cold load of 1M events took about a quarter more CPU than with 16 MiB, with Pebble's default
+// of 4 MiB more still (docs/BENCHMARKS.md, "where the bytes go"). Must be at least 1 MiB and below 4 GiB.
+func WithMemTableSize(bytes int64) Option {
+	return optionFunc(func(o *options) { o.memTableSize = bytes })
 }
 
 // WithLookupCacheSize sets the memory budget in bytes of SegmentFor's cache, which keeps runs of
@@ -71,7 +88,7 @@ func WithDamageHandler(fn func(err error)) Option {
 }
 
 func buildOptions(opts []Option) (options, error) {
-	o := options{blockCacheSize: DefaultBlockCacheSize, lookupCacheSize: DefaultLookupCacheSize, fs: vfs.Default, log: zap.NewNop()}
+	o := options{blockCacheSize: DefaultBlockCacheSize, memTableSize: DefaultMemTableSize, lookupCacheSize: DefaultLookupCacheSize, fs: vfs.Default, log: zap.NewNop()}
 	for _, opt := range opts {
 		if opt != nil {
 			opt.apply(&o)
@@ -79,6 +96,9 @@ func buildOptions(opts []Option) (options, error) {
 	}
 	if o.blockCacheSize <= 0 {
 		return o, fmt.Errorf("cache: block cache size %d: must be positive", o.blockCacheSize)
+	}
+	if o.memTableSize < 1<<20 || o.memTableSize >= 4<<30 {
+		return o, fmt.Errorf("cache: memtable size %d: must be at least 1 MiB and below 4 GiB", o.memTableSize)
 	}
 	if o.lookupCacheSize < 0 {
 		return o, fmt.Errorf("cache: lookup cache size %d: must not be negative", o.lookupCacheSize)

@@ -13,16 +13,10 @@ import (
 	"go.uber.org/zap"
 )
 
-// Pebble's memtables: memTableSize each, at most memTableStopWrites queued for flushing before
-// writes wait, and one more may linger while an iterator still reads it. Pebble's default of
-// 4 MiB flushes a table to disk every few fetches when every fetch rewrites the rows of
-// hundreds of partitions; 16 MiB lets a flush keep only the last of many versions of those
-// rows, which cuts the CPU time of Apply under such a load by about a third
-// (BenchmarkApplyMillion), for 48 MiB of memory.
-const (
-	memTableSize       = 16 << 20
-	memTableStopWrites = 2
-)
+// memTableStopWrites is how many memtables may be queued for flushing before writes wait; one
+// more may linger while an iterator still reads it. With the memtable size (WithMemTableSize)
+// it bounds the memtables' memory: at most (memTableStopWrites+1) times the size.
+const memTableStopWrites = 2
 
 // Store is the materialized view of the metadata topic, in one Pebble instance.
 //
@@ -56,7 +50,7 @@ type Store struct {
 // Open opens the store in dir on the filesystem of the options, creating it if it does not
 // exist. Opening reads only Pebble's manifest and write-ahead log, however much history the
 // store holds: nothing is loaded into memory. While open, the store holds Pebble's block cache
-// and memtables, and the writer's copy of the rows of partitions it has written to (one row
+// and memtables (WithBlockCacheSize, WithMemTableSize), and the writer's copy of the rows of partitions it has written to (one row
 // per partition), nothing per segment.
 func Open(dir string, opts ...Option) (*Store, error) {
 	o, err := buildOptions(opts)
@@ -112,8 +106,8 @@ func pebbleOptions(o options, d *damage) *pebble.Options {
 		Comparer: comparer,
 		// Pebble charges its memtables to the block cache; without room for them on top
 		// of the blocks, the cache would hold no blocks at all.
-		CacheSize:                   o.blockCacheSize + memTableSize*(memTableStopWrites+1),
-		MemTableSize:                memTableSize,
+		CacheSize:                   o.blockCacheSize + o.memTableSize*(memTableStopWrites+1),
+		MemTableSize:                uint64(o.memTableSize),
 		MemTableStopWritesThreshold: memTableStopWrites,
 		FormatMajorVersion:          pebbleFormat,
 		Logger:                      pebbleLogger{l: o.log.Sugar(), d: d},

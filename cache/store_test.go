@@ -606,3 +606,31 @@ func TestPebbleFormatPinned(t *testing.T) {
 			pebble.FormatNewest, pebbleFormat)
 	}
 }
+
+// TestMemTableSize checks that WithMemTableSize reaches Pebble, with room for the memtables in
+// its cache on top of the blocks, and that sizes Pebble cannot use are refused.
+func TestMemTableSize(t *testing.T) {
+	o, err := buildOptions([]Option{WithMemTableSize(4 << 20), WithBlockCacheSize(1 << 20)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	po := pebbleOptions(o, &damage{log: o.log})
+	if po.MemTableSize != 4<<20 || po.CacheSize != 1<<20+3*(4<<20) {
+		t.Fatalf("memtables of %d bytes, cache of %d; want 4 MiB and 13 MiB", po.MemTableSize, po.CacheSize)
+	}
+	if o, _ := buildOptions(nil); o.memTableSize != DefaultMemTableSize {
+		t.Fatalf("default memtable size %d, want %d", o.memTableSize, DefaultMemTableSize)
+	}
+	for _, n := range []int64{0, 1<<20 - 1, 4 << 30} {
+		if _, err := Open("db", WithFS(vfs.NewMem()), WithMemTableSize(n)); err == nil || !strings.Contains(err.Error(), "memtable size") {
+			t.Fatalf("Open with memtables of %d bytes: %v, want an error naming the memtable size", n, err)
+		}
+	}
+	s, err := Open("db", WithFS(vfs.NewMem()), WithMemTableSize(1<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
