@@ -171,6 +171,21 @@ func New(ctx context.Context, opts ...Option) (*Manager, error) {
 	return m, nil
 }
 
+// The consumer's fetch sizes, the largest part of the manager's memory during a cold load. A
+// fetch stays in memory until the loop has applied all of it, and franz-go fetches the next one
+// while it does, so about two fetches are held at a time: each as its decompressed batches and
+// one kgo.Record per record (a few hundred bytes each). Metadata records compress about four to
+// one, so a fetch of N bytes holds about 10*N bytes of heap once decoded: franz-go's 50 MiB
+// default (Kafka's fetch.max.bytes) meant hundreds of MiB, and 8 MiB still ~200 MiB of the peak
+// resident set of a cold load of 1M events (docs/BENCHMARKS.md, "where the bytes go").
+// 512 KiB is still over ten thousand records a fetch, as many as one Apply takes
+// (maxPollRecords), and measured no slower. The properties
+// remote.log.metadata.consumer.fetch.max.bytes and .max.partition.fetch.bytes set others.
+const (
+	DefaultFetchMaxBytes          = 512 << 10
+	DefaultMaxPartitionFetchBytes = 512 << 10
+)
+
 // clientOptions returns the options of the manager's client. Kafka's settings and the caller's
 // come first; then the settings the manager's correctness depends on, which nothing overrides:
 // the partition of every record is the one Kafka's partitioner picks (manual partitioning),
@@ -188,11 +203,9 @@ func clientOptions(cfg *config) []kgo.Opt {
 		// Kafka's consumer default (fetch.max.wait.ms 500), not franz-go's 5s: a partition added
 		// while the loop waits on caught-up ones is fetched no later than this.
 		kgo.FetchMaxWait(500 * time.Millisecond),
-		// A fetch stays in memory, decoded into franz-go's records, until the loop has applied
-		// all of it; at ~150 bytes a record plus a few hundred of bookkeeping, franz-go's 50 MiB
-		// default means hundreds of MiB of heap during a cold load. 8 MiB is still tens of
-		// thousands of records a fetch, so batches stay large.
-		kgo.FetchMaxBytes(8 << 20),
+		// See DefaultFetchMaxBytes and DefaultMaxPartitionFetchBytes.
+		kgo.FetchMaxBytes(DefaultFetchMaxBytes),
+		kgo.FetchMaxPartitionBytes(DefaultMaxPartitionFetchBytes),
 	}
 	if cfg.tls != nil {
 		kopts = append(kopts, kgo.DialTLSConfig(cfg.tls))
