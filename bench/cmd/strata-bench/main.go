@@ -5,6 +5,9 @@
 //	strata-bench run -brokers HOST:PORT -kafka-classpath CP [flags]
 //	    fills __remote_log_metadata, runs every round of both sides, prints the table and writes
 //	    the page (docs/BENCHMARKS.md)
+//	strata-bench fill [-events N] WORKLOAD
+//	    fills a fresh broker's __remote_log_metadata as run does and writes the workload, for
+//	    running one side's load again and again (strata-load) while tuning it
 //	strata-bench strata-load WORKLOAD DIR
 //	strata-bench strata-publish WORKLOAD DIR TOPIC_ID TOPIC PARTITION
 //	    Strata's side of one round, in its own process, as `run` starts it; prints one JSON line
@@ -36,6 +39,7 @@ func main() {
 const usage = `usage:
   strata-bench run -brokers HOST:PORT -kafka-classpath CP [flags]   (strata-bench run -h)
   strata-bench scale [-out PAGE] [-svg PICTURE] RESULTS.json...      (the scale series' page)
+  strata-bench fill [-events N] WORKLOAD                             (fill a fresh broker's topic, write the workload)
   strata-bench strata-load WORKLOAD DIR
   strata-bench strata-publish WORKLOAD DIR TOPIC_ID TOPIC PARTITION`
 
@@ -48,6 +52,8 @@ func dispatch(ctx context.Context, args []string) error {
 		return runCommand(ctx, rest)
 	case cmd == "scale":
 		return scaleCommand(rest)
+	case cmd == "fill":
+		return fillCommand(ctx, rest)
 	case cmd == "strata-load" && len(rest) == 2:
 		s, err := readSpec(rest[0])
 		if err != nil {

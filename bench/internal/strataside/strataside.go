@@ -5,11 +5,14 @@ package strataside
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/stratalog/strata/bench/internal/measure"
@@ -24,7 +27,7 @@ type Options struct {
 	Manager []rlmm.Option
 }
 
-func start(ctx context.Context, s *workload.Spec, dir string, o Options, leaders []proto.TopicIDPartition) (*rlmm.Manager, error) {
+func start(ctx context.Context, s *workload.Spec, dir string, o Options, leaders []proto.TopicIDPartition, extra ...rlmm.Option) (*rlmm.Manager, error) {
 	opts := []rlmm.Option{
 		rlmm.WithBootstrapServers(s.Brokers),
 		rlmm.WithCacheDir(dir),
@@ -35,6 +38,7 @@ func start(ctx context.Context, s *workload.Spec, dir string, o Options, leaders
 		rlmm.WithMinISR(1),
 		rlmm.WithLogger(zap.NewNop()),
 	}
+	opts = append(opts, extra...)
 	m, err := rlmm.New(ctx, append(opts, o.Manager...)...)
 	if err != nil {
 		return nil, fmt.Errorf("strataside: starting the manager: %w", err)
@@ -56,19 +60,26 @@ func start(ctx context.Context, s *workload.Spec, dir string, o Options, leaders
 // store -> every user partition ready).
 func Load(ctx context.Context, s *workload.Spec, dir string, o Options) (measure.Result, error) {
 	r := measure.NewResult()
+	// What the resident set is made of when it peaks: Go's memory from runtime/metrics, the
+	// store's from its Pebble metrics, read through the manager's metrics registry.
+	reg := storeMetrics{prometheus.NewRegistry()}
+	sampler := measure.StartMemorySampler(sampleInterval, func() (int64, int64) { return storeMemory(reg.Registry) })
 	t0 := time.Now()
-	m, err := start(ctx, s, dir, o, s.Partitions)
+	m, err := start(ctx, s, dir, o, s.Partitions, rlmm.WithMetrics(reg))
 	if err != nil {
+		sampler.Stop()
 		return r, err
 	}
 	r.Duration(measure.ColdLoadMs, time.Since(t0))
 	// Read before anything else runs: the peak so far is the cold load's (and the start's).
 	rss, err := measure.PeakRSS()
-	if err != nil {
+	mem, serr := sampler.Stop()
+	if err = errors.Join(err, serr); err != nil {
 		m.Close()
 		return r, err
 	}
 	r.Metrics[measure.PeakRSSBytes] = float64(rss)
+	mem.Record(r)
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
@@ -102,6 +113,56 @@ func Load(ctx context.Context, s *workload.Spec, dir string, o Options) (measure
 		return r, fmt.Errorf("strataside: closing the restarted manager: %w", err)
 	}
 	return r, nil
+}
+
+// sampleInterval is how often the cold load's memory is sampled.
+const sampleInterval = 25 * time.Millisecond
+
+// storeMetrics is a metrics registry of the store's metrics (cache.NewCollector) alone: the
+// manager's other collectors are accepted and left out, so that sampling reads only what it
+// reports.
+type storeMetrics struct{ *prometheus.Registry }
+
+func (r storeMetrics) Register(c prometheus.Collector) error {
+	ch := make(chan *prometheus.Desc, 64)
+	go func() { c.Describe(ch); close(ch) }()
+	store := false
+	for d := range ch {
+		store = store || strings.Contains(d.String(), `fqName: "strata_cache_`)
+	}
+	if !store {
+		return nil
+	}
+	return r.Registry.Register(c)
+}
+
+func (r storeMetrics) MustRegister(cs ...prometheus.Collector) {
+	for _, c := range cs {
+		if err := r.Register(c); err != nil {
+			panic(err)
+		}
+	}
+}
+
+// storeMemory reads the store's memtables and block cache from the manager's metrics.
+func storeMemory(reg *prometheus.Registry) (memtables, blockCache int64) {
+	mfs, err := reg.Gather()
+	if err != nil {
+		return 0, 0
+	}
+	for _, mf := range mfs {
+		if len(mf.GetMetric()) != 1 {
+			continue
+		}
+		v := int64(mf.GetMetric()[0].GetGauge().GetValue())
+		switch mf.GetName() {
+		case "strata_cache_memtable_bytes":
+			memtables = v
+		case "strata_cache_block_cache_bytes":
+			blockCache = v
+		}
+	}
+	return memtables, blockCache
 }
 
 // lookups runs workload 4: segment-for-offset lookups of the keys both sides draw alike, first
