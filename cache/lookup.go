@@ -2,6 +2,7 @@ package cache
 
 import (
 	"container/list"
+	"encoding/binary"
 	"hash/maphash"
 	"math"
 	"slices"
@@ -11,7 +12,7 @@ import (
 
 // DefaultLookupCacheSize is the memory budget of SegmentFor's cache of a store opened without
 // WithLookupCacheSize. It holds the referenced rows of about 700,000 segments (a row of a
-// segment with one leader epoch and a short topic name takes about 90 bytes there).
+// segment with one leader epoch and a short topic name takes about 75 bytes there).
 const DefaultLookupCacheSize = 64 << 20
 
 // lookupRunRows is the most referenced rows a lookup that misses the cache reads into it
@@ -27,7 +28,7 @@ const DefaultLookupCacheSize = 64 << 20
 // but that check, and do not churn it.
 const (
 	lookupRunRows     = 128
-	lookupRunRowsFull = 4
+	lookupRunRowsFull = 16
 )
 
 // lookupCache keeps runs of referenced rows, as Pebble held them, so that a lookup whose
@@ -45,6 +46,11 @@ const (
 // run's least start), exactly as a seek in Pebble would find it, so a hit decodes that row and
 // answers as the Pebble path does. Runs of one epoch never overlap.
 //
+// Memory. The rows live in one ring outside Go's heap (lookupMemory), written in turn: a run
+// is written where the last one ended, over the oldest runs, which are forgotten. The index of
+// the runs (about lookupRunOverhead bytes each, on Go's heap) is bounded too: at most one run
+// per KiB of budget, a fifth of the budget at most; the ring has the rest.
+//
 // Staleness. Every write to the store that can change a partition's referenced rows forgets
 // what the cache holds of that partition, after the write commits and before the writer
 // returns (Apply through txn.publish; every other writer forgets everything), so a reader that
@@ -53,11 +59,21 @@ const (
 // partition's generation before they open their iterator and keep the run only if no write to
 // the partition has committed since.
 type lookupCache struct {
-	budget int64
+	budget  int64
+	maxRuns int
+	// ringSize is the budget but for what the most runs cost on the heap.
+	ringSize int64
 
-	mu   sync.Mutex
-	used int64
-	lru  list.List // of *lookupRun, most recently used at the front
+	mu sync.Mutex
+	// ring holds the runs' bytes; nil until the first run is kept, and after close. head is
+	// where the next run goes. Runs lie in ring in the order they were kept, from head on
+	// the oldest, so writing a run at head overwrites the oldest first.
+	ring    []byte
+	release func()
+	failed  bool // the ring could not be mapped: nothing is kept
+	head    int
+	used    int64     // bytes of the runs held, their overhead included
+	fifo    list.List // of *lookupRun, the most recently kept at the front
 	// parts holds, per partition, per epoch, the runs sorted by lo.
 	parts map[tpPrefix]map[int32][]*lookupRun
 	// gens are generations by partition hash, and all the generation of everything: a write
@@ -72,40 +88,69 @@ type lookupCache struct {
 	seed maphash.Seed
 }
 
-// lookupRun is a run of one epoch's referenced rows: row i has key start offset starts[i]
-// (descending) and value vals[offs[i]:offs[i+1]].
+// lookupRun is the index entry of a run of n rows whose bytes are ring[off:off+size]: the n
+// start offsets (8 bytes each, descending), the n ends of the values in what follows (4 bytes
+// each), then the values.
 type lookupRun struct {
+	p         tpPrefix
+	epoch     int32
+	lo, hi    int64
+	n         int
+	off, size int
+	elem      *list.Element
+}
+
+// lookupRunOverhead approximates what a run costs on Go's heap: the struct, its list element,
+// its slot in the epoch's slice and its share of the maps.
+const lookupRunOverhead = 200
+
+func (r *lookupRun) cost() int64 { return lookupRunOverhead + int64(r.size) }
+
+// floor returns the row of the greatest start at or below offset, which must be in [lo, hi],
+// or nil when every row starts above it.
+func (r *lookupRun) floor(ring []byte, offset int64) []byte {
+	b := ring[r.off : r.off+r.size]
+	start := func(i int) int64 { return int64(binary.LittleEndian.Uint64(b[8*i:])) }
+	end := func(i int) int { return int(binary.LittleEndian.Uint32(b[8*r.n+4*i:])) }
+	// starts descend: the first at or below offset.
+	lo, hi := 0, r.n
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if start(m) > offset {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo == r.n {
+		return nil
+	}
+	vals, from := b[12*r.n:], 0
+	if lo > 0 {
+		from = end(lo - 1)
+	}
+	return vals[from:end(lo)]
+}
+
+// runRead is a run as a reader reads it from Pebble, before the cache copies it into its ring.
+type runRead struct {
 	p      tpPrefix
 	epoch  int32
 	lo, hi int64
 	starts []int64
-	offs   []uint32
+	ends   []uint32
 	vals   []byte
-	elem   *list.Element
-}
-
-// lookupRunOverhead approximates what a run costs beyond its rows: the struct, its list
-// element, its slot in the epoch's slice and its share of the maps.
-const lookupRunOverhead = 200
-
-func (r *lookupRun) size() int64 {
-	return lookupRunOverhead + 8*int64(cap(r.starts)) + 4*int64(cap(r.offs)) + int64(cap(r.vals))
 }
 
 // add appends a row; its start must be below every row's already added.
-func (r *lookupRun) add(start int64, val []byte) {
-	if len(r.offs) == 0 {
-		r.offs = append(r.offs, 0)
-	}
+func (r *runRead) add(start int64, val []byte) {
 	r.starts = append(r.starts, start)
 	r.vals = append(r.vals, val...)
-	r.offs = append(r.offs, uint32(len(r.vals)))
+	r.ends = append(r.ends, uint32(len(r.vals)))
 }
 
-// floor returns the row of the greatest start at or below offset, which must be in [lo, hi],
-// and false when every row starts above it.
-func (r *lookupRun) floor(offset int64) ([]byte, bool) {
-	// starts descend: the first at or below offset.
+// floor is lookupRun.floor on the rows as read.
+func (r *runRead) floor(offset int64) ([]byte, bool) {
 	i, _ := slices.BinarySearchFunc(r.starts, offset, func(s, o int64) int {
 		if s > o {
 			return -1
@@ -115,16 +160,33 @@ func (r *lookupRun) floor(offset int64) ([]byte, bool) {
 	if i == len(r.starts) {
 		return nil, false
 	}
-	return r.vals[r.offs[i]:r.offs[i+1]], true
+	from := uint32(0)
+	if i > 0 {
+		from = r.ends[i-1]
+	}
+	return r.vals[from:r.ends[i]], true
 }
 
-// compact copies the run's slices to their lengths, so that size counts what it holds.
-func (r *lookupRun) compact() {
-	r.starts, r.offs, r.vals = slices.Clone(r.starts), slices.Clone(r.offs), slices.Clone(r.vals)
-}
+func (r *runRead) size() int { return 12*len(r.starts) + len(r.vals) }
 
 func newLookupCache(budget int64) *lookupCache {
-	return &lookupCache{budget: budget, parts: make(map[tpPrefix]map[int32][]*lookupRun), seed: maphash.MakeSeed()}
+	c := &lookupCache{
+		budget: budget, maxRuns: max(int(budget>>10), 1),
+		parts: make(map[tpPrefix]map[int32][]*lookupRun), seed: maphash.MakeSeed(),
+	}
+	c.ringSize = max(budget-int64(c.maxRuns)*lookupRunOverhead, 0)
+	return c
+}
+
+// close releases the ring. The store calls it once no reader can be in the cache.
+func (c *lookupCache) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.dropLocked()
+	if c.release != nil {
+		c.release()
+	}
+	c.ring, c.release, c.failed = nil, nil, true
 }
 
 func (c *lookupCache) stripe(p tpPrefix) int {
@@ -137,7 +199,7 @@ func (c *lookupCache) generation(p tpPrefix) (uint64, uint64) {
 }
 
 // runAt returns the index in rs of the run holding offset, or of where one would go, and
-// whether it holds it. Must hold mu.
+// whether it holds it.
 func runAt(rs []*lookupRun, offset int64) (int, bool) {
 	// The first run that starts above offset; the one before it is the only candidate.
 	i, _ := slices.BinarySearchFunc(rs, offset, func(r *lookupRun, o int64) int {
@@ -164,17 +226,14 @@ func (c *lookupCache) find(p tpPrefix, epoch int32, offset int64, fn func(val []
 	rs := c.parts[p][epoch]
 	i, ok := runAt(rs, offset)
 	if ok {
-		r := rs[i]
-		c.lru.MoveToFront(r.elem)
-		val, _ := r.floor(offset)
-		fn(val)
+		fn(rs[i].floor(c.ring, offset))
 		return true, 0, 0
 	}
 	below = math.MinInt64
 	if i > 0 {
 		below = rs[i-1].hi
 	}
-	if c.used+lookupRunOverhead+lookupRunRows*128 <= c.budget {
+	if c.used+lookupRunOverhead+lookupRunRows*128 <= c.budget && c.fifo.Len() < c.maxRuns {
 		rows = lookupRunRows
 	}
 	return false, below, rows
@@ -201,43 +260,84 @@ func (c *lookupCache) admit(p tpPrefix, epoch int32, start int64) bool {
 	return false
 }
 
-// keep adds a run read by a reader that started at generation (gen, all), unless a write has
-// changed the partition since, the run alone exceeds the budget, or it overlaps a run another
-// reader kept meanwhile (both are exact: one is enough).
-func (c *lookupCache) keep(r *lookupRun, gen, all uint64) {
-	if len(r.starts) == 0 {
-		return
-	}
-	r.compact()
-	if r.size() > c.budget {
+// keep copies a run read by a reader that started at generation (gen, all) into the ring,
+// unless a write has changed the partition since, the run alone exceeds the ring, or it
+// overlaps a run another reader kept meanwhile (both are exact: one is enough).
+func (c *lookupCache) keep(rr *runRead, gen, all uint64) {
+	size := rr.size()
+	if len(rr.starts) == 0 || int64(size) > c.ringSize {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.gens[c.stripe(r.p)].Load() != gen || c.all.Load() != all {
+	if c.gens[c.stripe(rr.p)].Load() != gen || c.all.Load() != all {
 		return
 	}
+	if c.ring == nil {
+		if c.failed {
+			return
+		}
+		ring, release, err := lookupMemory(int(c.ringSize))
+		if err != nil {
+			c.failed = true
+			return
+		}
+		c.ring, c.release = ring, release
+	}
+	rs := c.parts[rr.p][rr.epoch]
+	i, _ := runAt(rs, rr.lo)
+	if (i < len(rs) && rs[i].lo <= rr.hi) || (i > 0 && rs[i-1].hi >= rr.lo) {
+		return
+	}
+
+	// Room at head: the oldest runs go, those from head to the end of the ring first when
+	// the run does not fit there.
+	if c.head+size > len(c.ring) {
+		c.evictFromLocked(len(c.ring))
+		c.head = 0
+	}
+	c.evictFromLocked(c.head + size)
+	for c.fifo.Len() >= c.maxRuns {
+		c.removeLocked(c.fifo.Back().Value.(*lookupRun))
+	}
+
+	r := &lookupRun{p: rr.p, epoch: rr.epoch, lo: rr.lo, hi: rr.hi, n: len(rr.starts), off: c.head, size: size}
+	b := c.ring[r.off : r.off+size]
+	for j, s := range rr.starts {
+		binary.LittleEndian.PutUint64(b[8*j:], uint64(s))
+		binary.LittleEndian.PutUint32(b[8*r.n+4*j:], rr.ends[j])
+	}
+	copy(b[12*r.n:], rr.vals)
+	c.head += size
+
+	// rs may have changed with the evictions.
 	epochs := c.parts[r.p]
 	if epochs == nil {
 		epochs = make(map[int32][]*lookupRun)
 		c.parts[r.p] = epochs
 	}
-	rs := epochs[r.epoch]
-	i, _ := runAt(rs, r.lo)
-	if (i < len(rs) && rs[i].lo <= r.hi) || (i > 0 && rs[i-1].hi >= r.lo) {
-		return
-	}
-	r.elem = c.lru.PushFront(r)
+	rs = epochs[r.epoch]
+	i, _ = runAt(rs, r.lo)
 	epochs[r.epoch] = slices.Insert(rs, i, r)
-	c.used += r.size()
-	for c.used > c.budget {
-		c.removeLocked(c.lru.Back().Value.(*lookupRun))
+	r.elem = c.fifo.PushFront(r)
+	c.used += r.cost()
+}
+
+// evictFromLocked forgets the oldest runs that lie between head and to: the runs kept before
+// the ring last turned, which lie from head on in the order they were kept.
+func (c *lookupCache) evictFromLocked(to int) {
+	for c.fifo.Len() > 0 {
+		r := c.fifo.Back().Value.(*lookupRun)
+		if r.off < c.head || r.off >= to {
+			return
+		}
+		c.removeLocked(r)
 	}
 }
 
 func (c *lookupCache) removeLocked(r *lookupRun) {
-	c.lru.Remove(r.elem)
-	c.used -= r.size()
+	c.fifo.Remove(r.elem)
+	c.used -= r.cost()
 	epochs := c.parts[r.p]
 	rs := epochs[r.epoch]
 	if i := slices.Index(rs, r); i >= 0 {
@@ -262,8 +362,8 @@ func (c *lookupCache) forget(each func(fn func(p tpPrefix))) {
 		c.gens[c.stripe(p)].Add(1)
 		for _, rs := range c.parts[p] {
 			for _, r := range rs {
-				c.lru.Remove(r.elem)
-				c.used -= r.size()
+				c.fifo.Remove(r.elem)
+				c.used -= r.cost()
 			}
 		}
 		delete(c.parts, p)
@@ -275,14 +375,18 @@ func (c *lookupCache) forgetAll() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.all.Add(1)
-	c.parts = make(map[tpPrefix]map[int32][]*lookupRun)
-	c.lru.Init()
-	c.used = 0
+	c.dropLocked()
 }
 
-// stats returns the bytes in use and the number of runs held.
+func (c *lookupCache) dropLocked() {
+	c.parts = make(map[tpPrefix]map[int32][]*lookupRun)
+	c.fifo.Init()
+	c.used, c.head = 0, 0
+}
+
+// stats returns the bytes in use, overhead included, and the number of runs held.
 func (c *lookupCache) stats() (used int64, runs int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.used, c.lru.Len()
+	return c.used, c.fifo.Len()
 }

@@ -7,8 +7,8 @@ import (
 
 // testRun returns a run of (p, epoch) over [lo, hi] with rows at starts (descending), each
 // row's value its start as text.
-func testRun(p tpPrefix, epoch int32, lo, hi int64, starts ...int64) *lookupRun {
-	r := &lookupRun{p: p, epoch: epoch, lo: lo, hi: hi}
+func testRun(p tpPrefix, epoch int32, lo, hi int64, starts ...int64) *runRead {
+	r := &runRead{p: p, epoch: epoch, lo: lo, hi: hi}
 	for _, s := range starts {
 		r.add(s, []byte(rowName(s)))
 	}
@@ -41,6 +41,7 @@ func lookupAt(c *lookupCache, p tpPrefix, epoch int32, offset int64) string {
 // it, or none below its least start when nothing of the epoch lies below; outside, it misses.
 func TestLookupCacheRunsAnswerTheirFloor(t *testing.T) {
 	c := newLookupCache(1 << 20)
+	t.Cleanup(c.close)
 	var p tpPrefix
 	gen, all := c.generation(p)
 	// Rows at 40, 30 and 20, the row above at 50 (hi 49), and more rows below 20.
@@ -81,6 +82,7 @@ func TestLookupCacheRunsAnswerTheirFloor(t *testing.T) {
 // reader's generation no longer matches.
 func TestLookupCacheRefusesRunsFromBeforeAWrite(t *testing.T) {
 	c := newLookupCache(1 << 20)
+	t.Cleanup(c.close)
 	var p, q tpPrefix
 	p[0], q[0] = 1, 2
 	gen, all := c.generation(p)
@@ -116,37 +118,60 @@ func TestLookupCacheRefusesRunsFromBeforeAWrite(t *testing.T) {
 	}
 }
 
-// The cache never holds more than its budget: the least recently used runs go first.
-func TestLookupCacheEvictsLeastRecentlyUsed(t *testing.T) {
-	one := testRun(tpPrefix{}, 0, 0, 9, 0)
-	one.compact() // as keep stores it
-	c := newLookupCache(3 * one.size())
+// The cache never holds more than its budget: a run is written over the oldest ones, which
+// it forgets, and the ring turns when a run does not fit at its end.
+func TestLookupCacheForgetsOldestRuns(t *testing.T) {
+	one := testRun(tpPrefix{}, 0, 0, 9, 0).size()
+	c := newLookupCache(1 << 20)
+	c.ringSize = int64(3*one + one/2)
+	t.Cleanup(c.close)
 	var p tpPrefix
 	gen, all := c.generation(p)
 	for i := range int64(3) {
 		c.keep(testRun(p, 0, i*10, i*10+9, i*10), gen, all)
 	}
-	if got := lookupAt(c, p, 0, 5); got == "miss" { // run 0 becomes the most recent
-		t.Fatal("run 0 missing")
-	}
+	// The fourth does not fit at the end: the ring turns, and the oldest, run 0, goes.
 	c.keep(testRun(p, 0, 30, 39, 30), gen, all)
-	if used, n := c.stats(); n != 3 || used > c.budget {
-		t.Fatalf("%d runs in %d bytes, want 3 within %d", n, used, c.budget)
+	if _, n := c.stats(); n != 3 {
+		t.Fatalf("%d runs, want 3", n)
 	}
-	if got := lookupAt(c, p, 0, 15); got != "miss" {
-		t.Fatal("run 1, the least recently used, was not evicted")
+	if got := lookupAt(c, p, 0, 5); got != "miss" {
+		t.Fatalf("run 0, the oldest, was not forgotten: %s", got)
 	}
-	for _, o := range []int64{5, 25, 35} {
-		if got := lookupAt(c, p, 0, o); got == "miss" {
-			t.Fatalf("offset %d evicted", o)
+	for _, o := range []int64{15, 25, 35} {
+		if got := lookupAt(c, p, 0, o); got != rowName(o/10*10) {
+			t.Fatalf("offset %d: %s, want %s", o, got, rowName(o/10*10))
 		}
+	}
+	// The fifth goes after the fourth, over run 1.
+	c.keep(testRun(p, 0, 40, 49, 40), gen, all)
+	for o, want := range map[int64]string{15: "miss", 25: rowName(20), 35: rowName(30), 45: rowName(40)} {
+		if got := lookupAt(c, p, 0, o); got != want {
+			t.Fatalf("offset %d: %s, want %s", o, got, want)
+		}
+	}
+	if used, _ := c.stats(); used != 3*(int64(one)+lookupRunOverhead) {
+		t.Fatalf("%d bytes in use, want %d", used, 3*(int64(one)+lookupRunOverhead))
 	}
 	// A run larger than the whole budget is not kept at all.
 	big := testRun(p, 1, 0, 9, 0)
-	big.vals = make([]byte, c.budget)
-	big.offs[1] = uint32(len(big.vals))
+	big.vals = make([]byte, c.ringSize)
+	big.ends[0] = uint32(len(big.vals))
 	c.keep(big, gen, all)
 	if got := lookupAt(c, p, 1, 5); got != "miss" {
 		t.Fatal("a run over the budget was kept")
+	}
+}
+
+// The ring and the most runs' index never exceed the budget together.
+func TestLookupCacheBudget(t *testing.T) {
+	for _, budget := range []int64{100, 4 << 10, 1 << 20, DefaultLookupCacheSize} {
+		c := newLookupCache(budget)
+		if total := c.ringSize + int64(c.maxRuns)*lookupRunOverhead; total > max(budget, int64(c.maxRuns)*lookupRunOverhead) {
+			t.Errorf("budget %d: ring %d and %d runs take %d", budget, c.ringSize, c.maxRuns, total)
+		}
+		if budget >= 4<<10 && c.ringSize < budget*3/4 {
+			t.Errorf("budget %d: a ring of %d", budget, c.ringSize)
+		}
 	}
 }

@@ -56,9 +56,10 @@ func WithMemTableSize(bytes int64) Option {
 // the referenced rows that lookups read (see lookupCache), so that a lookup a run covers costs
 // a map lookup and a decode instead of a Pebble seek. Only lookups fill it, never Apply.
 // Default DefaultLookupCacheSize (64 MiB: the rows of about 700,000 segments); zero turns it
-// off. Whatever the history, it holds at most the budget; the process may hold up to twice as
-// much for it between Go's garbage collections. What it holds of a partition is forgotten by
-// every write to that partition, so it changes no answer. Must not be negative.
+// off. Whatever the history, it holds at most the budget: the rows in memory mapped outside
+// Go's heap (where the OS has mmap), so the garbage collector does not double it, and their
+// index on the heap. What it holds of a partition is forgotten by every write to that
+// partition, so it changes no answer. Must not be negative.
 func WithLookupCacheSize(bytes int64) Option {
 	return optionFunc(func(o *options) { o.lookupCacheSize = bytes })
 }

@@ -139,10 +139,10 @@ func (v *view) floor(epoch int32, offset int64) (m proto.SegmentMetadata, ok boo
 // floor, which the same iterator finds first; its lo is its least start, or math.MinInt64
 // when it reached the epoch's last row. A run without rows means the epoch has no row at or
 // below offset.
-func (v *view) run(epoch int32, offset, below int64, rows int) (*lookupRun, error) {
+func (v *view) run(epoch int32, offset, below int64, rows int) (*runRead, error) {
 	key := v.p.refKey(epoch, offset)
 	pre := key[:refPrefixLen]
-	r := &lookupRun{p: v.p, epoch: epoch, hi: math.MaxInt64}
+	r := &runRead{p: v.p, epoch: epoch, hi: math.MaxInt64}
 	valid := v.it.SeekLT(key)
 	if valid && bytes.HasPrefix(v.it.Key(), pre) {
 		pk, err := parseKey(v.it.Key())

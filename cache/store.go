@@ -67,6 +67,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		s.lookups = newLookupCache(o.lookupCacheSize)
 	}
 	if err := s.checkFormat(); err != nil {
+		s.closeLookups()
 		return nil, errors.Join(d.check(err), closeDB(db))
 	}
 	s.log.Info("cache opened", zap.String("dir", dir), zap.Int64("block_cache_bytes", o.blockCacheSize))
@@ -176,6 +177,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	s.closeLookups()
 	// Flushing the memtables now means the next Open replays no write-ahead log: a restart
 	// costs what it costs to open the tables, not to re-apply up to three memtables of
 	// records. Everything is already durable in the log, so a failed flush loses nothing.
@@ -190,6 +192,13 @@ func (s *Store) Close() error {
 		s.log.Warn("cache: flushing memtables at close failed; the next open replays the log", zap.Error(ferr))
 	}
 	return nil
+}
+
+// closeLookups releases SegmentFor's cache, once no call can be in it.
+func (s *Store) closeLookups() {
+	if s.lookups != nil {
+		s.lookups.close()
+	}
 }
 
 // read runs fn while holding the store open. A damaged store refuses, and damage fn meets
