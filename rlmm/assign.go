@@ -266,6 +266,23 @@ func (m *Manager) Ready(tp proto.TopicIDPartition) error {
 	return m.readyLocked(tp)
 }
 
+// Readiness reports, for every user partition assigned to the manager, whether it is ready (as
+// Ready reports it: nil means ready), in one look under the manager's lock. It is empty once the
+// manager is closed. A caller that follows many partitions (strata serve's WatchReadiness) calls
+// it after each wake-up of Changed instead of Ready once per partition.
+func (m *Manager) Readiness() map[proto.TopicIDPartition]bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[proto.TopicIDPartition]bool, len(m.parts))
+	if m.closed {
+		return out
+	}
+	for tp := range m.parts {
+		out[tp] = m.readyLocked(tp) == nil
+	}
+	return out
+}
+
 func (m *Manager) readyLocked(tp proto.TopicIDPartition) error {
 	if m.closed {
 		return ErrClosed

@@ -139,9 +139,7 @@ func newHarness(t testing.TB, opts ...rlmm.Option) (*harness, *kfake.Cluster) {
 	return serveManager(t, newManager(t, c, opts...)), c
 }
 
-func pb(tp proto.TopicIDPartition) *rlmmv1.TopicIdPartition {
-	return &rlmmv1.TopicIdPartition{TopicId: tp.TopicID[:], Topic: tp.Topic, Partition: tp.Partition}
-}
+func pb(tp proto.TopicIDPartition) *rlmmv1.TopicIdPartition { return topicIDPartitionPB(tp) }
 
 func encode(t testing.TB, r proto.Record) []byte {
 	t.Helper()

@@ -10,6 +10,8 @@ import (
 
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	rlmmv1 "github.com/stratalog/strata/api/rlmm/v1"
 	"github.com/stratalog/strata/proto"
@@ -88,11 +90,15 @@ type Server struct {
 	grpcOpts    []grpc.ServerOption
 	stopping    atomic.Bool
 	served      atomic.Bool
+	// stop is closed when a stop begins: it ends the WatchReadiness streams, which would
+	// otherwise hold a graceful stop for its whole grace period.
+	stop chan struct{}
 }
 
 // New returns a server of m. It does not own m: close m after Serve returns.
 func New(m *rlmm.Manager, opts ...Option) *Server {
-	s := &Server{m: m, log: zap.NewNop(), grace: DefaultGracePeriod, callTimeout: DefaultCallTimeout, chunk: DefaultListChunk}
+	s := &Server{m: m, log: zap.NewNop(), grace: DefaultGracePeriod, callTimeout: DefaultCallTimeout, chunk: DefaultListChunk,
+		stop: make(chan struct{})}
 	for _, o := range opts {
 		if o != nil {
 			o.apply(s)
@@ -128,6 +134,7 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	case <-ctx.Done():
 	}
 	s.stopping.Store(true)
+	close(s.stop)
 	s.log.Info("stopping", zap.Duration("grace", s.grace))
 	stopped := make(chan struct{})
 	go func() {
@@ -159,9 +166,10 @@ func (s *Server) boundUnary(ctx context.Context, req any, _ *grpc.UnaryServerInf
 	return handler(ctx, req)
 }
 
-// boundStream is boundUnary for streams.
-func (s *Server) boundStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	if _, ok := ss.Context().Deadline(); ok {
+// boundStream is boundUnary for streams, but for WatchReadiness, which lasts until its client
+// cancels it or the server stops.
+func (s *Server) boundStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if _, ok := ss.Context().Deadline(); ok || info.FullMethod == rlmmv1.RemoteLogMetadataService_WatchReadiness_FullMethodName {
 		return handler(srv, ss)
 	}
 	ctx, cancel := context.WithTimeout(ss.Context(), s.callTimeout)
@@ -189,6 +197,11 @@ func topicIDPartition(p *rlmmv1.TopicIdPartition) (proto.TopicIDPartition, error
 	tp := proto.TopicIDPartition{Topic: p.Topic, Partition: p.Partition}
 	copy(tp.TopicID[:], p.TopicId)
 	return tp, nil
+}
+
+// topicIDPartitionPB is topicIDPartition's inverse.
+func topicIDPartitionPB(tp proto.TopicIDPartition) *rlmmv1.TopicIdPartition {
+	return &rlmmv1.TopicIdPartition{TopicId: tp.TopicID[:], Topic: tp.Topic, Partition: tp.Partition}
 }
 
 func topicIDPartitions(field string, ps []*rlmmv1.TopicIdPartition) ([]proto.TopicIDPartition, error) {
@@ -395,6 +408,47 @@ func (s *Server) IsReady(ctx context.Context, req *rlmmv1.IsReadyRequest) (*rlmm
 		return nil, fail(err, internalKind)
 	}
 	return &rlmmv1.IsReadyResponse{Reason: Detail(err, internalKind)}, nil
+}
+
+// WatchReadiness sends the readiness of every assigned partition, then each change of it. It
+// reads the manager's readiness after each wake-up of Changed, taken before the read, so that no
+// change is missed; a change and its reversal between two reads are not sent (the stream says
+// how things are, as isReady would at that moment). It ends when the client cancels it (nil) or
+// the server stops (Unavailable, which the client takes as: the server is going away).
+func (s *Server) WatchReadiness(_ *rlmmv1.WatchReadinessRequest, stream grpc.ServerStreamingServer[rlmmv1.WatchReadinessResponse]) error {
+	ctx := stream.Context()
+	sent := map[proto.TopicIDPartition]bool{}
+	for first := true; ; first = false {
+		changed := s.m.Changed()
+		now := s.m.Readiness()
+		resp := &rlmmv1.WatchReadinessResponse{}
+		for tp, ready := range now {
+			if was, ok := sent[tp]; !ok || was != ready {
+				resp.Partitions = append(resp.Partitions, &rlmmv1.WatchReadinessResponse_Partition{TopicIdPartition: topicIDPartitionPB(tp), Ready: ready})
+				sent[tp] = ready
+			}
+		}
+		for tp, was := range sent {
+			if _, ok := now[tp]; !ok {
+				if was {
+					resp.Partitions = append(resp.Partitions, &rlmmv1.WatchReadinessResponse_Partition{TopicIdPartition: topicIDPartitionPB(tp), Ready: false})
+				}
+				delete(sent, tp)
+			}
+		}
+		if first || len(resp.Partitions) > 0 {
+			if err := stream.Send(resp); err != nil {
+				return err
+			}
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil
+		case <-s.stop:
+			return status.Error(codes.Unavailable, "serve: stopping")
+		}
+	}
 }
 
 func (s *Server) Health(ctx context.Context, req *rlmmv1.HealthRequest) (*rlmmv1.HealthResponse, error) {

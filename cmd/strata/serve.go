@@ -33,6 +33,7 @@ type serveFlags struct {
 	listen         string
 	properties     string
 	exitOnStdinEOF bool
+	notifyReady    bool
 	grace          time.Duration
 	callTimeout    time.Duration
 	closeTimeout   time.Duration
@@ -55,15 +56,17 @@ names (remote.log.metadata.*, log.dir, strata.cache.dir, ...), from a file or fr
 store goes to strata.cache.dir, else beside the broker's log directory (<log.dir>-strata-rlmm).
 The properties, not flags, say how to reach the cluster (TLS and SASL included).
 
-The socket appears once the manager is up. SIGTERM or SIGINT stops it: calls in flight get
---grace, then the manager closes. Logs go to stderr; nothing is written to stdout.
+The socket appears once the manager is up; with --notify-ready a line "serving ADDRESS" on
+stdout then says it accepts calls, so that a parent waits for that line instead of polling for
+the socket. SIGTERM or SIGINT stops it: calls in flight get --grace, then the manager closes.
+Logs go to stderr; nothing else is written to stdout.
 
 With --metrics-addr it also serves, over HTTP on a loopback address, Prometheus metrics
 (/metrics: the manager's, its store's, its Kafka client's, Go's and the process's), liveness
 (/healthz) and readiness (/readyz: 503 naming any halted metadata partition and its offset).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runServe(cmd.Context(), &f, cmd.InOrStdin(), cmd.ErrOrStderr())
+			return runServe(cmd.Context(), &f, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	fl := cmd.Flags()
@@ -71,6 +74,7 @@ With --metrics-addr it also serves, over HTTP on a loopback address, Prometheus 
 	fl.StringVar(&f.listen, "listen", "", "serve on this loopback TCP address instead (127.0.0.1:PORT, [::1]:PORT or localhost:PORT)")
 	fl.StringVar(&f.properties, "properties", "", "the broker's metadata manager properties: a file, or - for stdin (ended by EOF or a line "+propertiesEnd+")")
 	fl.BoolVar(&f.exitOnStdinEOF, "exit-on-stdin-eof", false, "stop when stdin reaches EOF (the parent holds it open for its life)")
+	fl.BoolVar(&f.notifyReady, "notify-ready", false, "print \"serving ADDRESS\" on stdout once the socket accepts calls")
 	fl.DurationVar(&f.grace, "grace", serve.DefaultGracePeriod, "how long a stop waits for calls in flight before cancelling them")
 	fl.DurationVar(&f.callTimeout, "call-timeout", serve.DefaultCallTimeout, "bound on a call whose client set no deadline")
 	fl.DurationVar(&f.closeTimeout, "close-timeout", 30*time.Second, "give up closing the manager after this long")
@@ -80,7 +84,7 @@ With --metrics-addr it also serves, over HTTP on a loopback address, Prometheus 
 	return cmd
 }
 
-func runServe(ctx context.Context, f *serveFlags, stdin io.Reader, stderr io.Writer) error {
+func runServe(ctx context.Context, f *serveFlags, stdin io.Reader, stdout, stderr io.Writer) error {
 	// The parent may go away with our stderr pipe: a write to it must fail, not kill us.
 	signal.Ignore(syscall.SIGPIPE)
 
@@ -134,6 +138,13 @@ func runServe(ctx context.Context, f *serveFlags, stdin io.Reader, stderr io.Wri
 	// The socket appears only now, with the manager up and the store locked: a client that
 	// reaches it is served at once, and a second server of the same store has already failed.
 	lis, err := f.listenOn(cacheDir)
+	if err == nil && f.notifyReady {
+		// The listener queues connections from now on: a client that connects on this line is
+		// served as soon as Serve runs. A parent gone with our stdout is no reason to stop.
+		if _, werr := fmt.Fprintf(stdout, "serving %s\n", lis.Addr()); werr != nil {
+			log.Warn("could not say on stdout that the server is up", zap.Error(werr))
+		}
+	}
 	if err == nil {
 		err = serve.New(m, f.serverOptions(log)...).Serve(ctx, lis)
 	}

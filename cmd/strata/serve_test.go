@@ -262,3 +262,51 @@ func TestReadProperties(t *testing.T) {
 		t.Fatalf("to EOF: %v %v", got, err)
 	}
 }
+
+// TestServeNotifyReady: with --notify-ready, one line "serving ADDRESS" on stdout, and a call
+// made as soon as it appears is answered (no polling for the socket).
+func TestServeNotifyReady(t *testing.T) {
+	c := serveCluster(t)
+	dir := serveDir(t)
+	pr, pw := io.Pipe()
+	var stdout, stderr syncBuffer
+	exited := make(chan int, 1)
+	sock := filepath.Join(dir, "s.sock")
+	go func() {
+		exited <- run(context.Background(), []string{"serve", "--properties", "-", "--exit-on-stdin-eof", "--notify-ready", "--socket", sock}, pr, &stdout, &stderr)
+	}()
+	if _, err := io.WriteString(pw, brokerProperties(c, filepath.Join(dir, "kafka-logs"))+"#end\n"); err != nil {
+		t.Fatal(err)
+	}
+	want := "serving " + sock + "\n"
+	deadline := time.Now().Add(30 * time.Second)
+	for stdout.String() == "" {
+		select {
+		case code := <-exited:
+			t.Fatalf("serve exited with %d before serving\n%s", code, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing on stdout after 30s\n%s", stderr.String())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if got := stdout.String(); got != want {
+		t.Fatalf("stdout = %q, want %q", got, want)
+	}
+	if h := health(t, "unix://"+sock); !h.Serving {
+		t.Fatalf("Health = %v", h)
+	}
+	pw.Close()
+	select {
+	case code := <-exited:
+		if code != 0 {
+			t.Fatalf("exit %d after stdin EOF\n%s", code, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop at stdin EOF")
+	}
+	if got := stdout.String(); got != want {
+		t.Errorf("stdout at exit = %q, want only %q", got, want)
+	}
+}

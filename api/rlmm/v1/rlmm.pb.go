@@ -1267,6 +1267,88 @@ func (x *IsReadyResponse) GetReason() *ErrorDetail {
 	return nil
 }
 
+type WatchReadinessRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchReadinessRequest) Reset() {
+	*x = WatchReadinessRequest{}
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchReadinessRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchReadinessRequest) ProtoMessage() {}
+
+func (x *WatchReadinessRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchReadinessRequest.ProtoReflect.Descriptor instead.
+func (*WatchReadinessRequest) Descriptor() ([]byte, []int) {
+	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{23}
+}
+
+type WatchReadinessResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The partitions whose readiness is new to this stream: in the first message every assigned
+	// partition (possibly none), then only changes.
+	Partitions    []*WatchReadinessResponse_Partition `protobuf:"bytes,1,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchReadinessResponse) Reset() {
+	*x = WatchReadinessResponse{}
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchReadinessResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchReadinessResponse) ProtoMessage() {}
+
+func (x *WatchReadinessResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchReadinessResponse.ProtoReflect.Descriptor instead.
+func (*WatchReadinessResponse) Descriptor() ([]byte, []int) {
+	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *WatchReadinessResponse) GetPartitions() []*WatchReadinessResponse_Partition {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
 type HealthRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1275,7 +1357,7 @@ type HealthRequest struct {
 
 func (x *HealthRequest) Reset() {
 	*x = HealthRequest{}
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[23]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1287,7 +1369,7 @@ func (x *HealthRequest) String() string {
 func (*HealthRequest) ProtoMessage() {}
 
 func (x *HealthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[23]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1300,7 +1382,7 @@ func (x *HealthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthRequest.ProtoReflect.Descriptor instead.
 func (*HealthRequest) Descriptor() ([]byte, []int) {
-	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{23}
+	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{25}
 }
 
 type HealthResponse struct {
@@ -1315,7 +1397,7 @@ type HealthResponse struct {
 
 func (x *HealthResponse) Reset() {
 	*x = HealthResponse{}
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[24]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1327,7 +1409,7 @@ func (x *HealthResponse) String() string {
 func (*HealthResponse) ProtoMessage() {}
 
 func (x *HealthResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[24]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1340,7 +1422,7 @@ func (x *HealthResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthResponse.ProtoReflect.Descriptor instead.
 func (*HealthResponse) Descriptor() ([]byte, []int) {
-	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{24}
+	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *HealthResponse) GetServing() bool {
@@ -1386,7 +1468,7 @@ type MetadataPartitionStatus struct {
 
 func (x *MetadataPartitionStatus) Reset() {
 	*x = MetadataPartitionStatus{}
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[25]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1398,7 +1480,7 @@ func (x *MetadataPartitionStatus) String() string {
 func (*MetadataPartitionStatus) ProtoMessage() {}
 
 func (x *MetadataPartitionStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[25]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1411,7 +1493,7 @@ func (x *MetadataPartitionStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetadataPartitionStatus.ProtoReflect.Descriptor instead.
 func (*MetadataPartitionStatus) Descriptor() ([]byte, []int) {
-	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{25}
+	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *MetadataPartitionStatus) GetPartition() int32 {
@@ -1469,7 +1551,7 @@ type ErrorDetail struct {
 
 func (x *ErrorDetail) Reset() {
 	*x = ErrorDetail{}
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[26]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1481,7 +1563,7 @@ func (x *ErrorDetail) String() string {
 func (*ErrorDetail) ProtoMessage() {}
 
 func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[26]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1494,7 +1576,7 @@ func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorDetail.ProtoReflect.Descriptor instead.
 func (*ErrorDetail) Descriptor() ([]byte, []int) {
-	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{26}
+	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ErrorDetail) GetKind() ErrorKind {
@@ -1537,6 +1619,58 @@ func (x *ErrorDetail) GetNotAppliedReason() NotAppliedReason {
 		return x.NotAppliedReason
 	}
 	return NotAppliedReason_NOT_APPLIED_REASON_UNSPECIFIED
+}
+
+type WatchReadinessResponse_Partition struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	TopicIdPartition *TopicIdPartition      `protobuf:"bytes,1,opt,name=topic_id_partition,json=topicIdPartition,proto3" json:"topic_id_partition,omitempty"`
+	Ready            bool                   `protobuf:"varint,2,opt,name=ready,proto3" json:"ready,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *WatchReadinessResponse_Partition) Reset() {
+	*x = WatchReadinessResponse_Partition{}
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchReadinessResponse_Partition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchReadinessResponse_Partition) ProtoMessage() {}
+
+func (x *WatchReadinessResponse_Partition) ProtoReflect() protoreflect.Message {
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchReadinessResponse_Partition.ProtoReflect.Descriptor instead.
+func (*WatchReadinessResponse_Partition) Descriptor() ([]byte, []int) {
+	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{24, 0}
+}
+
+func (x *WatchReadinessResponse_Partition) GetTopicIdPartition() *TopicIdPartition {
+	if x != nil {
+		return x.TopicIdPartition
+	}
+	return nil
+}
+
+func (x *WatchReadinessResponse_Partition) GetReady() bool {
+	if x != nil {
+		return x.Ready
+	}
+	return false
 }
 
 var File_api_rlmm_v1_rlmm_proto protoreflect.FileDescriptor
@@ -1602,7 +1736,15 @@ const file_api_rlmm_v1_rlmm_proto_rawDesc = "" +
 	"\x12topic_id_partition\x18\x01 \x01(\v2 .strata.rlmm.v1.TopicIdPartitionR\x10topicIdPartition\"\\\n" +
 	"\x0fIsReadyResponse\x12\x14\n" +
 	"\x05ready\x18\x01 \x01(\bR\x05ready\x123\n" +
-	"\x06reason\x18\x02 \x01(\v2\x1b.strata.rlmm.v1.ErrorDetailR\x06reason\"\x0f\n" +
+	"\x06reason\x18\x02 \x01(\v2\x1b.strata.rlmm.v1.ErrorDetailR\x06reason\"\x17\n" +
+	"\x15WatchReadinessRequest\"\xdd\x01\n" +
+	"\x16WatchReadinessResponse\x12P\n" +
+	"\n" +
+	"partitions\x18\x01 \x03(\v20.strata.rlmm.v1.WatchReadinessResponse.PartitionR\n" +
+	"partitions\x1aq\n" +
+	"\tPartition\x12N\n" +
+	"\x12topic_id_partition\x18\x01 \x01(\v2 .strata.rlmm.v1.TopicIdPartitionR\x10topicIdPartition\x12\x14\n" +
+	"\x05ready\x18\x02 \x01(\bR\x05ready\"\x0f\n" +
 	"\rHealthRequest\"\xc9\x01\n" +
 	"\x0eHealthResponse\x12\x18\n" +
 	"\aserving\x18\x01 \x01(\bR\aserving\x12\x18\n" +
@@ -1645,7 +1787,7 @@ const file_api_rlmm_v1_rlmm_proto_rawDesc = "" +
 	"%NOT_APPLIED_REASON_UNSUPPORTED_RECORD\x10\x03\x12%\n" +
 	"!NOT_APPLIED_REASON_INVALID_RECORD\x10\x04\x12)\n" +
 	"%NOT_APPLIED_REASON_PARTITION_MISMATCH\x10\x05\x12(\n" +
-	"$NOT_APPLIED_REASON_PARTITION_DELETED\x10\x062\x9c\v\n" +
+	"$NOT_APPLIED_REASON_PARTITION_DELETED\x10\x062\xff\v\n" +
 	"\x18RemoteLogMetadataService\x12\x86\x01\n" +
 	"\x1bAddRemoteLogSegmentMetadata\x122.strata.rlmm.v1.AddRemoteLogSegmentMetadataRequest\x1a3.strata.rlmm.v1.AddRemoteLogSegmentMetadataResponse\x12\x8f\x01\n" +
 	"\x1eUpdateRemoteLogSegmentMetadata\x125.strata.rlmm.v1.UpdateRemoteLogSegmentMetadataRequest\x1a6.strata.rlmm.v1.UpdateRemoteLogSegmentMetadataResponse\x12\x95\x01\n" +
@@ -1658,7 +1800,8 @@ const file_api_rlmm_v1_rlmm_proto_rawDesc = "" +
 	"\rRemoteLogSize\x12$.strata.rlmm.v1.RemoteLogSizeRequest\x1a%.strata.rlmm.v1.RemoteLogSizeResponse\x12z\n" +
 	"\x17NextSegmentWithTxnIndex\x12..strata.rlmm.v1.NextSegmentWithTxnIndexRequest\x1a/.strata.rlmm.v1.NextSegmentWithTxnIndexResponse\x12J\n" +
 	"\aIsReady\x12\x1e.strata.rlmm.v1.IsReadyRequest\x1a\x1f.strata.rlmm.v1.IsReadyResponse\x12G\n" +
-	"\x06Health\x12\x1d.strata.rlmm.v1.HealthRequest\x1a\x1e.strata.rlmm.v1.HealthResponseBd\n" +
+	"\x06Health\x12\x1d.strata.rlmm.v1.HealthRequest\x1a\x1e.strata.rlmm.v1.HealthResponse\x12a\n" +
+	"\x0eWatchReadiness\x12%.strata.rlmm.v1.WatchReadinessRequest\x1a&.strata.rlmm.v1.WatchReadinessResponse0\x01Bd\n" +
 	"%io.github.stratalog.strata.kafka.grpcB\tRlmmProtoP\x01Z.github.com/stratalog/strata/api/rlmm/v1;rlmmv1b\x06proto3"
 
 var (
@@ -1674,7 +1817,7 @@ func file_api_rlmm_v1_rlmm_proto_rawDescGZIP() []byte {
 }
 
 var file_api_rlmm_v1_rlmm_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_api_rlmm_v1_rlmm_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_api_rlmm_v1_rlmm_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_api_rlmm_v1_rlmm_proto_goTypes = []any{
 	(ErrorKind)(0),                                   // 0: strata.rlmm.v1.ErrorKind
 	(NotAppliedReason)(0),                            // 1: strata.rlmm.v1.NotAppliedReason
@@ -1701,10 +1844,13 @@ var file_api_rlmm_v1_rlmm_proto_goTypes = []any{
 	(*NextSegmentWithTxnIndexResponse)(nil),          // 22: strata.rlmm.v1.NextSegmentWithTxnIndexResponse
 	(*IsReadyRequest)(nil),                           // 23: strata.rlmm.v1.IsReadyRequest
 	(*IsReadyResponse)(nil),                          // 24: strata.rlmm.v1.IsReadyResponse
-	(*HealthRequest)(nil),                            // 25: strata.rlmm.v1.HealthRequest
-	(*HealthResponse)(nil),                           // 26: strata.rlmm.v1.HealthResponse
-	(*MetadataPartitionStatus)(nil),                  // 27: strata.rlmm.v1.MetadataPartitionStatus
-	(*ErrorDetail)(nil),                              // 28: strata.rlmm.v1.ErrorDetail
+	(*WatchReadinessRequest)(nil),                    // 25: strata.rlmm.v1.WatchReadinessRequest
+	(*WatchReadinessResponse)(nil),                   // 26: strata.rlmm.v1.WatchReadinessResponse
+	(*HealthRequest)(nil),                            // 27: strata.rlmm.v1.HealthRequest
+	(*HealthResponse)(nil),                           // 28: strata.rlmm.v1.HealthResponse
+	(*MetadataPartitionStatus)(nil),                  // 29: strata.rlmm.v1.MetadataPartitionStatus
+	(*ErrorDetail)(nil),                              // 30: strata.rlmm.v1.ErrorDetail
+	(*WatchReadinessResponse_Partition)(nil),         // 31: strata.rlmm.v1.WatchReadinessResponse.Partition
 }
 var file_api_rlmm_v1_rlmm_proto_depIdxs = []int32{
 	2,  // 0: strata.rlmm.v1.RemoteLogSegmentMetadataRequest.topic_id_partition:type_name -> strata.rlmm.v1.TopicIdPartition
@@ -1716,40 +1862,44 @@ var file_api_rlmm_v1_rlmm_proto_depIdxs = []int32{
 	2,  // 6: strata.rlmm.v1.RemoteLogSizeRequest.topic_id_partition:type_name -> strata.rlmm.v1.TopicIdPartition
 	2,  // 7: strata.rlmm.v1.NextSegmentWithTxnIndexRequest.topic_id_partition:type_name -> strata.rlmm.v1.TopicIdPartition
 	2,  // 8: strata.rlmm.v1.IsReadyRequest.topic_id_partition:type_name -> strata.rlmm.v1.TopicIdPartition
-	28, // 9: strata.rlmm.v1.IsReadyResponse.reason:type_name -> strata.rlmm.v1.ErrorDetail
-	27, // 10: strata.rlmm.v1.HealthResponse.partitions:type_name -> strata.rlmm.v1.MetadataPartitionStatus
-	28, // 11: strata.rlmm.v1.MetadataPartitionStatus.halt:type_name -> strata.rlmm.v1.ErrorDetail
-	0,  // 12: strata.rlmm.v1.ErrorDetail.kind:type_name -> strata.rlmm.v1.ErrorKind
-	1,  // 13: strata.rlmm.v1.ErrorDetail.not_applied_reason:type_name -> strata.rlmm.v1.NotAppliedReason
-	3,  // 14: strata.rlmm.v1.RemoteLogMetadataService.AddRemoteLogSegmentMetadata:input_type -> strata.rlmm.v1.AddRemoteLogSegmentMetadataRequest
-	5,  // 15: strata.rlmm.v1.RemoteLogMetadataService.UpdateRemoteLogSegmentMetadata:input_type -> strata.rlmm.v1.UpdateRemoteLogSegmentMetadataRequest
-	7,  // 16: strata.rlmm.v1.RemoteLogMetadataService.PutRemotePartitionDeleteMetadata:input_type -> strata.rlmm.v1.PutRemotePartitionDeleteMetadataRequest
-	9,  // 17: strata.rlmm.v1.RemoteLogMetadataService.RemoteLogSegmentMetadata:input_type -> strata.rlmm.v1.RemoteLogSegmentMetadataRequest
-	11, // 18: strata.rlmm.v1.RemoteLogMetadataService.HighestOffsetForEpoch:input_type -> strata.rlmm.v1.HighestOffsetForEpochRequest
-	13, // 19: strata.rlmm.v1.RemoteLogMetadataService.ListRemoteLogSegments:input_type -> strata.rlmm.v1.ListRemoteLogSegmentsRequest
-	15, // 20: strata.rlmm.v1.RemoteLogMetadataService.OnPartitionLeadershipChanges:input_type -> strata.rlmm.v1.OnPartitionLeadershipChangesRequest
-	17, // 21: strata.rlmm.v1.RemoteLogMetadataService.OnStopPartitions:input_type -> strata.rlmm.v1.OnStopPartitionsRequest
-	19, // 22: strata.rlmm.v1.RemoteLogMetadataService.RemoteLogSize:input_type -> strata.rlmm.v1.RemoteLogSizeRequest
-	21, // 23: strata.rlmm.v1.RemoteLogMetadataService.NextSegmentWithTxnIndex:input_type -> strata.rlmm.v1.NextSegmentWithTxnIndexRequest
-	23, // 24: strata.rlmm.v1.RemoteLogMetadataService.IsReady:input_type -> strata.rlmm.v1.IsReadyRequest
-	25, // 25: strata.rlmm.v1.RemoteLogMetadataService.Health:input_type -> strata.rlmm.v1.HealthRequest
-	4,  // 26: strata.rlmm.v1.RemoteLogMetadataService.AddRemoteLogSegmentMetadata:output_type -> strata.rlmm.v1.AddRemoteLogSegmentMetadataResponse
-	6,  // 27: strata.rlmm.v1.RemoteLogMetadataService.UpdateRemoteLogSegmentMetadata:output_type -> strata.rlmm.v1.UpdateRemoteLogSegmentMetadataResponse
-	8,  // 28: strata.rlmm.v1.RemoteLogMetadataService.PutRemotePartitionDeleteMetadata:output_type -> strata.rlmm.v1.PutRemotePartitionDeleteMetadataResponse
-	10, // 29: strata.rlmm.v1.RemoteLogMetadataService.RemoteLogSegmentMetadata:output_type -> strata.rlmm.v1.RemoteLogSegmentMetadataResponse
-	12, // 30: strata.rlmm.v1.RemoteLogMetadataService.HighestOffsetForEpoch:output_type -> strata.rlmm.v1.HighestOffsetForEpochResponse
-	14, // 31: strata.rlmm.v1.RemoteLogMetadataService.ListRemoteLogSegments:output_type -> strata.rlmm.v1.ListRemoteLogSegmentsResponse
-	16, // 32: strata.rlmm.v1.RemoteLogMetadataService.OnPartitionLeadershipChanges:output_type -> strata.rlmm.v1.OnPartitionLeadershipChangesResponse
-	18, // 33: strata.rlmm.v1.RemoteLogMetadataService.OnStopPartitions:output_type -> strata.rlmm.v1.OnStopPartitionsResponse
-	20, // 34: strata.rlmm.v1.RemoteLogMetadataService.RemoteLogSize:output_type -> strata.rlmm.v1.RemoteLogSizeResponse
-	22, // 35: strata.rlmm.v1.RemoteLogMetadataService.NextSegmentWithTxnIndex:output_type -> strata.rlmm.v1.NextSegmentWithTxnIndexResponse
-	24, // 36: strata.rlmm.v1.RemoteLogMetadataService.IsReady:output_type -> strata.rlmm.v1.IsReadyResponse
-	26, // 37: strata.rlmm.v1.RemoteLogMetadataService.Health:output_type -> strata.rlmm.v1.HealthResponse
-	26, // [26:38] is the sub-list for method output_type
-	14, // [14:26] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	30, // 9: strata.rlmm.v1.IsReadyResponse.reason:type_name -> strata.rlmm.v1.ErrorDetail
+	31, // 10: strata.rlmm.v1.WatchReadinessResponse.partitions:type_name -> strata.rlmm.v1.WatchReadinessResponse.Partition
+	29, // 11: strata.rlmm.v1.HealthResponse.partitions:type_name -> strata.rlmm.v1.MetadataPartitionStatus
+	30, // 12: strata.rlmm.v1.MetadataPartitionStatus.halt:type_name -> strata.rlmm.v1.ErrorDetail
+	0,  // 13: strata.rlmm.v1.ErrorDetail.kind:type_name -> strata.rlmm.v1.ErrorKind
+	1,  // 14: strata.rlmm.v1.ErrorDetail.not_applied_reason:type_name -> strata.rlmm.v1.NotAppliedReason
+	2,  // 15: strata.rlmm.v1.WatchReadinessResponse.Partition.topic_id_partition:type_name -> strata.rlmm.v1.TopicIdPartition
+	3,  // 16: strata.rlmm.v1.RemoteLogMetadataService.AddRemoteLogSegmentMetadata:input_type -> strata.rlmm.v1.AddRemoteLogSegmentMetadataRequest
+	5,  // 17: strata.rlmm.v1.RemoteLogMetadataService.UpdateRemoteLogSegmentMetadata:input_type -> strata.rlmm.v1.UpdateRemoteLogSegmentMetadataRequest
+	7,  // 18: strata.rlmm.v1.RemoteLogMetadataService.PutRemotePartitionDeleteMetadata:input_type -> strata.rlmm.v1.PutRemotePartitionDeleteMetadataRequest
+	9,  // 19: strata.rlmm.v1.RemoteLogMetadataService.RemoteLogSegmentMetadata:input_type -> strata.rlmm.v1.RemoteLogSegmentMetadataRequest
+	11, // 20: strata.rlmm.v1.RemoteLogMetadataService.HighestOffsetForEpoch:input_type -> strata.rlmm.v1.HighestOffsetForEpochRequest
+	13, // 21: strata.rlmm.v1.RemoteLogMetadataService.ListRemoteLogSegments:input_type -> strata.rlmm.v1.ListRemoteLogSegmentsRequest
+	15, // 22: strata.rlmm.v1.RemoteLogMetadataService.OnPartitionLeadershipChanges:input_type -> strata.rlmm.v1.OnPartitionLeadershipChangesRequest
+	17, // 23: strata.rlmm.v1.RemoteLogMetadataService.OnStopPartitions:input_type -> strata.rlmm.v1.OnStopPartitionsRequest
+	19, // 24: strata.rlmm.v1.RemoteLogMetadataService.RemoteLogSize:input_type -> strata.rlmm.v1.RemoteLogSizeRequest
+	21, // 25: strata.rlmm.v1.RemoteLogMetadataService.NextSegmentWithTxnIndex:input_type -> strata.rlmm.v1.NextSegmentWithTxnIndexRequest
+	23, // 26: strata.rlmm.v1.RemoteLogMetadataService.IsReady:input_type -> strata.rlmm.v1.IsReadyRequest
+	27, // 27: strata.rlmm.v1.RemoteLogMetadataService.Health:input_type -> strata.rlmm.v1.HealthRequest
+	25, // 28: strata.rlmm.v1.RemoteLogMetadataService.WatchReadiness:input_type -> strata.rlmm.v1.WatchReadinessRequest
+	4,  // 29: strata.rlmm.v1.RemoteLogMetadataService.AddRemoteLogSegmentMetadata:output_type -> strata.rlmm.v1.AddRemoteLogSegmentMetadataResponse
+	6,  // 30: strata.rlmm.v1.RemoteLogMetadataService.UpdateRemoteLogSegmentMetadata:output_type -> strata.rlmm.v1.UpdateRemoteLogSegmentMetadataResponse
+	8,  // 31: strata.rlmm.v1.RemoteLogMetadataService.PutRemotePartitionDeleteMetadata:output_type -> strata.rlmm.v1.PutRemotePartitionDeleteMetadataResponse
+	10, // 32: strata.rlmm.v1.RemoteLogMetadataService.RemoteLogSegmentMetadata:output_type -> strata.rlmm.v1.RemoteLogSegmentMetadataResponse
+	12, // 33: strata.rlmm.v1.RemoteLogMetadataService.HighestOffsetForEpoch:output_type -> strata.rlmm.v1.HighestOffsetForEpochResponse
+	14, // 34: strata.rlmm.v1.RemoteLogMetadataService.ListRemoteLogSegments:output_type -> strata.rlmm.v1.ListRemoteLogSegmentsResponse
+	16, // 35: strata.rlmm.v1.RemoteLogMetadataService.OnPartitionLeadershipChanges:output_type -> strata.rlmm.v1.OnPartitionLeadershipChangesResponse
+	18, // 36: strata.rlmm.v1.RemoteLogMetadataService.OnStopPartitions:output_type -> strata.rlmm.v1.OnStopPartitionsResponse
+	20, // 37: strata.rlmm.v1.RemoteLogMetadataService.RemoteLogSize:output_type -> strata.rlmm.v1.RemoteLogSizeResponse
+	22, // 38: strata.rlmm.v1.RemoteLogMetadataService.NextSegmentWithTxnIndex:output_type -> strata.rlmm.v1.NextSegmentWithTxnIndexResponse
+	24, // 39: strata.rlmm.v1.RemoteLogMetadataService.IsReady:output_type -> strata.rlmm.v1.IsReadyResponse
+	28, // 40: strata.rlmm.v1.RemoteLogMetadataService.Health:output_type -> strata.rlmm.v1.HealthResponse
+	26, // 41: strata.rlmm.v1.RemoteLogMetadataService.WatchReadiness:output_type -> strata.rlmm.v1.WatchReadinessResponse
+	29, // [29:42] is the sub-list for method output_type
+	16, // [16:29] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_api_rlmm_v1_rlmm_proto_init() }
@@ -1767,7 +1917,7 @@ func file_api_rlmm_v1_rlmm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_rlmm_v1_rlmm_proto_rawDesc), len(file_api_rlmm_v1_rlmm_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   27,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

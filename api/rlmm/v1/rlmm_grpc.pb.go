@@ -42,6 +42,7 @@ const (
 	RemoteLogMetadataService_NextSegmentWithTxnIndex_FullMethodName          = "/strata.rlmm.v1.RemoteLogMetadataService/NextSegmentWithTxnIndex"
 	RemoteLogMetadataService_IsReady_FullMethodName                          = "/strata.rlmm.v1.RemoteLogMetadataService/IsReady"
 	RemoteLogMetadataService_Health_FullMethodName                           = "/strata.rlmm.v1.RemoteLogMetadataService/Health"
+	RemoteLogMetadataService_WatchReadiness_FullMethodName                   = "/strata.rlmm.v1.RemoteLogMetadataService/WatchReadiness"
 )
 
 // RemoteLogMetadataServiceClient is the client API for RemoteLogMetadataService service.
@@ -79,6 +80,13 @@ type RemoteLogMetadataServiceClient interface {
 	IsReady(ctx context.Context, in *IsReadyRequest, opts ...grpc.CallOption) (*IsReadyResponse, error)
 	// The server's state: serving, the metadata partitions it consumes and their progress.
 	Health(ctx context.Context, in *HealthRequest, opts ...grpc.CallOption) (*HealthResponse, error)
+	// The readiness of every user partition assigned to this manager, as it changes: first every
+	// assigned partition, then each partition whose readiness changed (records applied, partitions
+	// assigned or stopped, a halt, a damaged store), in the order of the changes. A partition that
+	// is no longer assigned comes with ready false. The stream lasts until the client cancels it or
+	// the server stops. The plugin answers isReady from it, as Kafka's own manager answers isReady
+	// from a map its consumer thread keeps, instead of a call per partition.
+	WatchReadiness(ctx context.Context, in *WatchReadinessRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchReadinessResponse], error)
 }
 
 type remoteLogMetadataServiceClient struct {
@@ -218,6 +226,25 @@ func (c *remoteLogMetadataServiceClient) Health(ctx context.Context, in *HealthR
 	return out, nil
 }
 
+func (c *remoteLogMetadataServiceClient) WatchReadiness(ctx context.Context, in *WatchReadinessRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchReadinessResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &RemoteLogMetadataService_ServiceDesc.Streams[1], RemoteLogMetadataService_WatchReadiness_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchReadinessRequest, WatchReadinessResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type RemoteLogMetadataService_WatchReadinessClient = grpc.ServerStreamingClient[WatchReadinessResponse]
+
 // RemoteLogMetadataServiceServer is the server API for RemoteLogMetadataService service.
 // All implementations must embed UnimplementedRemoteLogMetadataServiceServer
 // for forward compatibility.
@@ -253,6 +280,13 @@ type RemoteLogMetadataServiceServer interface {
 	IsReady(context.Context, *IsReadyRequest) (*IsReadyResponse, error)
 	// The server's state: serving, the metadata partitions it consumes and their progress.
 	Health(context.Context, *HealthRequest) (*HealthResponse, error)
+	// The readiness of every user partition assigned to this manager, as it changes: first every
+	// assigned partition, then each partition whose readiness changed (records applied, partitions
+	// assigned or stopped, a halt, a damaged store), in the order of the changes. A partition that
+	// is no longer assigned comes with ready false. The stream lasts until the client cancels it or
+	// the server stops. The plugin answers isReady from it, as Kafka's own manager answers isReady
+	// from a map its consumer thread keeps, instead of a call per partition.
+	WatchReadiness(*WatchReadinessRequest, grpc.ServerStreamingServer[WatchReadinessResponse]) error
 	mustEmbedUnimplementedRemoteLogMetadataServiceServer()
 }
 
@@ -298,6 +332,9 @@ func (UnimplementedRemoteLogMetadataServiceServer) IsReady(context.Context, *IsR
 }
 func (UnimplementedRemoteLogMetadataServiceServer) Health(context.Context, *HealthRequest) (*HealthResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Health not implemented")
+}
+func (UnimplementedRemoteLogMetadataServiceServer) WatchReadiness(*WatchReadinessRequest, grpc.ServerStreamingServer[WatchReadinessResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchReadiness not implemented")
 }
 func (UnimplementedRemoteLogMetadataServiceServer) mustEmbedUnimplementedRemoteLogMetadataServiceServer() {
 }
@@ -530,6 +567,17 @@ func _RemoteLogMetadataService_Health_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RemoteLogMetadataService_WatchReadiness_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchReadinessRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(RemoteLogMetadataServiceServer).WatchReadiness(m, &grpc.GenericServerStream[WatchReadinessRequest, WatchReadinessResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type RemoteLogMetadataService_WatchReadinessServer = grpc.ServerStreamingServer[WatchReadinessResponse]
+
 // RemoteLogMetadataService_ServiceDesc is the grpc.ServiceDesc for RemoteLogMetadataService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -586,6 +634,11 @@ var RemoteLogMetadataService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "ListRemoteLogSegments",
 			Handler:       _RemoteLogMetadataService_ListRemoteLogSegments_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "WatchReadiness",
+			Handler:       _RemoteLogMetadataService_WatchReadiness_Handler,
 			ServerStreams: true,
 		},
 	},
