@@ -3,6 +3,7 @@ package io.github.stratalog.strata.kafka;
 import io.github.stratalog.strata.kafka.grpc.RemoteLogMetadataServiceGrpc;
 import io.grpc.ManagedChannel;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
+import io.grpc.netty.shaded.io.netty.channel.ChannelOption;
 import io.grpc.netty.shaded.io.netty.channel.EventLoopGroup;
 import io.grpc.netty.shaded.io.netty.channel.epoll.EpollDomainSocketChannel;
 import io.grpc.netty.shaded.io.netty.channel.unix.DomainSocketAddress;
@@ -19,6 +20,8 @@ final class Connection implements AutoCloseable {
     final ManagedChannel channel;
     final RemoteLogMetadataServiceGrpc.RemoteLogMetadataServiceBlockingStub blocking;
     final RemoteLogMetadataServiceGrpc.RemoteLogMetadataServiceFutureStub future;
+    /** The server's partitions' readiness, once watch() has started its stream. */
+    final Readiness readiness = new Readiness();
 
     private Connection(String target, ManagedChannel channel) {
         this.target = target;
@@ -43,15 +46,29 @@ final class Connection implements AutoCloseable {
             b = NettyChannelBuilder.forAddress(new DomainSocketAddress(target))
                     .eventLoopGroup(group)
                     .channelType(EpollDomainSocketChannel.class)
+                    // gRPC sets SO_KEEPALIVE on every channel, and Netty warns at each connect
+                    // that a Unix socket has no such option: null removes it.
+                    .withOption(ChannelOption.SO_KEEPALIVE, null)
                     .overrideAuthority("localhost");
         }
         // Records are small, but a listing chunk may carry many.
-        ManagedChannel ch = b.usePlaintext().maxInboundMessageSize(64 << 20).build();
+        // Callbacks run on the event loop that read the answer, not handed to another thread:
+        // what runs there is short (a future completed, a map updated). Blocking calls run their
+        // callbacks on the calling thread whatever this says.
+        ManagedChannel ch = b.usePlaintext().maxInboundMessageSize(64 << 20)
+                .directExecutor()
+                .build();
         return new Connection(target, ch);
+    }
+
+    /** Starts (or starts again, after it ended) the readiness stream of this server. */
+    void watch() {
+        readiness.start(channel);
     }
 
     @Override
     public void close() {
+        readiness.close();
         channel.shutdownNow();
         try {
             channel.awaitTermination(5, TimeUnit.SECONDS);

@@ -21,8 +21,12 @@ final class ServeCommand {
     private ServeCommand() {
     }
 
+    /** The line strata serve prints on stdout, with --notify-ready, once its socket accepts calls: this, then the address. */
+    static final String SERVING_LINE = "serving ";
+
     static List<String> command(StrataConfig config, Path socket) {
-        return List.of(config.binary, "serve", "--socket", socket.toString(), "--properties", "-", "--exit-on-stdin-eof");
+        return List.of(config.binary, "serve", "--socket", socket.toString(), "--properties", "-", "--exit-on-stdin-eof",
+                "--notify-ready");
     }
 
     /** What the child reads on stdin: every entry of the plugin's configuration, strata.cache.dir set to the folder chosen. */

@@ -53,6 +53,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Supplier;
 
 /**
  * Apache Kafka's {@link RemoteLogMetadataManager} served by Strata: every call goes, over gRPC
@@ -94,6 +95,12 @@ public class StrataRemoteLogMetadataManager implements RemoteLogMetadataManager 
     private Supervisor supervisor;
     /** Looks up writes whose answer was lost (see write); shut down by close. */
     private ExecutorService lostReplies;
+    /**
+     * Runs the writes' callbacks, which complete the futures Kafka holds: not the event loop
+     * (the channel's direct executor), where whatever a caller chained to a future would run
+     * and could block every call. Shut down by close, once the channel is.
+     */
+    private ExecutorService callbacks;
     private volatile boolean closed;
 
     public StrataRemoteLogMetadataManager() {
@@ -107,26 +114,37 @@ public class StrataRemoteLogMetadataManager implements RemoteLogMetadataManager 
         config = StrataConfig.from(configs);
         group = new EpollEventLoopGroup(1, new DefaultThreadFactory("strata-rlmm-grpc", true));
         lostReplies = Executors.newSingleThreadExecutor(new DefaultThreadFactory("strata-rlmm-lost-replies", true));
+        callbacks = Executors.newCachedThreadPool(new DefaultThreadFactory("strata-rlmm-callbacks", true));
         try {
             supervisor = new Supervisor(config, group, new Supervisor.Listener() {
                 @Override
                 public void connected(Connection c) {
                     assignment.replay(c, config);
+                    c.watch();
                 }
 
                 @Override
                 public void tick(Connection c) {
                     assignment.retryIfNeeded(c, config);
+                    // A readiness stream that ended (the server stopping it) is started again.
+                    c.watch();
                 }
             });
         } catch (IOException e) {
             group.shutdownGracefully(0, 5, TimeUnit.SECONDS);
             lostReplies.shutdownNow();
+            callbacks.shutdownNow();
             throw new UncheckedIOException("Strata's remote log metadata manager could not prepare " + config.cacheDir, e);
         }
         LOG.info("Strata's remote log metadata manager configured: {}", config.startsChild()
                 ? "starting " + config.binary + " serve, store in " + config.cacheDir
                 : "connecting to strata serve on " + config.socket);
+    }
+
+    /** The connection calls go to now, or null when there is none (see connection). */
+    private Connection current() {
+        Supervisor s = supervisor;
+        return closed || s == null ? null : s.current();
     }
 
     /** The connection calls go to now; fails as retriable while no strata serve answers. */
@@ -151,7 +169,7 @@ public class StrataRemoteLogMetadataManager implements RemoteLogMetadataManager 
     public CompletableFuture<Void> addRemoteLogSegmentMetadata(RemoteLogSegmentMetadata metadata) throws RemoteStorageException {
         String what = "addRemoteLogSegmentMetadata " + metadata.remoteLogSegmentId();
         Connection c = connection(what);
-        return write(what, c.future.withDeadlineAfter(config.writeTimeout.toMillis(), TimeUnit.MILLISECONDS)
+        return write(what, writeStub(c)
                 .addRemoteLogSegmentMetadata(AddRemoteLogSegmentMetadataRequest.newBuilder()
                         .setRecord(encode(metadata)).build()),
                 () -> stateOf(what, metadata.topicIdPartition(), metadata.remoteLogSegmentId()).isPresent());
@@ -161,7 +179,7 @@ public class StrataRemoteLogMetadataManager implements RemoteLogMetadataManager 
     public CompletableFuture<Void> updateRemoteLogSegmentMetadata(RemoteLogSegmentMetadataUpdate update) throws RemoteStorageException {
         String what = "updateRemoteLogSegmentMetadata " + update.remoteLogSegmentId() + " to " + update.state();
         Connection c = connection(what);
-        return write(what, c.future.withDeadlineAfter(config.writeTimeout.toMillis(), TimeUnit.MILLISECONDS)
+        return write(what, writeStub(c)
                 .updateRemoteLogSegmentMetadata(UpdateRemoteLogSegmentMetadataRequest.newBuilder()
                         .setRecord(encode(update)).build()),
                 () -> {
@@ -178,9 +196,13 @@ public class StrataRemoteLogMetadataManager implements RemoteLogMetadataManager 
         Connection c = connection(what);
         // Kafka publishes partition-delete records again until the deletion is done: a lost
         // answer needs no lookup.
-        return write(what, c.future.withDeadlineAfter(config.writeTimeout.toMillis(), TimeUnit.MILLISECONDS)
+        return write(what, writeStub(c)
                 .putRemotePartitionDeleteMetadata(PutRemotePartitionDeleteMetadataRequest.newBuilder()
                         .setRecord(encode(metadata)).build()), null);
+    }
+
+    private RemoteLogMetadataServiceGrpc.RemoteLogMetadataServiceFutureStub writeStub(Connection c) {
+        return c.future.withExecutor(callbacks).withDeadlineAfter(config.writeTimeout.toMillis(), TimeUnit.MILLISECONDS);
     }
 
     /** Whether a write's record is applied in the store strata serve holds now. */
@@ -265,14 +287,18 @@ public class StrataRemoteLogMetadataManager implements RemoteLogMetadataManager 
     }
 
     private RemoteLogSegmentMetadata decodeSegment(String what, ByteString b) throws RemoteStorageException {
+        return decodeSegment(() -> what, b);
+    }
+
+    private RemoteLogSegmentMetadata decodeSegment(Supplier<String> what, ByteString b) throws RemoteStorageException {
         RemoteLogMetadata m;
         try {
             m = serde.deserialize(b.toByteArray());
         } catch (RuntimeException e) {
-            throw new RemoteStorageException(what + ": strata serve answered a record Kafka cannot decode", e);
+            throw new RemoteStorageException(what.get() + ": strata serve answered a record Kafka cannot decode", e);
         }
         if (!(m instanceof RemoteLogSegmentMetadata s)) {
-            throw new RemoteStorageException(what + ": strata serve answered a " + m.getClass().getSimpleName()
+            throw new RemoteStorageException(what.get() + ": strata serve answered a " + m.getClass().getSimpleName()
                     + " where a RemoteLogSegmentMetadata was expected");
         }
         return s;
@@ -283,18 +309,27 @@ public class StrataRemoteLogMetadataManager implements RemoteLogMetadataManager 
     /** One unary read, named what, through the current connection within the request timeout. */
     private <T> T read(String what, java.util.function.Function<RemoteLogMetadataServiceGrpc.RemoteLogMetadataServiceBlockingStub, T> call)
             throws RemoteStorageException {
-        Connection c = connection(what);
+        return read(() -> what, call);
+    }
+
+    /** read, with the name made only when a failure needs it: lookups are a broker's hottest call. */
+    private <T> T read(Supplier<String> what, java.util.function.Function<RemoteLogMetadataServiceGrpc.RemoteLogMetadataServiceBlockingStub, T> call)
+            throws RemoteStorageException {
+        Connection c = current();
+        if (c == null) {
+            c = connection(what.get()); // throws, saying why there is none, unless one just came
+        }
         try {
             return call.apply(c.blocking.withDeadlineAfter(config.requestTimeout.toMillis(), TimeUnit.MILLISECONDS));
         } catch (RuntimeException e) {
-            throw checked(what, e);
+            throw checked(what.get(), e);
         }
     }
 
     @Override
     public Optional<RemoteLogSegmentMetadata> remoteLogSegmentMetadata(TopicIdPartition tp, int epochForOffset, long offset)
             throws RemoteStorageException {
-        String what = "remoteLogSegmentMetadata " + tp + " epoch " + epochForOffset + " offset " + offset;
+        Supplier<String> what = () -> "remoteLogSegmentMetadata " + tp + " epoch " + epochForOffset + " offset " + offset;
         RemoteLogSegmentMetadataResponse r = read(what, stub -> stub.remoteLogSegmentMetadata(RemoteLogSegmentMetadataRequest.newBuilder()
                 .setTopicIdPartition(Convert.toProto(tp)).setEpochForOffset(epochForOffset).setOffset(offset).build()));
         return r.hasRecord() ? Optional.of(decodeSegment(what, r.getRecord())) : Optional.empty();
@@ -362,7 +397,9 @@ public class StrataRemoteLogMetadataManager implements RemoteLogMetadataManager 
 
     /**
      * Whether tp's metadata is loaded, so that Kafka may copy, delete and serve it. False while
-     * no strata serve answers or the answer does not come within the request timeout.
+     * no strata serve answers or the answer does not come within the request timeout. Answered
+     * from the server's readiness stream (see Readiness) while it is live, as Kafka's own
+     * manager answers from the map its consumer thread keeps; otherwise asked of the server.
      */
     @Override
     public boolean isReady(TopicIdPartition tp) {
@@ -370,6 +407,10 @@ public class StrataRemoteLogMetadataManager implements RemoteLogMetadataManager 
         Connection c = s == null || closed ? null : s.current();
         if (c == null) {
             return false;
+        }
+        Boolean known = c.readiness.ready(tp);
+        if (known != null) {
+            return known;
         }
         try {
             IsReadyResponse r = c.blocking.withDeadlineAfter(config.requestTimeout.toMillis(), TimeUnit.MILLISECONDS)
@@ -463,6 +504,15 @@ public class StrataRemoteLogMetadataManager implements RemoteLogMetadataManager 
         }
         if (group != null) {
             group.shutdownGracefully(0, 5, TimeUnit.SECONDS).awaitUninterruptibly(10, TimeUnit.SECONDS);
+        }
+        if (callbacks != null) {
+            // After the channel: every call has ended, and its callback has been handed over.
+            callbacks.shutdown();
+            try {
+                callbacks.awaitTermination(10, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
         }
         LOG.info("Strata's remote log metadata manager closed");
     }

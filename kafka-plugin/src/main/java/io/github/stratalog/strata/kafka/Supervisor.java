@@ -16,12 +16,15 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 
 /**
  * Keeps a strata serve answering, and says which connection reaches it.
  *
- * <p>With a child (the default) it starts {@code strata serve}, waits until it answers Health,
+ * <p>With a child (the default) it starts {@code strata serve}, waits for the line on its stdout
+ * that says its socket accepts calls (checking for the socket as well, every 100 ms, in case no
+ * line comes), then until it answers Health,
  * hands out its connection, and when the child exits starts it again after a backoff (0.2 s
  * doubling to 30 s, back to 0.2 s after a child that ran a minute). With a socket given
  * ({@code strata.socket}) it only watches that server's health. Either way, each time a server
@@ -39,6 +42,8 @@ final class Supervisor implements AutoCloseable {
     static final Duration MAX_BACKOFF = Duration.ofSeconds(30);
     static final Duration STABLE_AFTER = Duration.ofMinutes(1);
     private static final Duration POLL = Duration.ofMillis(100);
+    /** How soon a child that said it serves, but did not answer, is asked again. */
+    private static final Duration RETRY = Duration.ofMillis(10);
     private static final Duration HEALTH_TIMEOUT = Duration.ofSeconds(2);
 
     interface Listener {
@@ -153,8 +158,9 @@ final class Supervisor implements AutoCloseable {
             process = p;
             starts++;
         }
-        pump(p.getInputStream(), "stdout", p.pid());
-        pump(p.getErrorStream(), "stderr", p.pid());
+        CountDownLatch serving = new CountDownLatch(1);
+        pump(p.getInputStream(), "stdout", p.pid(), serving);
+        pump(p.getErrorStream(), "stderr", p.pid(), null);
         try {
             // Written, not closed: the child stops when its stdin reaches EOF, which happens when
             // this process ends however it ends.
@@ -166,7 +172,7 @@ final class Supervisor implements AutoCloseable {
         LOG.info("Started strata serve (pid {}) on {}", p.pid(), socket);
         Connection c = null;
         try {
-            c = awaitServing(p);
+            c = awaitServing(p, serving);
             if (c == null) {
                 if (!p.isAlive()) {
                     return "(pid " + p.pid() + ") exited with status " + p.exitValue() + " before it answered";
@@ -199,7 +205,7 @@ final class Supervisor implements AutoCloseable {
      * Waits until the child answers Health as serving and the listener has taken the
      * connection. Null when the child died, the start timeout passed or close() was called.
      */
-    private Connection awaitServing(Process p) throws InterruptedException {
+    private Connection awaitServing(Process p, CountDownLatch serving) throws InterruptedException {
         long deadline = System.nanoTime() + config.startTimeout.toNanos();
         // The channel is made, and one call tried, while the child starts: the first channel
         // loads gRPC's and Netty's classes, which takes seconds on a busy broker (each broker's
@@ -212,15 +218,19 @@ final class Supervisor implements AutoCloseable {
         }
         try {
             while (!closed && p.isAlive() && System.nanoTime() < deadline) {
-                if (Files.exists(socket)) {
+                // The child's line wakes this at once; without one, the socket is looked for.
+                boolean said = serving.await(POLL.toMillis(), TimeUnit.MILLISECONDS);
+                if (said || Files.exists(socket)) {
                     c.channel.resetConnectBackoff();
                     if (answers(c)) {
                         Connection ready = c;
                         c = null;
                         return ready;
                     }
+                    if (said) {
+                        sleep(RETRY);
+                    }
                 }
-                sleep(POLL);
             }
             return null;
         } finally {
@@ -284,12 +294,18 @@ final class Supervisor implements AutoCloseable {
         }
     }
 
-    /** Copies a child's output, line by line, to the broker's log. */
-    private void pump(InputStream in, String stream, long pid) {
+    /**
+     * Copies a child's output, line by line, to the broker's log; counts serving down at the
+     * line that says the child serves, when serving is given.
+     */
+    private void pump(InputStream in, String stream, long pid, CountDownLatch serving) {
         Thread t = new Thread(() -> {
             try (BufferedReader r = new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8))) {
                 String line;
                 while ((line = r.readLine()) != null) {
+                    if (serving != null && line.startsWith(ServeCommand.SERVING_LINE)) {
+                        serving.countDown();
+                    }
                     LOG.info("[strata serve {} {}] {}", pid, stream, line);
                 }
             } catch (IOException e) {

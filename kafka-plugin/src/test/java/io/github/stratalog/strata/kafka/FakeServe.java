@@ -12,6 +12,9 @@ import io.github.stratalog.strata.kafka.grpc.OnPartitionLeadershipChangesRespons
 import io.github.stratalog.strata.kafka.grpc.RemoteLogMetadataServiceGrpc;
 import io.github.stratalog.strata.kafka.grpc.RemoteLogSegmentMetadataRequest;
 import io.github.stratalog.strata.kafka.grpc.RemoteLogSegmentMetadataResponse;
+import io.github.stratalog.strata.kafka.grpc.TopicIdPartition;
+import io.github.stratalog.strata.kafka.grpc.WatchReadinessRequest;
+import io.github.stratalog.strata.kafka.grpc.WatchReadinessResponse;
 import io.grpc.Server;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
 import io.grpc.netty.shaded.io.netty.channel.epoll.EpollEventLoopGroup;
@@ -24,6 +27,8 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.atomic.AtomicReference;
 
 /**
@@ -32,7 +37,9 @@ import java.util.concurrent.atomic.AtomicReference;
  * "received.properties" beside its socket), waits for a file named "go" there before it opens
  * its socket (so a test controls when it comes up), answers Health and IsReady, keeps the last
  * record added and returns it for any lookup, and appends each OnPartitionLeadershipChanges it
- * gets, with its pid, to "leadership.log" there. Exits when its stdin closes.
+ * gets, with its pid, to "leadership.log" there. WatchReadiness sends every partition it was told
+ * of, ready, then each one told later. Like strata serve with --notify-ready, it prints
+ * "serving SOCKET" on stdout once it listens. Exits when its stdin closes.
  */
 public final class FakeServe {
     private FakeServe() {
@@ -49,6 +56,9 @@ public final class FakeServe {
                 case "--socket" -> socket = args[++i];
                 case "--properties" -> props = args[++i].equals("-") ? null : Path.of(args[i]);
                 case "--exit-on-stdin-eof" -> exitOnEof = true;
+                case "--notify-ready" -> {
+                    // It always says so.
+                }
                 default -> throw new IllegalArgumentException("unknown argument " + args[i]);
             }
         }
@@ -86,6 +96,8 @@ public final class FakeServe {
         Path leadership = dir.resolve("leadership.log");
         long pid = ProcessHandle.current().pid();
         AtomicReference<ByteString> last = new AtomicReference<>();
+        List<TopicIdPartition> told = new ArrayList<>(); // guarded by itself
+        List<StreamObserver<WatchReadinessResponse>> watchers = new ArrayList<>(); // guarded by told
         RemoteLogMetadataServiceGrpc.RemoteLogMetadataServiceImplBase impl = new RemoteLogMetadataServiceGrpc.RemoteLogMetadataServiceImplBase() {
             @Override
             public void health(HealthRequest req, StreamObserver<HealthResponse> out) {
@@ -97,6 +109,16 @@ public final class FakeServe {
             public void isReady(IsReadyRequest req, StreamObserver<IsReadyResponse> out) {
                 out.onNext(IsReadyResponse.newBuilder().setReady(true).build());
                 out.onCompleted();
+            }
+
+            @Override
+            public void watchReadiness(WatchReadinessRequest req, StreamObserver<WatchReadinessResponse> out) {
+                WatchReadinessResponse.Builder first = WatchReadinessResponse.newBuilder();
+                synchronized (told) {
+                    told.forEach(tp -> first.addPartitions(WatchReadinessResponse.Partition.newBuilder().setTopicIdPartition(tp).setReady(true)));
+                    out.onNext(first.build());
+                    watchers.add(out);
+                }
             }
 
             @Override
@@ -121,6 +143,21 @@ public final class FakeServe {
             @Override
             public void onPartitionLeadershipChanges(OnPartitionLeadershipChangesRequest req,
                                                      StreamObserver<OnPartitionLeadershipChangesResponse> out) {
+                WatchReadinessResponse.Builder change = WatchReadinessResponse.newBuilder();
+                List<TopicIdPartition> all = new ArrayList<>(req.getLeaderPartitionsList());
+                all.addAll(req.getFollowerPartitionsList());
+                all.forEach(tp -> change.addPartitions(WatchReadinessResponse.Partition.newBuilder().setTopicIdPartition(tp).setReady(true)));
+                synchronized (told) {
+                    told.addAll(all);
+                    watchers.removeIf(w -> {
+                        try {
+                            w.onNext(change.build());
+                            return false;
+                        } catch (RuntimeException e) {
+                            return true; // the client went away
+                        }
+                    });
+                }
                 String line = pid + " leaders=" + req.getLeaderPartitionsCount()
                         + " followers=" + req.getFollowerPartitionsCount() + "\n";
                 try {
@@ -138,6 +175,8 @@ public final class FakeServe {
                 .channelType(EpollServerDomainSocketChannel.class)
                 .bossEventLoopGroup(group).workerEventLoopGroup(group)
                 .addService(impl).build().start();
+        System.out.println("serving " + socket);
+        System.out.flush();
         server.awaitTermination();
     }
 }
