@@ -160,7 +160,11 @@ func benchLookups(b *testing.B, s *Store, w *benchWorkload) (p50, p99 time.Durat
 	const lookups = 100_000
 	rng := rand.New(rand.NewPCG(1, 2))
 	lat := make([]time.Duration, *benchWarmup+lookups)
+	var hits0, misses0 int64
 	for i := range lat {
+		if i == *benchWarmup && s.lookups != nil {
+			hits0, misses0 = s.lookups.hits.Load(), s.lookups.misses.Load()
+		}
 		k := rng.IntN(w.segments)
 		id, first, epoch := w.segment(k)
 		offset := first + rng.Int64N(100)
@@ -170,6 +174,10 @@ func benchLookups(b *testing.B, s *Store, w *benchWorkload) (p50, p99 time.Durat
 		if err != nil || !ok || m.SegmentID.ID != id.ID {
 			b.Fatalf("SegmentFor(%s, %d, %d) = %v, %t, %v; want segment %d", id.TopicIDPartition, epoch, offset, m.SegmentID, ok, err, k)
 		}
+	}
+	if s.lookups != nil {
+		hits, misses := s.lookups.hits.Load()-hits0, s.lookups.misses.Load()-misses0
+		b.Logf("lookup cache: %d hits, %d misses of %d measured lookups", hits, misses, lookups)
 	}
 	lat = lat[*benchWarmup:]
 	slices.Sort(lat)

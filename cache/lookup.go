@@ -16,18 +16,20 @@ import (
 const DefaultLookupCacheSize = 64 << 20
 
 // lookupRunRows is the most referenced rows a lookup that misses the cache reads into it
-// while the cache has room: the rows at and below its floor, in one pass of the iterator it
-// seeks anyway. Reading ahead is what makes the cache serve lookups at random: a uniform lookup
-// over a history the budget holds misses only until the runs cover it (for 500,000 segments,
-// about 99% covered after 20,000 lookups), where one row per miss would take 500,000 misses.
+// while the cache has room: the rows around its floor (half of them above it at most), in one
+// pass of the iterator it seeks anyway. Reading around is what makes the cache serve lookups
+// at random: a uniform lookup over a history the budget holds misses only until the runs
+// cover it (BenchmarkLookups, 500,000 segments: 0.1% of the lookups after 20,000 of them),
+// where one row per miss would take 500,000 misses. A miss that reads a run costs about a
+// third of a microsecond per row.
 //
-// Once the cache is full, a lookup that misses reads its floor alone, as without the cache,
-// and keeps a run of lookupRunRowsFull rows only for a floor that recent lookups found too
-// (see admit): a consumer reading on through a segment finds its row again, while lookups at
-// random over a history larger than the budget seldom do, and then pay for the cache nothing
-// but that check, and do not churn it.
+// Once the ring has turned (the cache is full), a lookup that misses reads its floor alone, as
+// without the cache, and keeps a run of lookupRunRowsFull rows only for a floor that recent
+// lookups found too (see admit): a consumer reading on through a segment finds its row again,
+// while lookups at random over a history larger than the budget seldom do, and then pay for
+// the cache nothing but that check, and do not churn it.
 const (
-	lookupRunRows     = 128
+	lookupRunRows     = 256
 	lookupRunRowsFull = 16
 )
 
@@ -72,6 +74,7 @@ type lookupCache struct {
 	release func()
 	failed  bool // the ring could not be mapped: nothing is kept
 	head    int
+	turned  bool      // the ring has turned since it was last empty: the cache is full
 	used    int64     // bytes of the runs held, their overhead included
 	fifo    list.List // of *lookupRun, the most recently kept at the front
 	// parts holds, per partition, per epoch, the runs sorted by lo.
@@ -82,6 +85,8 @@ type lookupCache struct {
 	// change under mu, and are read without it.
 	gens [256]atomic.Uint64
 	all  atomic.Uint64
+
+	hits, misses atomic.Int64
 
 	// seen remembers the floor rows recent lookups found, for admit.
 	seen [4096]atomic.Uint64
@@ -216,27 +221,33 @@ func runAt(rs []*lookupRun, offset int64) (int, bool) {
 
 // find calls fn with the floor row of offset in (p, epoch), or nil when the epoch has none,
 // if a run holds offset, and returns true. The row is the cache's: fn decodes it and keeps
-// nothing of it. Otherwise it returns false, the hi of the run below offset, the stretch of
-// the epoch a reader need not read again (math.MinInt64 when there is none), and how many rows
-// the reader should read into a run: lookupRunRows while the cache has room, 0 once it is
-// full (the reader reads its floor and asks admit).
-func (c *lookupCache) find(p tpPrefix, epoch int32, offset int64, fn func(val []byte)) (found bool, below int64, rows int) {
+// nothing of it. Otherwise it returns false; the hi of the run below offset and the lo of the
+// run above it, the stretches of the epoch a reader need not read again (math.MinInt64 and
+// math.MaxInt64 when there is none); and how many rows the reader should read into a run:
+// lookupRunRows while the cache has room, 0 once it is full (the reader reads its floor and
+// asks admit).
+func (c *lookupCache) find(p tpPrefix, epoch int32, offset int64, fn func(val []byte)) (found bool, below, above int64, rows int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	rs := c.parts[p][epoch]
 	i, ok := runAt(rs, offset)
 	if ok {
+		c.hits.Add(1)
 		fn(rs[i].floor(c.ring, offset))
-		return true, 0, 0
+		return true, 0, 0, 0
 	}
-	below = math.MinInt64
+	c.misses.Add(1)
+	below, above = math.MinInt64, math.MaxInt64
 	if i > 0 {
 		below = rs[i-1].hi
 	}
-	if c.used+lookupRunOverhead+lookupRunRows*128 <= c.budget && c.fifo.Len() < c.maxRuns {
+	if i < len(rs) {
+		above = rs[i].lo
+	}
+	if !c.turned && c.fifo.Len() < c.maxRuns {
 		rows = lookupRunRows
 	}
-	return false, below, rows
+	return false, below, above, rows
 }
 
 // floorRow names a referenced row: a partition, an epoch and the start offset of its key.
@@ -294,7 +305,7 @@ func (c *lookupCache) keep(rr *runRead, gen, all uint64) {
 	// the run does not fit there.
 	if c.head+size > len(c.ring) {
 		c.evictFromLocked(len(c.ring))
-		c.head = 0
+		c.head, c.turned = 0, true
 	}
 	c.evictFromLocked(c.head + size)
 	for c.fifo.Len() >= c.maxRuns {
@@ -381,7 +392,7 @@ func (c *lookupCache) forgetAll() {
 func (c *lookupCache) dropLocked() {
 	c.parts = make(map[tpPrefix]map[int32][]*lookupRun)
 	c.fifo.Init()
-	c.used, c.head = 0, 0
+	c.used, c.head, c.turned = 0, 0, false
 }
 
 // stats returns the bytes in use, overhead included, and the number of runs held.

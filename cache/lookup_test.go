@@ -25,7 +25,7 @@ func rowName(start int64) string {
 // lookupAt returns what the cache answers for offset: the row's name, "none", or "miss".
 func lookupAt(c *lookupCache, p tpPrefix, epoch int32, offset int64) string {
 	got := "miss"
-	found, _, _ := c.find(p, epoch, offset, func(val []byte) {
+	found, _, _, _ := c.find(p, epoch, offset, func(val []byte) {
 		got = "none"
 		if val != nil {
 			got = string(val)
@@ -60,9 +60,9 @@ func TestLookupCacheRunsAnswerTheirFloor(t *testing.T) {
 			t.Errorf("epoch 1 offset %d: %s, want a miss", offset, got)
 		}
 	}
-	// find tells a missing reader where the run below ends, so that it stops there.
-	if found, below, _ := c.find(p, 0, 15, func([]byte) {}); found || below != 9 {
-		t.Errorf("offset 15: found %t, below %d; want a miss above 9", found, below)
+	// find tells a missing reader where the runs below and above are, so that it stops there.
+	if found, below, above, _ := c.find(p, 0, 15, func([]byte) {}); found || below != 9 || above != 20 {
+		t.Errorf("offset 15: found %t, below %d, above %d; want a miss between 9 and 20", found, below, above)
 	}
 	// A run overlapping one kept is not kept: both are exact, one is enough.
 	c.keep(testRun(p, 0, 10, 25, 20, 15, 10), gen, all)

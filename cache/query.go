@@ -133,37 +133,48 @@ func (v *view) floor(epoch int32, offset int64) (m proto.SegmentMetadata, ok boo
 	return m, true, pk.offset, nil
 }
 
-// run reads, for the lookup cache, the floor row of offset in the epoch's referenced map and
-// the rows below it, at most rows of them, stopping before a row whose start is at or below
-// below (the cache holds those). The run's hi is one below the start of the row above the
-// floor, which the same iterator finds first; its lo is its least start, or math.MinInt64
-// when it reached the epoch's last row. A run without rows means the epoch has no row at or
-// below offset.
-func (v *view) run(epoch int32, offset, below int64, rows int) (*runRead, error) {
+// run reads, for the lookup cache, a run of the epoch's referenced rows around offset: up to
+// rows/2 rows above its floor, not into the run the cache holds from above on, then the floor
+// and the rows below it, up to rows in all, stopping before a row whose start is at or below
+// below (the cache holds those). The run's hi is one below the start of the row just above
+// it (math.MaxInt64 when there is none); its lo is its least start, or math.MinInt64 when it
+// reached the epoch's last row. A run without rows at or below offset means the epoch has no
+// row at or below offset.
+func (v *view) run(epoch int32, offset, below, above int64, rows int) (*runRead, error) {
 	key := v.p.refKey(epoch, offset)
 	pre := key[:refPrefixLen]
 	r := &runRead{p: v.p, epoch: epoch, hi: math.MaxInt64}
-	valid := v.it.SeekLT(key)
-	if valid && bytes.HasPrefix(v.it.Key(), pre) {
+	// Up from the floor, to the row just above the run.
+	valid, up := v.it.SeekLT(key), 0
+	for ; valid && bytes.HasPrefix(v.it.Key(), pre); valid = v.it.Prev() {
 		pk, err := parseKey(v.it.Key())
 		if err != nil {
 			return nil, corruptf(v.it.Key(), "%v", err)
 		}
-		r.hi = pk.offset - 1
+		if up == rows/2 || pk.offset >= above {
+			r.hi = pk.offset - 1
+			break
+		}
+		up++
+	}
+	if valid {
 		valid = v.it.Next()
 	} else {
-		valid = v.it.SeekGE(key)
+		valid = v.it.SeekGE(pre)
 	}
+	// Down through the floor.
+	floor := false
 	for ; valid && bytes.HasPrefix(v.it.Key(), pre); valid = v.it.Next() {
 		pk, err := parseKey(v.it.Key())
 		if err != nil {
 			return nil, corruptf(v.it.Key(), "%v", err)
 		}
-		if n := len(r.starts); n > 0 && (n == rows || pk.offset <= below) {
+		if n := len(r.starts); floor && (n >= rows || pk.offset <= below) {
 			r.lo = r.starts[n-1]
 			return r, nil
 		}
 		r.add(pk.offset, v.it.Value())
+		floor = floor || pk.offset <= offset
 	}
 	if err := v.it.Error(); err != nil {
 		return nil, err
@@ -253,7 +264,7 @@ func (s *Store) SegmentFor(tp proto.TopicIDPartition, epoch int32, offset int64)
 			})
 		}
 		var derr error
-		found, below, rows := s.lookups.find(p, epoch, offset, func(val []byte) {
+		found, below, above, rows := s.lookups.find(p, epoch, offset, func(val []byte) {
 			if val != nil {
 				m, derr = decodeRef(val, p)
 				ok = derr == nil && offset <= epochEnd(&m, epoch)
@@ -290,7 +301,7 @@ func (s *Store) SegmentFor(tp proto.TopicIDPartition, epoch int32, offset int64)
 				}
 				rows, decoded = lookupRunRowsFull, true
 			}
-			r, err := v.run(epoch, offset, below, rows)
+			r, err := v.run(epoch, offset, below, above, rows)
 			if err != nil {
 				return err
 			}
