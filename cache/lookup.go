@@ -395,6 +395,25 @@ func (c *lookupCache) dropLocked() {
 	c.used, c.head, c.turned = 0, 0, false
 }
 
+// LookupCacheStats describes SegmentFor's cache (see WithLookupCacheSize).
+type LookupCacheStats struct {
+	Budget int64 // bytes it may hold; 0 when it is off
+	Bytes  int64 // bytes it holds, the index of its runs included
+	Runs   int   // runs of referenced rows it holds
+	Hits   int64 // lookups it answered since the store was opened
+	Misses int64 // lookups it did not, which read Pebble
+}
+
+// LookupCacheStats returns what SegmentFor's cache holds and how often it answered.
+func (s *Store) LookupCacheStats() LookupCacheStats {
+	c := s.lookups
+	if c == nil {
+		return LookupCacheStats{}
+	}
+	used, runs := c.stats()
+	return LookupCacheStats{Budget: c.budget, Bytes: used, Runs: runs, Hits: c.hits.Load(), Misses: c.misses.Load()}
+}
+
 // stats returns the bytes in use, overhead included, and the number of runs held.
 func (c *lookupCache) stats() (used int64, runs int) {
 	c.mu.Lock()

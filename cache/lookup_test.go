@@ -2,7 +2,12 @@ package cache
 
 import (
 	"math"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
 	"testing"
+
+	"github.com/stratalog/strata/proto"
 )
 
 // testRun returns a run of (p, epoch) over [lo, hi] with rows at starts (descending), each
@@ -173,5 +178,53 @@ func TestLookupCacheBudget(t *testing.T) {
 		if budget >= 4<<10 && c.ringSize < budget*3/4 {
 			t.Errorf("budget %d: a ring of %d", budget, c.ringSize)
 		}
+	}
+}
+
+// Every lookup made after an Apply returned sees it, while other readers keep filling the cache
+// from views of the store before it: a run kept across a write would answer with the segment
+// the write replaced.
+func TestSegmentForReadsItsWritesWhileReadersFillTheCache(t *testing.T) {
+	s, _ := openMem(t)
+	f := newFeed(t, s, 0)
+	tp := testTP(0)
+	const segments, steps = 50, 300
+	id := func(step int) proto.SegmentID {
+		return proto.SegmentID{TopicIDPartition: tp, ID: proto.UUID{13: 1, 14: byte(step >> 8), 15: byte(step)}}
+	}
+	for k := range segments {
+		sid := segID(tp, byte(k))
+		f.applyOK(add(sid, int64(k)*10, int64(k)*10+9, 0, int64(k)*10), update(sid, proto.CopySegmentFinished))
+	}
+	var done atomic.Bool
+	var wg sync.WaitGroup
+	for r := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(r), 1))
+			for !done.Load() {
+				if _, _, err := s.SegmentFor(tp, 0, rng.Int64N(segments*10)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	for step := range steps {
+		k := int64(step % segments)
+		sid := id(step)
+		f.applyOK(add(sid, k*10, k*10+9, 0, k*10), update(sid, proto.CopySegmentFinished))
+		for _, o := range []int64{k * 10, k*10 + 5, k*10 + 9} {
+			m, ok, err := s.SegmentFor(tp, 0, o)
+			if err != nil || !ok || m.SegmentID != sid {
+				t.Fatalf("step %d: SegmentFor(%d) = %v, %t, %v right after segment %v replaced it", step, o, m.SegmentID, ok, err, sid)
+			}
+		}
+	}
+	done.Store(true)
+	wg.Wait()
+	if st := s.LookupCacheStats(); st.Budget != DefaultLookupCacheSize || st.Hits == 0 || st.Misses == 0 || st.Bytes <= 0 {
+		t.Errorf("cache stats %+v", st)
 	}
 }

@@ -12,6 +12,7 @@ type storeCollector struct {
 
 	diskBytes, blockCacheBytes, memtableBytes, readAmp, compactionDebt *prometheus.Desc
 	compactions, flushes, blockCacheHits, blockCacheMisses             *prometheus.Desc
+	lookupCacheBytes, lookupCacheHits, lookupCacheMisses               *prometheus.Desc
 }
 
 // NewCollector returns a prometheus.Collector of s's Pebble metrics: disk usage, compactions,
@@ -34,24 +35,31 @@ func NewCollector(s *Store) prometheus.Collector {
 		flushes:          d("flushes_total", "Memtable flushes since the store was opened."),
 		blockCacheHits:   d("block_cache_hits_total", "Block-cache hits since the store was opened."),
 		blockCacheMisses: d("block_cache_misses_total", "Block-cache misses since the store was opened."),
+		lookupCacheBytes: d("lookup_cache_bytes", "Bytes SegmentFor's cache holds (at most its budget, WithLookupCacheSize)."),
+		lookupCacheHits:  d("lookup_cache_hits_total", "Segment-for-offset lookups SegmentFor's cache answered since the store was opened."),
+		lookupCacheMisses: d("lookup_cache_misses_total",
+			"Segment-for-offset lookups SegmentFor's cache did not answer (they read Pebble) since the store was opened."),
 	}
 }
 
 func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.diskBytes, c.blockCacheBytes, c.memtableBytes, c.readAmp, c.compactionDebt,
-		c.compactions, c.flushes, c.blockCacheHits, c.blockCacheMisses} {
+		c.compactions, c.flushes, c.blockCacheHits, c.blockCacheMisses,
+		c.lookupCacheBytes, c.lookupCacheHits, c.lookupCacheMisses} {
 		ch <- d
 	}
 }
 
 func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	var m *pebble.Metrics
+	var lc LookupCacheStats
 	// Holding the store open: Pebble's Metrics on a closed DB panics.
 	// A damaged store (being replaced) reports nothing until it is replaced.
 	err := c.s.read(func() error {
 		if c.s.db != nil {
 			m = c.s.db.Metrics()
 		}
+		lc = c.s.LookupCacheStats()
 		return nil
 	})
 	if err != nil || m == nil {
@@ -70,4 +78,7 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.flushes, float64(m.Flush.Count))
 	counter(c.blockCacheHits, float64(m.BlockCache.Hits))
 	counter(c.blockCacheMisses, float64(m.BlockCache.Misses))
+	gauge(c.lookupCacheBytes, float64(lc.Bytes))
+	counter(c.lookupCacheHits, float64(lc.Hits))
+	counter(c.lookupCacheMisses, float64(lc.Misses))
 }

@@ -45,6 +45,9 @@ const (
 	// DefaultCacheDir.
 	PropCacheDir = "strata.cache.dir"
 	PropLogDir   = "log.dir"
+	// PropLookupCacheBytes is Strata's own too: the memory budget of the store's cache of
+	// segment-for-offset answers (cache.WithLookupCacheSize; 0 turns it off).
+	PropLookupCacheBytes = "strata.cache.lookup.bytes"
 
 	PrefixCommonClient = "remote.log.metadata.common.client."
 	PrefixProducer     = "remote.log.metadata.producer."
@@ -270,6 +273,13 @@ func (c *config) applyProperties(props map[string]string) {
 	intProp(PropConsumeWaitMs, 64, func(n int64) { c.consumeWait = time.Duration(n) * time.Millisecond })
 	intProp(PropInitRetryMaxTimeout, 64, func(n int64) { c.initRetryMaxTimeout = time.Duration(n) * time.Millisecond })
 	intProp(PropInitRetryInterval, 64, func(n int64) { c.initRetryInterval = time.Duration(n) * time.Millisecond })
+	intProp(PropLookupCacheBytes, 64, func(n int64) {
+		if n < 0 {
+			c.errf("%s=%d: must not be negative", PropLookupCacheBytes, n)
+			return
+		}
+		c.cacheOpts = append(c.cacheOpts, cache.WithLookupCacheSize(n))
+	})
 	if _, ok := props[PropCacheDir]; ok || c.cacheDir == "" {
 		c.cacheDir = CacheDirFromProperties(props)
 	}

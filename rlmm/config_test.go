@@ -14,6 +14,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/stratalog/strata/cache"
 )
 
 func TestPropertiesMapToConfig(t *testing.T) {
@@ -27,6 +31,7 @@ func TestPropertiesMapToConfig(t *testing.T) {
 		PropInitRetryMaxTimeout:                  "3000",
 		PropInitRetryInterval:                    "250",
 		PropLogDir:                               "/var/kafka/data",
+		PropLookupCacheBytes:                     "1048576",
 		PrefixCommonClient + "bootstrap.servers": "a:9092, b:9092",
 		PrefixCommonClient + "client.id":         "broker-1-rlmm",
 		PrefixProducer + "linger.ms":             "5",
@@ -49,6 +54,15 @@ func TestPropertiesMapToConfig(t *testing.T) {
 	if len(cfg.warnings) != 1 || cfg.warnings[0] != PrefixCommonClient+"some.unknown" {
 		t.Fatalf("warnings = %v", cfg.warnings)
 	}
+	// The lookup cache's budget reaches the store.
+	s, err := cache.Open("db", append(cfg.cacheOpts, cache.WithFS(vfs.NewMem()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := s.LookupCacheStats().Budget; got != 1<<20 {
+		t.Fatalf("lookup cache budget %d, want %d", got, 1<<20)
+	}
 }
 
 func TestInvalidPropertiesNameTheProperty(t *testing.T) {
@@ -56,6 +70,7 @@ func TestInvalidPropertiesNameTheProperty(t *testing.T) {
 		PropNumPartitions:     {PropNumPartitions: "zero"},
 		PropRetentionMs:       {PropRetentionMs: "0"},
 		PropMinISR:            {PropMinISR: "0"},
+		PropLookupCacheBytes:  {PropLookupCacheBytes: "-1"},
 		PropConsumeWaitMs:     {PropConsumeWaitMs: "-5"},
 		"security.protocol":   {PrefixCommonClient + "security.protocol": "SSH"},
 		"sasl.mechanism":      {PrefixCommonClient + "security.protocol": "SASL_PLAINTEXT", PrefixCommonClient + "sasl.mechanism": "GSSAPI", PrefixCommonClient + "sasl.jaas.config": `x required username="u" password="p";`},
