@@ -113,6 +113,7 @@ type config struct {
 	clientOpts          []kgo.Opt
 	producerOpts        []kgo.Opt
 	consumerOpts        []kgo.Opt
+	maxPollRecords      int
 	cacheOpts           []cache.Option
 	metrics             prometheus.Registerer // see WithMetrics
 	props               map[string]string     // as passed, for printing
@@ -130,6 +131,7 @@ func defaultConfig() config {
 		consumeWait:         DefaultConsumeWait,
 		initRetryMaxTimeout: DefaultInitRetryMaxTimeout,
 		initRetryInterval:   DefaultInitRetryInterval,
+		maxPollRecords:      DefaultMaxPollRecords,
 		log:                 zap.NewNop(),
 	}
 }
@@ -240,7 +242,8 @@ func WithCacheOptions(opts ...cache.Option) Option {
 // SCRAM-SHA-256, SCRAM-SHA-512), sasl.jaas.config, ssl.truststore.{type,location,certificates},
 // ssl.keystore.{type,location,certificate.chain,key}, ssl.endpoint.identification.algorithm,
 // request.timeout.ms; producer linger.ms; consumer fetch.max.wait.ms, fetch.max.bytes,
-// max.partition.fetch.bytes. Stores are PEM only. Other properties are ignored with a warning.
+// max.partition.fetch.bytes, max.poll.records (the records of one store write, see
+// DefaultMaxPollRecords). Stores are PEM only. Other properties are ignored with a warning.
 // Errors name the property and are returned by New.
 func WithProperties(props map[string]string) Option {
 	return optionFunc(func(c *config) {
@@ -338,6 +341,14 @@ func (c *config) applyProperties(props map[string]string) {
 	durationOpt(roles.consumer, PrefixConsumer, "fetch.max.wait.ms", func(d time.Duration) kgo.Opt { return kgo.FetchMaxWait(d) }, &c.consumerOpts)
 	bytesOpt(roles.consumer, PrefixConsumer, "fetch.max.bytes", func(n int32) kgo.Opt { return kgo.FetchMaxBytes(n) }, &c.consumerOpts)
 	bytesOpt(roles.consumer, PrefixConsumer, "max.partition.fetch.bytes", func(n int32) kgo.Opt { return kgo.FetchMaxPartitionBytes(n) }, &c.consumerOpts)
+	if v, ok := roles.consumer["max.poll.records"]; ok {
+		n, err := strconv.ParseInt(v, 10, 32)
+		if err != nil || n <= 0 {
+			c.errf("%smax.poll.records=%q: not a positive int32", PrefixConsumer, v)
+		} else {
+			c.maxPollRecords = int(n)
+		}
+	}
 	c.warnings = append(c.warnings, roles.ignored...)
 }
 
@@ -361,7 +372,7 @@ var connectionKeys = []string{
 
 var roleKeys = map[string][]string{
 	PrefixProducer: {"linger.ms"},
-	PrefixConsumer: {"fetch.max.wait.ms", "fetch.max.bytes", "max.partition.fetch.bytes"},
+	PrefixConsumer: {"fetch.max.wait.ms", "fetch.max.bytes", "max.partition.fetch.bytes", "max.poll.records"},
 	PrefixAdmin:    nil,
 }
 

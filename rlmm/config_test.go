@@ -36,6 +36,7 @@ func TestPropertiesMapToConfig(t *testing.T) {
 		PrefixCommonClient + "client.id":         "broker-1-rlmm",
 		PrefixProducer + "linger.ms":             "5",
 		PrefixConsumer + "fetch.max.bytes":       "1048576",
+		PrefixConsumer + "max.poll.records":      "700",
 		PrefixCommonClient + "some.unknown":      "x",
 	}).apply(&cfg)
 	if err := cfg.validate(); err != nil {
@@ -47,6 +48,12 @@ func TestPropertiesMapToConfig(t *testing.T) {
 	}
 	if strings.Join(cfg.brokers, ",") != "a:9092,b:9092" || cfg.clientID != "broker-1-rlmm" || cfg.cacheDir != "/var/kafka/data-strata-rlmm" {
 		t.Fatalf("brokers %v client %s dir %s", cfg.brokers, cfg.clientID, cfg.cacheDir)
+	}
+	if cfg.maxPollRecords != 700 {
+		t.Fatalf("max.poll.records %d, want 700", cfg.maxPollRecords)
+	}
+	if def := defaultConfig(); def.maxPollRecords != DefaultMaxPollRecords {
+		t.Fatalf("default max.poll.records %d, want %d", def.maxPollRecords, DefaultMaxPollRecords)
 	}
 	if len(cfg.producerOpts) != 1 || len(cfg.consumerOpts) != 1 {
 		t.Fatalf("role options: %d producer, %d consumer", len(cfg.producerOpts), len(cfg.consumerOpts))
@@ -76,6 +83,7 @@ func TestInvalidPropertiesNameTheProperty(t *testing.T) {
 		"sasl.mechanism":      {PrefixCommonClient + "security.protocol": "SASL_PLAINTEXT", PrefixCommonClient + "sasl.mechanism": "GSSAPI", PrefixCommonClient + "sasl.jaas.config": `x required username="u" password="p";`},
 		"must agree":          {PrefixProducer + "bootstrap.servers": "a:1", PrefixConsumer + "bootstrap.servers": "b:1"},
 		"ssl.truststore.type": {PrefixCommonClient + "security.protocol": "SSL", PrefixCommonClient + "ssl.truststore.type": "JKS"},
+		"max.poll.records":    {PrefixConsumer + "max.poll.records": "0"},
 	}
 	for want, props := range cases {
 		cfg := defaultConfig()

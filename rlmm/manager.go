@@ -178,8 +178,8 @@ func New(ctx context.Context, opts ...Option) (*Manager, error) {
 // one, so a fetch of N bytes holds about 10*N bytes of heap once decoded: franz-go's 50 MiB
 // default (Kafka's fetch.max.bytes) meant hundreds of MiB, and 8 MiB still ~200 MiB of the peak
 // resident set of a cold load of 1M events (docs/BENCHMARKS.md, "where the bytes go").
-// 512 KiB is still over ten thousand records a fetch, as many as one Apply takes
-// (maxPollRecords), and measured no slower. The properties
+// 512 KiB is still over ten thousand records a fetch, more than one Apply takes
+// (DefaultMaxPollRecords), and measured no slower. The properties
 // remote.log.metadata.consumer.fetch.max.bytes and .max.partition.fetch.bytes set others.
 const (
 	DefaultFetchMaxBytes          = 512 << 10

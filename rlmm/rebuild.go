@@ -158,7 +158,7 @@ func (m *Manager) poll(ctx context.Context) kgo.Fetches {
 		pctx, tcancel = context.WithTimeout(pctx, skipsRecheck)
 		defer tcancel()
 	}
-	return m.client.PollRecords(pctx, maxPollRecords)
+	return m.client.PollRecords(pctx, m.cfg.maxPollRecords)
 }
 
 func (m *Manager) damaged() bool {
