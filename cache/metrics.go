@@ -27,8 +27,8 @@ func NewCollector(s *Store) prometheus.Collector {
 	return &storeCollector{
 		s:                s,
 		diskBytes:        d("disk_usage_bytes", "Bytes the store's files take on disk (Pebble's DiskSpaceUsage)."),
-		blockCacheBytes:  d("block_cache_bytes", "Bytes in Pebble's block cache, memtables included."),
-		memtableBytes:    d("memtable_bytes", "Bytes allocated by Pebble's memtables."),
+		blockCacheBytes:  d("block_cache_bytes", "Bytes of blocks in Pebble's block cache (its memtables not included)."),
+		memtableBytes:    d("memtable_bytes", "Bytes allocated by Pebble's memtables: those in use, those still read, and the one kept for reuse."),
 		readAmp:          d("read_amplification", "Pebble's read amplification: sublevels of L0 plus non-empty levels below it."),
 		compactionDebt:   d("compaction_debt_bytes", "Pebble's estimate of the bytes to compact for the LSM to be stable."),
 		compactions:      d("compactions_total", "Compactions since the store was opened."),
@@ -71,7 +71,9 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(c.diskBytes, float64(m.DiskSpaceUsage()))
 	gauge(c.blockCacheBytes, float64(m.BlockCache.Size))
-	gauge(c.memtableBytes, float64(m.MemTable.Size))
+	// Pebble keeps the last flushed memtable to reuse its memory (ZombieSize counts it, with
+	// memtables an iterator still reads): it is resident all the same.
+	gauge(c.memtableBytes, float64(m.MemTable.Size+m.MemTable.ZombieSize))
 	gauge(c.readAmp, float64(m.ReadAmp()))
 	gauge(c.compactionDebt, float64(m.Compact.EstimatedDebt))
 	counter(c.compactions, float64(m.Compact.Count))
