@@ -102,6 +102,10 @@ func Page(w io.Writer, r *Run) error {
 		p("re-read all %s events.\n\n", FormatCount(float64(wl.Events)))
 	}
 
+	if err := memorySection(p, r); err != nil {
+		return err
+	}
+
 	if r.Plugin != nil {
 		if err := pluginSection(p, r); err != nil {
 			return err

@@ -282,3 +282,46 @@ func TestPagePlugin(t *testing.T) {
 		t.Error("a run without a plugin side shows one")
 	}
 }
+
+// TestPageMemory checks the breakdown of Strata's peak memory: the median of each part with its
+// share of the sampled peak, and no section for rounds that did not sample the parts.
+func TestPageMemory(t *testing.T) {
+	run := sampleRun()
+	var b strings.Builder
+	if err := Page(&b, run); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "Where Strata's bytes go") {
+		t.Fatal("a breakdown for rounds that sampled none")
+	}
+	mib := float64(1 << 20)
+	for i, res := range run.Strata.Load {
+		f := float64(i) // medians: the second round's
+		res.Metrics[measure.PeakGoHeapLiveBytes] = (20 + f) * mib
+		res.Metrics[measure.PeakGoHeapFreeBytes] = (10 + f) * mib
+		res.Metrics[measure.PeakGoOtherBytes] = 5 * mib
+		res.Metrics[measure.PeakMemtableBytes] = 16 * mib
+		res.Metrics[measure.PeakBlockCacheBytes] = 4 * mib
+		res.Metrics[measure.PeakOtherBytes] = (24 + f) * mib
+		res.Metrics[measure.PeakSampledRSSBytes] = (79 + 3*f) * mib
+		res.Metrics[measure.GCCycles] = 60 + f
+	}
+	b.Reset()
+	if err := Page(&b, run); err != nil {
+		t.Fatal(err)
+	}
+	page := b.String()
+	for _, want := range []string{
+		"## Where Strata's bytes go",
+		"its median peak was 82.0 MiB, `VmHWM`'s 100.0 MiB",
+		"| Go heap: objects | 21.0 MiB | 26% |",
+		"| Go heap: free | 11.0 MiB | 13% |",
+		"| Pebble memtables | 16.0 MiB | 20% | `cache.WithMemTableSize`",
+		"| the rest | 25.0 MiB | 30% |",
+		"collected garbage 61 times",
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page lacks %q:\n%s", want, page)
+		}
+	}
+}
