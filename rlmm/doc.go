@@ -32,6 +32,17 @@
 //     working. WithSkipBadRecords, or Skip at run time, skips such records; each skip is kept in
 //     the store.
 //
+// Memory: besides the store's (see package cache: memtables and block cache, outside the Go
+// heap), a manager holds what it has fetched and not yet applied. The consumer's fetches are
+// the largest part of its heap during a cold load: about two fetches at a time, each decoded
+// into about ten times its bytes (compressed records and one kgo.Record each), bounded by
+// remote.log.metadata.consumer.fetch.max.bytes and .max.partition.fetch.bytes
+// (DefaultFetchMaxBytes, 512 KiB each); then one Apply batch, bounded by
+// remote.log.metadata.consumer.max.poll.records (DefaultMaxPollRecords, 5,000 records). The
+// manager sets no GOGC or GOMEMLIMIT: the program that links it chooses (Go's default GOGC of 100
+// lets the heap reach twice what survives a collection). docs/MEMORY.md has the measured
+// breakdown.
+//
 // Close waits for every goroutine the manager started; a second Close returns nil, as in every
 // package of Strata.
 //
