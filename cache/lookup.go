@@ -30,7 +30,7 @@ const DefaultLookupCacheSize = 64 << 20
 // the cache nothing but that check, and do not churn it.
 const (
 	lookupRunRows     = 256
-	lookupRunRowsFull = 16
+	lookupRunRowsFull = 4
 )
 
 // lookupCache keeps runs of referenced rows, as Pebble held them, so that a lookup whose
