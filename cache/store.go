@@ -18,6 +18,10 @@ import (
 // it bounds the memtables' memory: at most (memTableStopWrites+1) times the size.
 const memTableStopWrites = 2
 
+// memTablesWriting is how many memtables a store holds while it writes steadily: the one
+// filling and the last one flushed, which Pebble keeps to reuse its memory.
+const memTablesWriting = 2
+
 // Store is the materialized view of the metadata topic, in one Pebble instance.
 //
 // Concurrency: Apply, Skip and ResetPartition are serialized among themselves (the design has
@@ -106,8 +110,12 @@ func pebbleOptions(o options, d *damage) *pebble.Options {
 		FS:       o.fs,
 		Comparer: comparer,
 		// Pebble charges its memtables to the block cache; without room for them on top
-		// of the blocks, the cache would hold no blocks at all.
-		CacheSize:                   o.blockCacheSize + o.memTableSize*(memTableStopWrites+1),
+		// of the blocks, the cache would hold no blocks at all. Room for the two a store
+		// holds while writing (one filling, the last flushed one kept for reuse), not for
+		// the most it may hold: the cache grows into whatever room the memtables leave, and
+		// with room for three it held 20 MiB of blocks instead of 8 in a cold load of 4M
+		// events. While a third is flushed, the blocks make room for it.
+		CacheSize:                   o.blockCacheSize + o.memTableSize*memTablesWriting,
 		MemTableSize:                uint64(o.memTableSize),
 		MemTableStopWritesThreshold: memTableStopWrites,
 		FormatMajorVersion:          pebbleFormat,

@@ -607,7 +607,7 @@ func TestPebbleFormatPinned(t *testing.T) {
 	}
 }
 
-// TestMemTableSize checks that WithMemTableSize reaches Pebble, with room for the memtables in
+// TestMemTableSize checks that WithMemTableSize reaches Pebble, with room for two memtables in
 // its cache on top of the blocks, and that sizes Pebble cannot use are refused.
 func TestMemTableSize(t *testing.T) {
 	o, err := buildOptions([]Option{WithMemTableSize(4 << 20), WithBlockCacheSize(1 << 20)})
@@ -615,8 +615,8 @@ func TestMemTableSize(t *testing.T) {
 		t.Fatal(err)
 	}
 	po := pebbleOptions(o, &damage{log: o.log})
-	if po.MemTableSize != 4<<20 || po.CacheSize != 1<<20+3*(4<<20) {
-		t.Fatalf("memtables of %d bytes, cache of %d; want 4 MiB and 13 MiB", po.MemTableSize, po.CacheSize)
+	if po.MemTableSize != 4<<20 || po.CacheSize != 1<<20+2*(4<<20) {
+		t.Fatalf("memtables of %d bytes, cache of %d; want 4 MiB and 9 MiB", po.MemTableSize, po.CacheSize)
 	}
 	if o, _ := buildOptions(nil); o.memTableSize != DefaultMemTableSize {
 		t.Fatalf("default memtable size %d, want %d", o.memTableSize, DefaultMemTableSize)
