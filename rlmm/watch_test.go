@@ -59,3 +59,40 @@ func TestWatchMetadataPartitions(t *testing.T) {
 		t.Fatalf("ready after unwatch: %v", err)
 	}
 }
+
+// TestReadiness: Readiness says of every assigned partition what Ready says, in one look: a
+// halted one is not ready while the others are, a stopped one is gone, and nothing is left once
+// the manager is closed.
+func TestReadiness(t *testing.T) {
+	c := newCluster(t)
+	m := newManager(t, c, t.TempDir())
+	if got := m.Readiness(); len(got) != 0 {
+		t.Fatalf("before any assignment: %v", got)
+	}
+	assignReady(t, m, []proto.TopicIDPartition{tp0}, []proto.TopicIDPartition{tp3})
+	if got := m.Readiness(); len(got) != 2 || !got[tp0] || !got[tp3] {
+		t.Fatalf("after the assignment: %v, want both ready", got)
+	}
+	// A record that does not decode halts tp0's metadata partition (2), not tp3's.
+	produceRaw(t, rawClient(t, c), 2, []byte{0x01, 0x09, 0x00})
+	deadline := time.Now().Add(20 * time.Second)
+	for m.Ready(tp0) == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("tp0 never halted")
+		}
+		<-m.Changed()
+	}
+	if got := m.Readiness(); len(got) != 2 || got[tp0] || !got[tp3] {
+		t.Fatalf("with tp0 halted: %v, want tp0 not ready, tp3 ready", got)
+	}
+	m.StopPartitions(tp3)
+	if got := m.Readiness(); len(got) != 1 || got[tp0] {
+		t.Fatalf("after stopping tp3: %v, want only tp0, not ready", got)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Readiness(); len(got) != 0 {
+		t.Fatalf("after Close: %v", got)
+	}
+}
