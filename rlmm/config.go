@@ -48,6 +48,11 @@ const (
 	// PropLookupCacheBytes is Strata's own too: the memory budget of the store's cache of
 	// segment-for-offset answers (cache.WithLookupCacheSize; 0 turns it off).
 	PropLookupCacheBytes = "strata.cache.lookup.bytes"
+	// PropMemTableBytes and PropBlockCacheBytes are Strata's own: the size of each of the
+	// store's Pebble memtables (cache.WithMemTableSize) and of its block cache
+	// (cache.WithBlockCacheSize). docs/MEMORY.md says what each costs.
+	PropMemTableBytes   = "strata.cache.memtable.bytes"
+	PropBlockCacheBytes = "strata.cache.block.cache.bytes"
 
 	PrefixCommonClient = "remote.log.metadata.common.client."
 	PrefixProducer     = "remote.log.metadata.producer."
@@ -283,6 +288,9 @@ func (c *config) applyProperties(props map[string]string) {
 		}
 		c.cacheOpts = append(c.cacheOpts, cache.WithLookupCacheSize(n))
 	})
+	// cache.Open checks the sizes; New reports its error.
+	intProp(PropMemTableBytes, 64, func(n int64) { c.cacheOpts = append(c.cacheOpts, cache.WithMemTableSize(n)) })
+	intProp(PropBlockCacheBytes, 64, func(n int64) { c.cacheOpts = append(c.cacheOpts, cache.WithBlockCacheSize(n)) })
 	if _, ok := props[PropCacheDir]; ok || c.cacheDir == "" {
 		c.cacheDir = CacheDirFromProperties(props)
 	}

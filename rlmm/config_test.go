@@ -205,3 +205,29 @@ func TestDefaultCacheDirBesideLogDir(t *testing.T) {
 		}
 	}
 }
+
+// TestStoreMemoryProperties checks that the store's memory properties reach cache.Open: sizes it
+// refuses fail it with an error naming them, sizes it takes open it.
+func TestStoreMemoryProperties(t *testing.T) {
+	for _, c := range []struct {
+		props map[string]string
+		want  string // in Open's error; "" for none
+	}{
+		{map[string]string{PropMemTableBytes: "1024"}, "memtable size 1024"},
+		{map[string]string{PropBlockCacheBytes: "0"}, "block cache size 0"},
+		{map[string]string{PropMemTableBytes: "4194304", PropBlockCacheBytes: "1048576"}, ""},
+	} {
+		cfg := defaultConfig()
+		WithProperties(c.props).apply(&cfg)
+		if len(cfg.errs) != 0 {
+			t.Fatalf("%v: %v", c.props, cfg.errs)
+		}
+		s, err := cache.Open("db", append(cfg.cacheOpts, cache.WithFS(vfs.NewMem()))...)
+		if err == nil {
+			s.Close()
+		}
+		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("%v: Open: %v, want %q", c.props, err, c.want)
+		}
+	}
+}
