@@ -37,8 +37,8 @@
 // the largest part of its heap during a cold load: about two fetches at a time, each decoded
 // into about ten times its bytes (compressed records and one kgo.Record each), bounded by
 // remote.log.metadata.consumer.fetch.max.bytes and .max.partition.fetch.bytes
-// (DefaultFetchMaxBytes, 512 KiB each); then one Apply batch, bounded by
-// remote.log.metadata.consumer.max.poll.records (DefaultMaxPollRecords, 5,000 records). The
+// (DefaultFetchMaxBytes, 256 KiB each); then one Apply batch, bounded by
+// remote.log.metadata.consumer.max.poll.records (DefaultMaxPollRecords, 2,500 records). The
 // manager sets no GOGC or GOMEMLIMIT: the program that links it chooses (Go's default GOGC of 100
 // lets the heap reach twice what survives a collection). docs/MEMORY.md has the measured
 // breakdown.

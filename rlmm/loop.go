@@ -16,13 +16,14 @@ import (
 // DefaultMaxPollRecords bounds one Apply batch: the records the loop takes from the client
 // at a time and writes to the store in one batch (the consumer's max.poll.records). While the
 // batch is applied, its decoded records, the rows it changes and its Pebble batch are in the
-// heap: about 5 MiB at 5,000 records, of a cold load's peak resident set of about 90 MiB
-// (docs/MEMORY.md). At 10,000 the peak was 6 MiB higher and the cold load took no less CPU:
-// each batch rewrites the rows of the partitions it touches, but at these sizes the rewrites
-// are not what the time goes to. Small enough too that publishers waiting on a busy
+// heap: a few MiB at 2,500 records, of a cold load's peak resident set of about 80 MiB
+// (docs/MEMORY.md). At 10,000 the peak was 6 MiB higher than at 5,000, and 5,000 (with 512 KiB
+// fetches) 6.5 MiB higher than 2,500 (with 256 KiB fetches), and the cold load was no faster
+// either time: each batch rewrites the rows of the partitions it touches, but at these sizes
+// the rewrites are not what the time goes to. Small enough too that publishers waiting on a busy
 // partition are woken often. The property remote.log.metadata.consumer.max.poll.records sets
 // another (Kafka's consumer default is 500).
-const DefaultMaxPollRecords = 5000
+const DefaultMaxPollRecords = 2500
 
 // PartitionStats describes the progress of one metadata partition this manager consumes.
 type PartitionStats struct {

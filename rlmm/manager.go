@@ -177,13 +177,13 @@ func New(ctx context.Context, opts ...Option) (*Manager, error) {
 // one kgo.Record per record (a few hundred bytes each). Metadata records compress about four to
 // one, so a fetch of N bytes holds about 10*N bytes of heap once decoded: franz-go's 50 MiB
 // default (Kafka's fetch.max.bytes) meant hundreds of MiB, and 8 MiB still ~200 MiB of the peak
-// resident set of a cold load of 1M events (docs/BENCHMARKS.md, "where the bytes go").
-// 512 KiB is still over ten thousand records a fetch, more than one Apply takes
-// (DefaultMaxPollRecords), and measured no slower. The properties
+// resident set of a cold load of 1M events (docs/MEMORY.md). 256 KiB is still thousands of
+// records a fetch, more than one Apply takes (DefaultMaxPollRecords); with 512 KiB fetches
+// and 5,000-record batches the peak was 6.5 MiB higher and the cold load no faster. The properties
 // remote.log.metadata.consumer.fetch.max.bytes and .max.partition.fetch.bytes set others.
 const (
-	DefaultFetchMaxBytes          = 512 << 10
-	DefaultMaxPartitionFetchBytes = 512 << 10
+	DefaultFetchMaxBytes          = 256 << 10
+	DefaultMaxPartitionFetchBytes = 256 << 10
 )
 
 // clientOptions returns the options of the manager's client. Kafka's settings and the caller's

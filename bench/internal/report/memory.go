@@ -8,7 +8,7 @@ var memoryParts = []struct {
 	metric, part, bound string
 }{
 	{measure.PeakGoHeapLiveBytes, "Go heap: objects",
-		"the consumer's fetches, about two at a time decoded (`remote.log.metadata.consumer.fetch.max.bytes`, `.max.partition.fetch.bytes`: 512 KiB each by default); one Apply batch (10,000 records) and its Pebble batch"},
+		"the consumer's fetches, about two at a time decoded (`remote.log.metadata.consumer.fetch.max.bytes`, `.max.partition.fetch.bytes`: 256 KiB each by default); one Apply batch (`.max.poll.records`: 2,500 by default) and its Pebble batch"},
 	{measure.PeakGoHeapFreeBytes, "Go heap: free",
 		"Go's garbage collector lets the heap grow to twice what survived the last collection before the next (`GOGC`, default 100; `GOMEMLIMIT` caps it)"},
 	{measure.PeakGoOtherBytes, "Go runtime", "goroutine stacks, the collector's own structures"},
