@@ -131,6 +131,7 @@ echo "Terminating due to java.lang.OutOfMemoryError: Java heap space"; exit 3`)
 		"| 2k | Strata | ", "| 2k | Kafka -Xmx8g | ",
 		"| 2k | Kafka -Xmx1g | FAILED: run: round 1, Kafka's load process failed after 0s (exit status 3): Terminating due to java.lang.OutOfMemoryError: Java heap space |",
 		"(scale.svg)",
+		"## Where Strata's bytes go as history grows", "| Events | Side | Sampled peak | Go heap objects |",
 	} {
 		if !bytes.Contains(b, []byte(want)) {
 			t.Errorf("the page lacks %q:\n%s", want, b)

@@ -110,6 +110,15 @@ func scaleCommand(args []string) error {
 	p("same folder, until every partition is ready (Strata reads its store and only the topic's tail; Kafka's\n")
 	p("manager reads the whole topic again). Peak RSS: the process's VmHWM right after the cold load. Heap after\n")
 	p("GC: what a full collection leaves with the manager open. Disk: the files the manager keeps in its folder.\n")
+	var parts bytes.Buffer
+	if err := scale.MemoryTable(&parts, points); err != nil {
+		return err
+	}
+	if parts.Len() > 0 {
+		p("\n## Where Strata's bytes go as history grows\n\n")
+		p("Strata's resident set during the cold load, sampled every 25 ms, at the sample where it was largest\n")
+		p("(medians of the rounds); [MEMORY.md](MEMORY.md) says what bounds each part.\n\n%s", parts.String())
+	}
 	if err := os.WriteFile(*out, page.Bytes(), 0o644); err != nil {
 		return fmt.Errorf("scale: %w", err)
 	}

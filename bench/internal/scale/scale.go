@@ -183,3 +183,26 @@ func mib(v float64) string {
 	}
 	return fmt.Sprintf("%.1f MiB", v/(1<<20))
 }
+
+// MemoryTable writes, for every point that sampled them (Strata's), the parts of its resident
+// set at the sample where it peaked during the cold load (see measure.MemorySampler), so that
+// the page shows which part grows with history, if any. It writes nothing when no point has them.
+func MemoryTable(w io.Writer, ps []Point) error {
+	var b strings.Builder
+	for _, p := range ps {
+		m := p.Metrics
+		if _, ok := m[measure.PeakSampledRSSBytes]; !ok || p.Failure != "" {
+			continue
+		}
+		if b.Len() == 0 {
+			b.WriteString("| Events | Side | Sampled peak | Go heap objects | Go heap free | Go runtime | Memtables | Block cache | The rest |\n")
+			b.WriteString("|---|---|---|---|---|---|---|---|---|\n")
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", count(p.Events), p.Side,
+			mib(m[measure.PeakSampledRSSBytes]), mib(m[measure.PeakGoHeapLiveBytes]), mib(m[measure.PeakGoHeapFreeBytes]),
+			mib(m[measure.PeakGoOtherBytes]), mib(m[measure.PeakMemtableBytes]), mib(m[measure.PeakBlockCacheBytes]),
+			mib(m[measure.PeakOtherBytes]))
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
