@@ -57,4 +57,3 @@ func memorySection(p func(string, ...any), r *Run) error {
 	p("\n")
 	return nil
 }
-
