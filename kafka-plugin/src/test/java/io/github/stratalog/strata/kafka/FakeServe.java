@@ -17,6 +17,7 @@ import io.github.stratalog.strata.kafka.grpc.WatchReadinessRequest;
 import io.github.stratalog.strata.kafka.grpc.WatchReadinessResponse;
 import io.grpc.Server;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
+import io.grpc.netty.shaded.io.netty.channel.ChannelOption;
 import io.grpc.netty.shaded.io.netty.channel.epoll.EpollEventLoopGroup;
 import io.grpc.netty.shaded.io.netty.channel.epoll.EpollServerDomainSocketChannel;
 import io.grpc.netty.shaded.io.netty.channel.unix.DomainSocketAddress;
@@ -174,6 +175,8 @@ public final class FakeServe {
         Server server = NettyServerBuilder.forAddress(new DomainSocketAddress(socket))
                 .channelType(EpollServerDomainSocketChannel.class)
                 .bossEventLoopGroup(group).workerEventLoopGroup(group)
+                // As the plugin's channel: a Unix socket has no SO_KEEPALIVE, and Netty warns.
+                .withChildOption(ChannelOption.SO_KEEPALIVE, null)
                 .addService(impl).build().start();
         System.out.println("serving " + socket);
         System.out.flush();
