@@ -24,7 +24,7 @@
 //     rebuilds a metadata partition from a new offset; Check verifies the store against itself;
 //     Dump prints it in a stable order so that two stores can be diffed.
 //
-// Memory: the store holds Pebble's memtables (WithMemTableSize, 12 MiB each; two while writing,
+// Memory: the store holds Pebble's memtables (WithMemTableSize, 16 MiB each; two while writing,
 // at most four) and block cache (WithBlockCacheSize, 8 MiB), both outside the Go heap; the
 // answer cache of SegmentFor (WithLookupCacheSize), which only lookups fill; the writer's copy
 // of one row per partition written; and, while an Apply runs, its batch's rows and its Pebble

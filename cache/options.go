@@ -11,13 +11,14 @@ import (
 const DefaultBlockCacheSize = 8 << 20
 
 // DefaultMemTableSize is the size of each of Pebble's memtables in a store opened without
-// WithMemTableSize: 12 MiB. Writing steadily, a store holds two (one filling, the last flushed
-// one kept by Pebble for reuse), so the memtables are about a quarter of a cold load's peak
+// WithMemTableSize: 16 MiB. Writing steadily, a store holds two (one filling, the last flushed
+// one kept by Pebble for reuse), so the memtables are over a third of a cold load's peak
 // resident set (docs/MEMORY.md). Smaller memtables cost CPU: each fetch rewrites the rows of
 // the partitions it touches, and a smaller memtable flushes more of those versions to disk
-// for compactions to drop. Measured on a cold load of 1M events: 12 MiB took about 8% more
-// CPU than 16 MiB for 5-7 MiB less peak memory, 8 MiB about 25% more.
-const DefaultMemTableSize = 12 << 20
+// for compactions to drop. Measured: with 12 MiB a cold load of 1M events took about 8% more
+// CPU for 5-9 MiB less peak memory, and one of 4M events about a quarter more; with 8 MiB
+// the 1M load took about 25% more.
+const DefaultMemTableSize = 16 << 20
 
 // Option configures Open.
 type Option interface{ apply(*options) }
@@ -47,7 +48,7 @@ func WithBlockCacheSize(bytes int64) Option {
 
 // WithMemTableSize sets the size in bytes of each of Pebble's memtables, which hold the latest
 // writes in memory until they are flushed to a table on disk. Default DefaultMemTableSize
-// (12 MiB, where the trade-off against CPU is measured). Pebble allocates them outside the Go
+// (16 MiB, where the trade-off against CPU is measured). Pebble allocates them outside the Go
 // heap; a memtable is resident as far as it has been filled, and Pebble keeps the last flushed
 // one for reuse, so a store holds two while writing and at most four (three, then writes wait,
 // and the one kept). Must be at least 1 MiB and below 4 GiB.
