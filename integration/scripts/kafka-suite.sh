@@ -67,27 +67,36 @@ for side in "$@"; do
   strata_log "$side's side took $((SECONDS - t0))s; reports in $suite/target/reports-$side"
 done
 
-# The table: class, then tests/failures/errors/skipped and seconds on each side run.
+# The table: class, then tests/failures/errors/skipped, seconds, and the brokers' delayed
+# remote fetches that expired (RemoteFetchExpiries: each makes the consumer read a remote segment
+# again) on each side run.
 python3 - "$suite/target" "$@" <<'PY' || status=$(( status > 1 ? status : 1 ))
-import glob, os, sys, xml.etree.ElementTree as ET
+import glob, os, re, sys, xml.etree.ElementTree as ET
 target, sides = sys.argv[1], sys.argv[2:]
+expired = re.compile(r"^\[strata-suite\] delayed remote fetches expired: (\d+) ", re.M)
 res = {}
 for side in sides:
     for f in glob.glob(os.path.join(target, "reports-" + side, "TEST-*.xml")):
         s = ET.parse(f).getroot()
-        name = s.get("name").rsplit(".", 1)[-1]
+        full = s.get("name")
+        name = full.rsplit(".", 1)[-1]
         if side == "strata" and name.startswith("Strata"):
             name = name[len("Strata"):]
         n, fl, er, sk = (int(s.get(k, 0)) for k in ("tests", "failures", "errors", "skipped"))
         ok = "PASS" if fl == 0 and er == 0 and n > sk else "FAIL"
-        res.setdefault(name, {})[side] = (ok, n, fl, er, sk, float(s.get("time", 0)))
-print("%-46s" % "class" + "".join("%-34s" % (s + " (result tests/fail/err/skip time)") for s in sides))
+        try:
+            with open(os.path.join(target, "reports-" + side, full + "-output.txt"), errors="replace") as out:
+                exp = sum(int(m) for m in expired.findall(out.read()))
+        except OSError:
+            exp = -1
+        res.setdefault(name, {})[side] = (ok, n, fl, er, sk, float(s.get("time", 0)), exp)
+print("%-46s" % "class" + "".join("%-40s" % (s + ": tests/fail/err/skip time expired") for s in sides))
 bad = False
 for name in sorted(res):
     row = "%-46s" % name
     for side in sides:
         r = res[name].get(side)
-        row += "%-34s" % ("not run" if r is None else "%s %d/%d/%d/%d %.0fs" % r)
+        row += "%-40s" % ("not run" if r is None else "%s %d/%d/%d/%d %.0fs %d" % r)
     print(row)
     s, k = res[name].get("strata"), res[name].get("kafka")
     if "strata" in sides and (s is None or s[0] != "PASS") and ("kafka" not in sides or (k and k[0] == "PASS")):
