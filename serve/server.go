@@ -156,6 +156,19 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	return nil
 }
 
+// untilStop returns ctx, also cancelled when a stop begins.
+func (s *Server) untilStop(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-s.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
 // boundUnary gives a call without a deadline the call timeout: nothing waits forever.
 func (s *Server) boundUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	if _, ok := ctx.Deadline(); !ok {
@@ -368,6 +381,13 @@ func (s *Server) OnPartitionLeadershipChanges(ctx context.Context, req *rlmmv1.O
 	if err != nil {
 		return nil, fail(err, kafkaKind)
 	}
+	// An assignment waits on the cluster (it lists the metadata topic's offsets, retrying
+	// until the call's deadline). A stop ends it at once rather than after the grace period:
+	// the broker stopping this server is shutting down, its cluster often already gone, and
+	// nothing is written before the offsets are known; Kafka's plugin tells its assignment
+	// again to the next server.
+	ctx, cancel := s.untilStop(ctx)
+	defer cancel()
 	if err := s.m.AssignPartitions(ctx, leaders, followers); err != nil {
 		return nil, fail(err, kafkaKind)
 	}

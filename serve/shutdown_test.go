@@ -162,3 +162,48 @@ func TestCallWithoutDeadlineIsBounded(t *testing.T) {
 		t.Fatalf("returned after %s with a 500ms call timeout", took)
 	}
 }
+
+// TestStopEndsAssignmentAtOnce: an assignment waiting on a cluster that does not answer its
+// offsets (a broker shutting down) does not hold the stop for the grace period: it ends as
+// soon as the stop begins.
+func TestStopEndsAssignmentAtOnce(t *testing.T) {
+	c := newCluster(t)
+	h := serveManager(t, newManager(t, c), WithGracePeriod(time.Minute))
+	var asked atomic.Int32
+	c.ControlKey(int16(kmsg.ListOffsets), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		asked.Add(1)
+		resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
+		for _, rt := range req.(*kmsg.ListOffsetsRequest).Topics {
+			st := kmsg.NewListOffsetsResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewListOffsetsResponseTopicPartition()
+				sp.Partition, sp.ErrorCode = rp.Partition, 6 // NOT_LEADER_OR_FOLLOWER: retriable
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	errc := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		_, err := h.client.OnPartitionLeadershipChanges(ctx, &rlmmv1.OnPartitionLeadershipChangesRequest{
+			LeaderPartitions: []*rlmmv1.TopicIdPartition{pb(tp0)}})
+		errc <- err
+	}()
+	waitFor(t, func() bool { return asked.Load() >= 2 })
+	start := time.Now()
+	if err := h.stop(); err != nil {
+		t.Fatalf("Serve = %v", err)
+	}
+	if took := time.Since(start); took > 30*time.Second {
+		t.Fatalf("stop took %s: it waited for the assignment in flight", took)
+	}
+	err := <-errc
+	if c := status.Code(err); c == codes.OK || c == codes.DeadlineExceeded {
+		t.Fatalf("the assignment in flight ended with %v, want ended by the stop", err)
+	}
+}
