@@ -439,25 +439,17 @@ public class StrataRemoteLogMetadataManager implements RemoteLogMetadataManager 
 
     // ---- partitions --------------------------------------------------------------------------
 
+    /**
+     * Records the change and returns: the supervisor's thread tells strata serve within a second
+     * (or the next strata serve before it takes a call). Telling it here would hold Kafka's
+     * metadata thread while strata serve lists the metadata topic's offsets, up to the request
+     * timeout when the cluster does not answer (a broker shutting down: 30 s per broker), where
+     * Kafka's own manager only hands the change to its consumer thread. Until strata serve has
+     * it, the partitions are not ready, as with Kafka's manager until its consumer caught up.
+     */
     @Override
     public void onPartitionLeadershipChanges(Set<TopicIdPartition> leaderPartitions, Set<TopicIdPartition> followerPartitions) {
         assignment.change(leaderPartitions, followerPartitions);
-        Supervisor s = supervisor;
-        Connection c = s == null ? null : s.current();
-        if (c == null) {
-            // Told to the next strata serve before it takes a call.
-            return;
-        }
-        try {
-            c.blocking.withDeadlineAfter(config.requestTimeout.toMillis(), TimeUnit.MILLISECONDS)
-                    .onPartitionLeadershipChanges(OnPartitionLeadershipChangesRequest.newBuilder()
-                            .addAllLeaderPartitions(Convert.toProto(leaderPartitions))
-                            .addAllFollowerPartitions(Convert.toProto(followerPartitions)).build());
-        } catch (RuntimeException e) {
-            assignment.markDirty();
-            LOG.warn("{}; told to strata serve again within a second",
-                    Errors.toKafka("onPartitionLeadershipChanges", e).getMessage());
-        }
     }
 
     @Override
@@ -532,9 +524,11 @@ public class StrataRemoteLogMetadataManager implements RemoteLogMetadataManager 
         private final Map<TopicIdPartition, Boolean> leader = new LinkedHashMap<>(); // value: true leader, false follower
         private boolean dirty;
 
+        /** Records a leadership change, to be told to strata serve by the supervisor's next tick. */
         synchronized void change(Collection<TopicIdPartition> leaders, Collection<TopicIdPartition> followers) {
             leaders.forEach(tp -> leader.put(tp, true));
             followers.forEach(tp -> leader.put(tp, false));
+            dirty = true;
         }
 
         synchronized void stop(Collection<TopicIdPartition> partitions) {
