@@ -211,6 +211,7 @@ func (s *Store) Replace() error {
 	if s.lookups != nil {
 		s.lookups.forgetAll()
 	}
+	s.gens.bump(nil)
 	if err := s.checkFormat(); err != nil {
 		s.closed = true
 		return errors.Join(err, closeDB(db))

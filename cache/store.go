@@ -47,6 +47,8 @@ type Store struct {
 	tx *txn
 	// lookups caches SegmentFor's answers; nil when its budget is zero.
 	lookups *lookupCache
+	// gens are the change generations readers outside the process keep answers by.
+	gens *generations
 
 	mu     sync.RWMutex // read-held by every call, write-held by Close
 	closed bool
@@ -66,7 +68,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{db: db, log: o.log, dir: dir, opts: o, parts: make(map[tpPrefix]partRow)}
+	s := &Store{db: db, log: o.log, dir: dir, opts: o, parts: make(map[tpPrefix]partRow), gens: newGenerations()}
 	s.dmg.Store(d)
 	if o.lookupCacheSize > 0 {
 		s.lookups = newLookupCache(o.lookupCacheSize)
@@ -245,6 +247,7 @@ func (s *Store) read(fn func() error) error {
 func (s *Store) write(fn func() error) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	defer s.gens.bump(nil)
 	if s.lookups != nil {
 		defer s.lookups.forgetAll()
 	}

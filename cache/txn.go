@@ -669,4 +669,11 @@ func (tx *txn) publish() {
 			}
 		})
 	}
+	if len(tx.parts) > 0 {
+		tx.s.gens.bump(func(bump func(p tpPrefix)) {
+			for p := range tx.parts {
+				bump(p)
+			}
+		})
+	}
 }

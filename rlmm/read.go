@@ -90,3 +90,20 @@ func (m *Manager) PartitionDeleteState(tp proto.TopicIDPartition) (proto.Partiti
 func (m *Manager) NextSegmentWithTxnIndex(tp proto.TopicIDPartition, epoch int32, offset int64) (proto.SegmentMetadata, bool, error) {
 	return readOpt(m, tp, func() (proto.SegmentMetadata, bool, error) { return m.store.NextSegmentWithTxnIndex(tp, epoch, offset) })
 }
+
+// SegmentForRange is SegmentFor with the offsets and change generation its answer holds for
+// (cache.Store.SegmentForRange), for clients that keep answers: strata serve's plugin.
+func (m *Manager) SegmentForRange(tp proto.TopicIDPartition, epoch int32, offset int64) (cache.SegmentRange, bool, error) {
+	return readOpt(m, tp, func() (cache.SegmentRange, bool, error) { return m.store.SegmentForRange(tp, epoch, offset) })
+}
+
+// Generation returns the stripe of tp's change generation and its value now (cache.Store.Generation).
+func (m *Manager) Generation(tp proto.TopicIDPartition) (stripe int, gen uint64) {
+	return m.store.Generation(tp)
+}
+
+// Generations appends every stripe's change generation to dst (cache.Store.Generations).
+func (m *Manager) Generations(dst []uint64) []uint64 { return m.store.Generations(dst) }
+
+// GenerationsChanged returns a channel closed at the next change of a generation.
+func (m *Manager) GenerationsChanged() <-chan struct{} { return m.store.GenerationsChanged() }

@@ -179,10 +179,11 @@ func (s *Server) boundUnary(ctx context.Context, req any, _ *grpc.UnaryServerInf
 	return handler(ctx, req)
 }
 
-// boundStream is boundUnary for streams, but for WatchReadiness, which lasts until its client
+// boundStream is boundUnary for streams, but for WatchReadiness and WatchGenerations, which last until its client
 // cancels it or the server stops.
 func (s *Server) boundStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	if _, ok := ss.Context().Deadline(); ok || info.FullMethod == rlmmv1.RemoteLogMetadataService_WatchReadiness_FullMethodName {
+	if _, ok := ss.Context().Deadline(); ok || info.FullMethod == rlmmv1.RemoteLogMetadataService_WatchReadiness_FullMethodName ||
+		info.FullMethod == rlmmv1.RemoteLogMetadataService_WatchGenerations_FullMethodName {
 		return handler(srv, ss)
 	}
 	ctx, cancel := context.WithTimeout(ss.Context(), s.callTimeout)
@@ -259,7 +260,7 @@ func (s *Server) AddRemoteLogSegmentMetadata(ctx context.Context, req *rlmmv1.Ad
 	if err != nil {
 		return nil, fail(err, kafkaKind)
 	}
-	return &rlmmv1.AddRemoteLogSegmentMetadataResponse{}, nil
+	return &rlmmv1.AddRemoteLogSegmentMetadataResponse{Generation: s.generation(md.SegmentID.TopicIDPartition)}, nil
 }
 
 func (s *Server) UpdateRemoteLogSegmentMetadata(ctx context.Context, req *rlmmv1.UpdateRemoteLogSegmentMetadataRequest) (*rlmmv1.UpdateRemoteLogSegmentMetadataResponse, error) {
@@ -270,7 +271,7 @@ func (s *Server) UpdateRemoteLogSegmentMetadata(ctx context.Context, req *rlmmv1
 	if err != nil {
 		return nil, fail(err, kafkaKind)
 	}
-	return &rlmmv1.UpdateRemoteLogSegmentMetadataResponse{}, nil
+	return &rlmmv1.UpdateRemoteLogSegmentMetadataResponse{Generation: s.generation(u.SegmentID.TopicIDPartition)}, nil
 }
 
 func (s *Server) PutRemotePartitionDeleteMetadata(ctx context.Context, req *rlmmv1.PutRemotePartitionDeleteMetadataRequest) (*rlmmv1.PutRemotePartitionDeleteMetadataResponse, error) {
@@ -281,7 +282,15 @@ func (s *Server) PutRemotePartitionDeleteMetadata(ctx context.Context, req *rlmm
 	if err != nil {
 		return nil, fail(err, kafkaKind)
 	}
-	return &rlmmv1.PutRemotePartitionDeleteMetadataResponse{}, nil
+	return &rlmmv1.PutRemotePartitionDeleteMetadataResponse{Generation: s.generation(d.TopicIDPartition)}, nil
+}
+
+// generation is tp's change generation now. A write reads it after its record is applied, so it
+// is at least the generation the record's Apply left: a client that drops what it keeps older
+// than it cannot answer from before the write.
+func (s *Server) generation(tp proto.TopicIDPartition) *rlmmv1.Generation {
+	stripe, gen := s.m.Generation(tp)
+	return &rlmmv1.Generation{Stripe: uint32(stripe), Generation: gen}
 }
 
 // segmentReply encodes an optional segment for a reply.
@@ -301,11 +310,17 @@ func (s *Server) RemoteLogSegmentMetadata(ctx context.Context, req *rlmmv1.Remot
 	if err != nil {
 		return nil, fail(err, internalKind)
 	}
-	b, err := segmentReply(s.m.SegmentFor(tp, req.GetEpochForOffset(), req.GetOffset()))
+	r, ok, err := s.m.SegmentForRange(tp, req.GetEpochForOffset(), req.GetOffset())
+	b, err := segmentReply(r.Segment, ok, err)
 	if err != nil {
 		return nil, fail(err, internalKind)
 	}
-	return &rlmmv1.RemoteLogSegmentMetadataResponse{Record: b}, nil
+	resp := &rlmmv1.RemoteLogSegmentMetadataResponse{Record: b}
+	if ok {
+		resp.ValidFrom, resp.ValidTo = r.Lo, r.Hi
+		resp.Generation = &rlmmv1.Generation{Stripe: uint32(r.Stripe), Generation: r.Generation}
+	}
+	return resp, nil
 }
 
 func (s *Server) NextSegmentWithTxnIndex(ctx context.Context, req *rlmmv1.NextSegmentWithTxnIndexRequest) (*rlmmv1.NextSegmentWithTxnIndexResponse, error) {
@@ -457,6 +472,38 @@ func (s *Server) WatchReadiness(_ *rlmmv1.WatchReadinessRequest, stream grpc.Ser
 			}
 		}
 		if first || len(resp.Partitions) > 0 {
+			if err := stream.Send(resp); err != nil {
+				return err
+			}
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil
+		case <-s.stop:
+			return status.Error(codes.Unavailable, "serve: stopping")
+		}
+	}
+}
+
+// WatchGenerations sends every stripe's change generation, then each stripe whose generation
+// grew. It reads them after each wake-up of GenerationsChanged, taken before the read, so that
+// no change is missed; several changes between two reads go as one, with the newest
+// generation, which is all a client needs (generations only grow). It ends as WatchReadiness.
+func (s *Server) WatchGenerations(_ *rlmmv1.WatchGenerationsRequest, stream grpc.ServerStreamingServer[rlmmv1.WatchGenerationsResponse]) error {
+	ctx := stream.Context()
+	var sent, now []uint64
+	for first := true; ; first = false {
+		changed := s.m.GenerationsChanged()
+		now = s.m.Generations(now[:0])
+		resp := &rlmmv1.WatchGenerationsResponse{}
+		for i, g := range now {
+			if first || g != sent[i] {
+				resp.Generations = append(resp.Generations, &rlmmv1.Generation{Stripe: uint32(i), Generation: g})
+			}
+		}
+		sent = append(sent[:0], now...)
+		if len(resp.Generations) > 0 {
 			if err := stream.Send(resp); err != nil {
 				return err
 			}

@@ -307,7 +307,11 @@ func (x *AddRemoteLogSegmentMetadataRequest) GetRecord() []byte {
 }
 
 type AddRemoteLogSegmentMetadataResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The generation of the partition's stripe once the record is applied (see WatchGenerations):
+	// a client drops the answers it keeps of the stripe older than it before it completes the
+	// write, so that no lookup after the write is answered from before it.
+	Generation    *Generation `protobuf:"bytes,1,opt,name=generation,proto3" json:"generation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -342,6 +346,66 @@ func (*AddRemoteLogSegmentMetadataResponse) Descriptor() ([]byte, []int) {
 	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{2}
 }
 
+func (x *AddRemoteLogSegmentMetadataResponse) GetGeneration() *Generation {
+	if x != nil {
+		return x.Generation
+	}
+	return nil
+}
+
+// A stripe's change generation.
+type Generation struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Stripe        uint32                 `protobuf:"varint,1,opt,name=stripe,proto3" json:"stripe,omitempty"`
+	Generation    uint64                 `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Generation) Reset() {
+	*x = Generation{}
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Generation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Generation) ProtoMessage() {}
+
+func (x *Generation) ProtoReflect() protoreflect.Message {
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Generation.ProtoReflect.Descriptor instead.
+func (*Generation) Descriptor() ([]byte, []int) {
+	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Generation) GetStripe() uint32 {
+	if x != nil {
+		return x.Stripe
+	}
+	return 0
+}
+
+func (x *Generation) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
 type UpdateRemoteLogSegmentMetadataRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Record        []byte                 `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
@@ -351,7 +415,7 @@ type UpdateRemoteLogSegmentMetadataRequest struct {
 
 func (x *UpdateRemoteLogSegmentMetadataRequest) Reset() {
 	*x = UpdateRemoteLogSegmentMetadataRequest{}
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[3]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -363,7 +427,7 @@ func (x *UpdateRemoteLogSegmentMetadataRequest) String() string {
 func (*UpdateRemoteLogSegmentMetadataRequest) ProtoMessage() {}
 
 func (x *UpdateRemoteLogSegmentMetadataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[3]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -376,7 +440,7 @@ func (x *UpdateRemoteLogSegmentMetadataRequest) ProtoReflect() protoreflect.Mess
 
 // Deprecated: Use UpdateRemoteLogSegmentMetadataRequest.ProtoReflect.Descriptor instead.
 func (*UpdateRemoteLogSegmentMetadataRequest) Descriptor() ([]byte, []int) {
-	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{3}
+	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *UpdateRemoteLogSegmentMetadataRequest) GetRecord() []byte {
@@ -387,14 +451,16 @@ func (x *UpdateRemoteLogSegmentMetadataRequest) GetRecord() []byte {
 }
 
 type UpdateRemoteLogSegmentMetadataResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// As AddRemoteLogSegmentMetadataResponse.generation.
+	Generation    *Generation `protobuf:"bytes,1,opt,name=generation,proto3" json:"generation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UpdateRemoteLogSegmentMetadataResponse) Reset() {
 	*x = UpdateRemoteLogSegmentMetadataResponse{}
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[4]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -406,7 +472,7 @@ func (x *UpdateRemoteLogSegmentMetadataResponse) String() string {
 func (*UpdateRemoteLogSegmentMetadataResponse) ProtoMessage() {}
 
 func (x *UpdateRemoteLogSegmentMetadataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[4]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -419,7 +485,14 @@ func (x *UpdateRemoteLogSegmentMetadataResponse) ProtoReflect() protoreflect.Mes
 
 // Deprecated: Use UpdateRemoteLogSegmentMetadataResponse.ProtoReflect.Descriptor instead.
 func (*UpdateRemoteLogSegmentMetadataResponse) Descriptor() ([]byte, []int) {
-	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{4}
+	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *UpdateRemoteLogSegmentMetadataResponse) GetGeneration() *Generation {
+	if x != nil {
+		return x.Generation
+	}
+	return nil
 }
 
 type PutRemotePartitionDeleteMetadataRequest struct {
@@ -431,7 +504,7 @@ type PutRemotePartitionDeleteMetadataRequest struct {
 
 func (x *PutRemotePartitionDeleteMetadataRequest) Reset() {
 	*x = PutRemotePartitionDeleteMetadataRequest{}
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[5]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -443,7 +516,7 @@ func (x *PutRemotePartitionDeleteMetadataRequest) String() string {
 func (*PutRemotePartitionDeleteMetadataRequest) ProtoMessage() {}
 
 func (x *PutRemotePartitionDeleteMetadataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[5]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -456,7 +529,7 @@ func (x *PutRemotePartitionDeleteMetadataRequest) ProtoReflect() protoreflect.Me
 
 // Deprecated: Use PutRemotePartitionDeleteMetadataRequest.ProtoReflect.Descriptor instead.
 func (*PutRemotePartitionDeleteMetadataRequest) Descriptor() ([]byte, []int) {
-	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{5}
+	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *PutRemotePartitionDeleteMetadataRequest) GetRecord() []byte {
@@ -467,14 +540,16 @@ func (x *PutRemotePartitionDeleteMetadataRequest) GetRecord() []byte {
 }
 
 type PutRemotePartitionDeleteMetadataResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// As AddRemoteLogSegmentMetadataResponse.generation.
+	Generation    *Generation `protobuf:"bytes,1,opt,name=generation,proto3" json:"generation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PutRemotePartitionDeleteMetadataResponse) Reset() {
 	*x = PutRemotePartitionDeleteMetadataResponse{}
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[6]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -486,7 +561,7 @@ func (x *PutRemotePartitionDeleteMetadataResponse) String() string {
 func (*PutRemotePartitionDeleteMetadataResponse) ProtoMessage() {}
 
 func (x *PutRemotePartitionDeleteMetadataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[6]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -499,7 +574,14 @@ func (x *PutRemotePartitionDeleteMetadataResponse) ProtoReflect() protoreflect.M
 
 // Deprecated: Use PutRemotePartitionDeleteMetadataResponse.ProtoReflect.Descriptor instead.
 func (*PutRemotePartitionDeleteMetadataResponse) Descriptor() ([]byte, []int) {
-	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{6}
+	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *PutRemotePartitionDeleteMetadataResponse) GetGeneration() *Generation {
+	if x != nil {
+		return x.Generation
+	}
+	return nil
 }
 
 type RemoteLogSegmentMetadataRequest struct {
@@ -513,7 +595,7 @@ type RemoteLogSegmentMetadataRequest struct {
 
 func (x *RemoteLogSegmentMetadataRequest) Reset() {
 	*x = RemoteLogSegmentMetadataRequest{}
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[7]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -525,7 +607,7 @@ func (x *RemoteLogSegmentMetadataRequest) String() string {
 func (*RemoteLogSegmentMetadataRequest) ProtoMessage() {}
 
 func (x *RemoteLogSegmentMetadataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[7]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -538,7 +620,7 @@ func (x *RemoteLogSegmentMetadataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoteLogSegmentMetadataRequest.ProtoReflect.Descriptor instead.
 func (*RemoteLogSegmentMetadataRequest) Descriptor() ([]byte, []int) {
-	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{7}
+	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RemoteLogSegmentMetadataRequest) GetTopicIdPartition() *TopicIdPartition {
@@ -565,14 +647,20 @@ func (x *RemoteLogSegmentMetadataRequest) GetOffset() int64 {
 type RemoteLogSegmentMetadataResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A RemoteLogSegmentMetadata (apiKey 0) in its current state; absent for Optional.empty().
-	Record        []byte `protobuf:"bytes,1,opt,name=record,proto3,oneof" json:"record,omitempty"`
+	Record []byte `protobuf:"bytes,1,opt,name=record,proto3,oneof" json:"record,omitempty"`
+	// With a record: the same record answers every offset in [valid_from, valid_to] of the epoch
+	// as long as the generation of the partition's stripe is generation.generation, which was
+	// read before the state the answer came from (never newer than the answer).
+	ValidFrom     int64       `protobuf:"varint,2,opt,name=valid_from,json=validFrom,proto3" json:"valid_from,omitempty"`
+	ValidTo       int64       `protobuf:"varint,3,opt,name=valid_to,json=validTo,proto3" json:"valid_to,omitempty"`
+	Generation    *Generation `protobuf:"bytes,4,opt,name=generation,proto3" json:"generation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RemoteLogSegmentMetadataResponse) Reset() {
 	*x = RemoteLogSegmentMetadataResponse{}
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[8]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -584,7 +672,7 @@ func (x *RemoteLogSegmentMetadataResponse) String() string {
 func (*RemoteLogSegmentMetadataResponse) ProtoMessage() {}
 
 func (x *RemoteLogSegmentMetadataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[8]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -597,12 +685,33 @@ func (x *RemoteLogSegmentMetadataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoteLogSegmentMetadataResponse.ProtoReflect.Descriptor instead.
 func (*RemoteLogSegmentMetadataResponse) Descriptor() ([]byte, []int) {
-	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{8}
+	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RemoteLogSegmentMetadataResponse) GetRecord() []byte {
 	if x != nil {
 		return x.Record
+	}
+	return nil
+}
+
+func (x *RemoteLogSegmentMetadataResponse) GetValidFrom() int64 {
+	if x != nil {
+		return x.ValidFrom
+	}
+	return 0
+}
+
+func (x *RemoteLogSegmentMetadataResponse) GetValidTo() int64 {
+	if x != nil {
+		return x.ValidTo
+	}
+	return 0
+}
+
+func (x *RemoteLogSegmentMetadataResponse) GetGeneration() *Generation {
+	if x != nil {
+		return x.Generation
 	}
 	return nil
 }
@@ -617,7 +726,7 @@ type HighestOffsetForEpochRequest struct {
 
 func (x *HighestOffsetForEpochRequest) Reset() {
 	*x = HighestOffsetForEpochRequest{}
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[9]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -629,7 +738,7 @@ func (x *HighestOffsetForEpochRequest) String() string {
 func (*HighestOffsetForEpochRequest) ProtoMessage() {}
 
 func (x *HighestOffsetForEpochRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[9]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -642,7 +751,7 @@ func (x *HighestOffsetForEpochRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HighestOffsetForEpochRequest.ProtoReflect.Descriptor instead.
 func (*HighestOffsetForEpochRequest) Descriptor() ([]byte, []int) {
-	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{9}
+	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *HighestOffsetForEpochRequest) GetTopicIdPartition() *TopicIdPartition {
@@ -668,7 +777,7 @@ type HighestOffsetForEpochResponse struct {
 
 func (x *HighestOffsetForEpochResponse) Reset() {
 	*x = HighestOffsetForEpochResponse{}
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[10]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -680,7 +789,7 @@ func (x *HighestOffsetForEpochResponse) String() string {
 func (*HighestOffsetForEpochResponse) ProtoMessage() {}
 
 func (x *HighestOffsetForEpochResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[10]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -693,7 +802,7 @@ func (x *HighestOffsetForEpochResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HighestOffsetForEpochResponse.ProtoReflect.Descriptor instead.
 func (*HighestOffsetForEpochResponse) Descriptor() ([]byte, []int) {
-	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{10}
+	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *HighestOffsetForEpochResponse) GetOffset() int64 {
@@ -713,7 +822,7 @@ type ListRemoteLogSegmentsRequest struct {
 
 func (x *ListRemoteLogSegmentsRequest) Reset() {
 	*x = ListRemoteLogSegmentsRequest{}
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[11]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -725,7 +834,7 @@ func (x *ListRemoteLogSegmentsRequest) String() string {
 func (*ListRemoteLogSegmentsRequest) ProtoMessage() {}
 
 func (x *ListRemoteLogSegmentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[11]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -738,7 +847,7 @@ func (x *ListRemoteLogSegmentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRemoteLogSegmentsRequest.ProtoReflect.Descriptor instead.
 func (*ListRemoteLogSegmentsRequest) Descriptor() ([]byte, []int) {
-	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{11}
+	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListRemoteLogSegmentsRequest) GetTopicIdPartition() *TopicIdPartition {
@@ -766,7 +875,7 @@ type ListRemoteLogSegmentsResponse struct {
 
 func (x *ListRemoteLogSegmentsResponse) Reset() {
 	*x = ListRemoteLogSegmentsResponse{}
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[12]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -778,7 +887,7 @@ func (x *ListRemoteLogSegmentsResponse) String() string {
 func (*ListRemoteLogSegmentsResponse) ProtoMessage() {}
 
 func (x *ListRemoteLogSegmentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[12]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -791,7 +900,7 @@ func (x *ListRemoteLogSegmentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRemoteLogSegmentsResponse.ProtoReflect.Descriptor instead.
 func (*ListRemoteLogSegmentsResponse) Descriptor() ([]byte, []int) {
-	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{12}
+	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListRemoteLogSegmentsResponse) GetRecords() [][]byte {
@@ -811,7 +920,7 @@ type OnPartitionLeadershipChangesRequest struct {
 
 func (x *OnPartitionLeadershipChangesRequest) Reset() {
 	*x = OnPartitionLeadershipChangesRequest{}
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[13]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -823,7 +932,7 @@ func (x *OnPartitionLeadershipChangesRequest) String() string {
 func (*OnPartitionLeadershipChangesRequest) ProtoMessage() {}
 
 func (x *OnPartitionLeadershipChangesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[13]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -836,7 +945,7 @@ func (x *OnPartitionLeadershipChangesRequest) ProtoReflect() protoreflect.Messag
 
 // Deprecated: Use OnPartitionLeadershipChangesRequest.ProtoReflect.Descriptor instead.
 func (*OnPartitionLeadershipChangesRequest) Descriptor() ([]byte, []int) {
-	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{13}
+	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *OnPartitionLeadershipChangesRequest) GetLeaderPartitions() []*TopicIdPartition {
@@ -861,7 +970,7 @@ type OnPartitionLeadershipChangesResponse struct {
 
 func (x *OnPartitionLeadershipChangesResponse) Reset() {
 	*x = OnPartitionLeadershipChangesResponse{}
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[14]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -873,7 +982,7 @@ func (x *OnPartitionLeadershipChangesResponse) String() string {
 func (*OnPartitionLeadershipChangesResponse) ProtoMessage() {}
 
 func (x *OnPartitionLeadershipChangesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[14]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -886,7 +995,7 @@ func (x *OnPartitionLeadershipChangesResponse) ProtoReflect() protoreflect.Messa
 
 // Deprecated: Use OnPartitionLeadershipChangesResponse.ProtoReflect.Descriptor instead.
 func (*OnPartitionLeadershipChangesResponse) Descriptor() ([]byte, []int) {
-	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{14}
+	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{15}
 }
 
 type OnStopPartitionsRequest struct {
@@ -898,7 +1007,7 @@ type OnStopPartitionsRequest struct {
 
 func (x *OnStopPartitionsRequest) Reset() {
 	*x = OnStopPartitionsRequest{}
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[15]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -910,7 +1019,7 @@ func (x *OnStopPartitionsRequest) String() string {
 func (*OnStopPartitionsRequest) ProtoMessage() {}
 
 func (x *OnStopPartitionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[15]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -923,7 +1032,7 @@ func (x *OnStopPartitionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OnStopPartitionsRequest.ProtoReflect.Descriptor instead.
 func (*OnStopPartitionsRequest) Descriptor() ([]byte, []int) {
-	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{15}
+	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *OnStopPartitionsRequest) GetPartitions() []*TopicIdPartition {
@@ -941,7 +1050,7 @@ type OnStopPartitionsResponse struct {
 
 func (x *OnStopPartitionsResponse) Reset() {
 	*x = OnStopPartitionsResponse{}
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[16]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -953,7 +1062,7 @@ func (x *OnStopPartitionsResponse) String() string {
 func (*OnStopPartitionsResponse) ProtoMessage() {}
 
 func (x *OnStopPartitionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[16]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -966,7 +1075,7 @@ func (x *OnStopPartitionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OnStopPartitionsResponse.ProtoReflect.Descriptor instead.
 func (*OnStopPartitionsResponse) Descriptor() ([]byte, []int) {
-	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{16}
+	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{17}
 }
 
 type RemoteLogSizeRequest struct {
@@ -979,7 +1088,7 @@ type RemoteLogSizeRequest struct {
 
 func (x *RemoteLogSizeRequest) Reset() {
 	*x = RemoteLogSizeRequest{}
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[17]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -991,7 +1100,7 @@ func (x *RemoteLogSizeRequest) String() string {
 func (*RemoteLogSizeRequest) ProtoMessage() {}
 
 func (x *RemoteLogSizeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[17]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1004,7 +1113,7 @@ func (x *RemoteLogSizeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoteLogSizeRequest.ProtoReflect.Descriptor instead.
 func (*RemoteLogSizeRequest) Descriptor() ([]byte, []int) {
-	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{17}
+	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RemoteLogSizeRequest) GetTopicIdPartition() *TopicIdPartition {
@@ -1030,7 +1139,7 @@ type RemoteLogSizeResponse struct {
 
 func (x *RemoteLogSizeResponse) Reset() {
 	*x = RemoteLogSizeResponse{}
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[18]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1042,7 +1151,7 @@ func (x *RemoteLogSizeResponse) String() string {
 func (*RemoteLogSizeResponse) ProtoMessage() {}
 
 func (x *RemoteLogSizeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[18]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1055,7 +1164,7 @@ func (x *RemoteLogSizeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoteLogSizeResponse.ProtoReflect.Descriptor instead.
 func (*RemoteLogSizeResponse) Descriptor() ([]byte, []int) {
-	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{18}
+	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RemoteLogSizeResponse) GetSizeBytes() int64 {
@@ -1076,7 +1185,7 @@ type NextSegmentWithTxnIndexRequest struct {
 
 func (x *NextSegmentWithTxnIndexRequest) Reset() {
 	*x = NextSegmentWithTxnIndexRequest{}
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[19]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1088,7 +1197,7 @@ func (x *NextSegmentWithTxnIndexRequest) String() string {
 func (*NextSegmentWithTxnIndexRequest) ProtoMessage() {}
 
 func (x *NextSegmentWithTxnIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[19]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1101,7 +1210,7 @@ func (x *NextSegmentWithTxnIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NextSegmentWithTxnIndexRequest.ProtoReflect.Descriptor instead.
 func (*NextSegmentWithTxnIndexRequest) Descriptor() ([]byte, []int) {
-	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{19}
+	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *NextSegmentWithTxnIndexRequest) GetTopicIdPartition() *TopicIdPartition {
@@ -1134,7 +1243,7 @@ type NextSegmentWithTxnIndexResponse struct {
 
 func (x *NextSegmentWithTxnIndexResponse) Reset() {
 	*x = NextSegmentWithTxnIndexResponse{}
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[20]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1146,7 +1255,7 @@ func (x *NextSegmentWithTxnIndexResponse) String() string {
 func (*NextSegmentWithTxnIndexResponse) ProtoMessage() {}
 
 func (x *NextSegmentWithTxnIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[20]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1159,7 +1268,7 @@ func (x *NextSegmentWithTxnIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NextSegmentWithTxnIndexResponse.ProtoReflect.Descriptor instead.
 func (*NextSegmentWithTxnIndexResponse) Descriptor() ([]byte, []int) {
-	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{20}
+	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *NextSegmentWithTxnIndexResponse) GetRecord() []byte {
@@ -1178,7 +1287,7 @@ type IsReadyRequest struct {
 
 func (x *IsReadyRequest) Reset() {
 	*x = IsReadyRequest{}
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[21]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1190,7 +1299,7 @@ func (x *IsReadyRequest) String() string {
 func (*IsReadyRequest) ProtoMessage() {}
 
 func (x *IsReadyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[21]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1203,7 +1312,7 @@ func (x *IsReadyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IsReadyRequest.ProtoReflect.Descriptor instead.
 func (*IsReadyRequest) Descriptor() ([]byte, []int) {
-	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{21}
+	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *IsReadyRequest) GetTopicIdPartition() *TopicIdPartition {
@@ -1225,7 +1334,7 @@ type IsReadyResponse struct {
 
 func (x *IsReadyResponse) Reset() {
 	*x = IsReadyResponse{}
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[22]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1237,7 +1346,7 @@ func (x *IsReadyResponse) String() string {
 func (*IsReadyResponse) ProtoMessage() {}
 
 func (x *IsReadyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[22]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1250,7 +1359,7 @@ func (x *IsReadyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IsReadyResponse.ProtoReflect.Descriptor instead.
 func (*IsReadyResponse) Descriptor() ([]byte, []int) {
-	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{22}
+	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *IsReadyResponse) GetReady() bool {
@@ -1267,6 +1376,88 @@ func (x *IsReadyResponse) GetReason() *ErrorDetail {
 	return nil
 }
 
+type WatchGenerationsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchGenerationsRequest) Reset() {
+	*x = WatchGenerationsRequest{}
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchGenerationsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchGenerationsRequest) ProtoMessage() {}
+
+func (x *WatchGenerationsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchGenerationsRequest.ProtoReflect.Descriptor instead.
+func (*WatchGenerationsRequest) Descriptor() ([]byte, []int) {
+	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{24}
+}
+
+type WatchGenerationsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The first message holds every stripe's generation; then only the stripes whose generation
+	// grew since the previous message, with their newest generation.
+	Generations   []*Generation `protobuf:"bytes,1,rep,name=generations,proto3" json:"generations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchGenerationsResponse) Reset() {
+	*x = WatchGenerationsResponse{}
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchGenerationsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchGenerationsResponse) ProtoMessage() {}
+
+func (x *WatchGenerationsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchGenerationsResponse.ProtoReflect.Descriptor instead.
+func (*WatchGenerationsResponse) Descriptor() ([]byte, []int) {
+	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *WatchGenerationsResponse) GetGenerations() []*Generation {
+	if x != nil {
+		return x.Generations
+	}
+	return nil
+}
+
 type WatchReadinessRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1275,7 +1466,7 @@ type WatchReadinessRequest struct {
 
 func (x *WatchReadinessRequest) Reset() {
 	*x = WatchReadinessRequest{}
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[23]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1287,7 +1478,7 @@ func (x *WatchReadinessRequest) String() string {
 func (*WatchReadinessRequest) ProtoMessage() {}
 
 func (x *WatchReadinessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[23]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1300,7 +1491,7 @@ func (x *WatchReadinessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchReadinessRequest.ProtoReflect.Descriptor instead.
 func (*WatchReadinessRequest) Descriptor() ([]byte, []int) {
-	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{23}
+	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{26}
 }
 
 type WatchReadinessResponse struct {
@@ -1314,7 +1505,7 @@ type WatchReadinessResponse struct {
 
 func (x *WatchReadinessResponse) Reset() {
 	*x = WatchReadinessResponse{}
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[24]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1326,7 +1517,7 @@ func (x *WatchReadinessResponse) String() string {
 func (*WatchReadinessResponse) ProtoMessage() {}
 
 func (x *WatchReadinessResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[24]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1339,7 +1530,7 @@ func (x *WatchReadinessResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchReadinessResponse.ProtoReflect.Descriptor instead.
 func (*WatchReadinessResponse) Descriptor() ([]byte, []int) {
-	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{24}
+	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *WatchReadinessResponse) GetPartitions() []*WatchReadinessResponse_Partition {
@@ -1357,7 +1548,7 @@ type HealthRequest struct {
 
 func (x *HealthRequest) Reset() {
 	*x = HealthRequest{}
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[25]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1369,7 +1560,7 @@ func (x *HealthRequest) String() string {
 func (*HealthRequest) ProtoMessage() {}
 
 func (x *HealthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[25]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1382,7 +1573,7 @@ func (x *HealthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthRequest.ProtoReflect.Descriptor instead.
 func (*HealthRequest) Descriptor() ([]byte, []int) {
-	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{25}
+	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{28}
 }
 
 type HealthResponse struct {
@@ -1397,7 +1588,7 @@ type HealthResponse struct {
 
 func (x *HealthResponse) Reset() {
 	*x = HealthResponse{}
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[26]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1409,7 +1600,7 @@ func (x *HealthResponse) String() string {
 func (*HealthResponse) ProtoMessage() {}
 
 func (x *HealthResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[26]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1422,7 +1613,7 @@ func (x *HealthResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthResponse.ProtoReflect.Descriptor instead.
 func (*HealthResponse) Descriptor() ([]byte, []int) {
-	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{26}
+	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *HealthResponse) GetServing() bool {
@@ -1468,7 +1659,7 @@ type MetadataPartitionStatus struct {
 
 func (x *MetadataPartitionStatus) Reset() {
 	*x = MetadataPartitionStatus{}
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[27]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1480,7 +1671,7 @@ func (x *MetadataPartitionStatus) String() string {
 func (*MetadataPartitionStatus) ProtoMessage() {}
 
 func (x *MetadataPartitionStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[27]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1493,7 +1684,7 @@ func (x *MetadataPartitionStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetadataPartitionStatus.ProtoReflect.Descriptor instead.
 func (*MetadataPartitionStatus) Descriptor() ([]byte, []int) {
-	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{27}
+	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *MetadataPartitionStatus) GetPartition() int32 {
@@ -1551,7 +1742,7 @@ type ErrorDetail struct {
 
 func (x *ErrorDetail) Reset() {
 	*x = ErrorDetail{}
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[28]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1563,7 +1754,7 @@ func (x *ErrorDetail) String() string {
 func (*ErrorDetail) ProtoMessage() {}
 
 func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[28]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1576,7 +1767,7 @@ func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorDetail.ProtoReflect.Descriptor instead.
 func (*ErrorDetail) Descriptor() ([]byte, []int) {
-	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{28}
+	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ErrorDetail) GetKind() ErrorKind {
@@ -1631,7 +1822,7 @@ type WatchReadinessResponse_Partition struct {
 
 func (x *WatchReadinessResponse_Partition) Reset() {
 	*x = WatchReadinessResponse_Partition{}
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[29]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1643,7 +1834,7 @@ func (x *WatchReadinessResponse_Partition) String() string {
 func (*WatchReadinessResponse_Partition) ProtoMessage() {}
 
 func (x *WatchReadinessResponse_Partition) ProtoReflect() protoreflect.Message {
-	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[29]
+	mi := &file_api_rlmm_v1_rlmm_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1656,7 +1847,7 @@ func (x *WatchReadinessResponse_Partition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchReadinessResponse_Partition.ProtoReflect.Descriptor instead.
 func (*WatchReadinessResponse_Partition) Descriptor() ([]byte, []int) {
-	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{24, 0}
+	return file_api_rlmm_v1_rlmm_proto_rawDescGZIP(), []int{27, 0}
 }
 
 func (x *WatchReadinessResponse_Partition) GetTopicIdPartition() *TopicIdPartition {
@@ -1683,20 +1874,41 @@ const file_api_rlmm_v1_rlmm_proto_rawDesc = "" +
 	"\x05topic\x18\x02 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x03 \x01(\x05R\tpartition\"<\n" +
 	"\"AddRemoteLogSegmentMetadataRequest\x12\x16\n" +
-	"\x06record\x18\x01 \x01(\fR\x06record\"%\n" +
-	"#AddRemoteLogSegmentMetadataResponse\"?\n" +
+	"\x06record\x18\x01 \x01(\fR\x06record\"a\n" +
+	"#AddRemoteLogSegmentMetadataResponse\x12:\n" +
+	"\n" +
+	"generation\x18\x01 \x01(\v2\x1a.strata.rlmm.v1.GenerationR\n" +
+	"generation\"D\n" +
+	"\n" +
+	"Generation\x12\x16\n" +
+	"\x06stripe\x18\x01 \x01(\rR\x06stripe\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x02 \x01(\x04R\n" +
+	"generation\"?\n" +
 	"%UpdateRemoteLogSegmentMetadataRequest\x12\x16\n" +
-	"\x06record\x18\x01 \x01(\fR\x06record\"(\n" +
-	"&UpdateRemoteLogSegmentMetadataResponse\"A\n" +
+	"\x06record\x18\x01 \x01(\fR\x06record\"d\n" +
+	"&UpdateRemoteLogSegmentMetadataResponse\x12:\n" +
+	"\n" +
+	"generation\x18\x01 \x01(\v2\x1a.strata.rlmm.v1.GenerationR\n" +
+	"generation\"A\n" +
 	"'PutRemotePartitionDeleteMetadataRequest\x12\x16\n" +
-	"\x06record\x18\x01 \x01(\fR\x06record\"*\n" +
-	"(PutRemotePartitionDeleteMetadataResponse\"\xb3\x01\n" +
+	"\x06record\x18\x01 \x01(\fR\x06record\"f\n" +
+	"(PutRemotePartitionDeleteMetadataResponse\x12:\n" +
+	"\n" +
+	"generation\x18\x01 \x01(\v2\x1a.strata.rlmm.v1.GenerationR\n" +
+	"generation\"\xb3\x01\n" +
 	"\x1fRemoteLogSegmentMetadataRequest\x12N\n" +
 	"\x12topic_id_partition\x18\x01 \x01(\v2 .strata.rlmm.v1.TopicIdPartitionR\x10topicIdPartition\x12(\n" +
 	"\x10epoch_for_offset\x18\x02 \x01(\x05R\x0eepochForOffset\x12\x16\n" +
-	"\x06offset\x18\x03 \x01(\x03R\x06offset\"J\n" +
+	"\x06offset\x18\x03 \x01(\x03R\x06offset\"\xc0\x01\n" +
 	" RemoteLogSegmentMetadataResponse\x12\x1b\n" +
-	"\x06record\x18\x01 \x01(\fH\x00R\x06record\x88\x01\x01B\t\n" +
+	"\x06record\x18\x01 \x01(\fH\x00R\x06record\x88\x01\x01\x12\x1d\n" +
+	"\n" +
+	"valid_from\x18\x02 \x01(\x03R\tvalidFrom\x12\x19\n" +
+	"\bvalid_to\x18\x03 \x01(\x03R\avalidTo\x12:\n" +
+	"\n" +
+	"generation\x18\x04 \x01(\v2\x1a.strata.rlmm.v1.GenerationR\n" +
+	"generationB\t\n" +
 	"\a_record\"\x91\x01\n" +
 	"\x1cHighestOffsetForEpochRequest\x12N\n" +
 	"\x12topic_id_partition\x18\x01 \x01(\v2 .strata.rlmm.v1.TopicIdPartitionR\x10topicIdPartition\x12!\n" +
@@ -1736,7 +1948,10 @@ const file_api_rlmm_v1_rlmm_proto_rawDesc = "" +
 	"\x12topic_id_partition\x18\x01 \x01(\v2 .strata.rlmm.v1.TopicIdPartitionR\x10topicIdPartition\"\\\n" +
 	"\x0fIsReadyResponse\x12\x14\n" +
 	"\x05ready\x18\x01 \x01(\bR\x05ready\x123\n" +
-	"\x06reason\x18\x02 \x01(\v2\x1b.strata.rlmm.v1.ErrorDetailR\x06reason\"\x17\n" +
+	"\x06reason\x18\x02 \x01(\v2\x1b.strata.rlmm.v1.ErrorDetailR\x06reason\"\x19\n" +
+	"\x17WatchGenerationsRequest\"X\n" +
+	"\x18WatchGenerationsResponse\x12<\n" +
+	"\vgenerations\x18\x01 \x03(\v2\x1a.strata.rlmm.v1.GenerationR\vgenerations\"\x17\n" +
 	"\x15WatchReadinessRequest\"\xdd\x01\n" +
 	"\x16WatchReadinessResponse\x12P\n" +
 	"\n" +
@@ -1787,7 +2002,7 @@ const file_api_rlmm_v1_rlmm_proto_rawDesc = "" +
 	"%NOT_APPLIED_REASON_UNSUPPORTED_RECORD\x10\x03\x12%\n" +
 	"!NOT_APPLIED_REASON_INVALID_RECORD\x10\x04\x12)\n" +
 	"%NOT_APPLIED_REASON_PARTITION_MISMATCH\x10\x05\x12(\n" +
-	"$NOT_APPLIED_REASON_PARTITION_DELETED\x10\x062\xff\v\n" +
+	"$NOT_APPLIED_REASON_PARTITION_DELETED\x10\x062\xe8\f\n" +
 	"\x18RemoteLogMetadataService\x12\x86\x01\n" +
 	"\x1bAddRemoteLogSegmentMetadata\x122.strata.rlmm.v1.AddRemoteLogSegmentMetadataRequest\x1a3.strata.rlmm.v1.AddRemoteLogSegmentMetadataResponse\x12\x8f\x01\n" +
 	"\x1eUpdateRemoteLogSegmentMetadata\x125.strata.rlmm.v1.UpdateRemoteLogSegmentMetadataRequest\x1a6.strata.rlmm.v1.UpdateRemoteLogSegmentMetadataResponse\x12\x95\x01\n" +
@@ -1801,7 +2016,8 @@ const file_api_rlmm_v1_rlmm_proto_rawDesc = "" +
 	"\x17NextSegmentWithTxnIndex\x12..strata.rlmm.v1.NextSegmentWithTxnIndexRequest\x1a/.strata.rlmm.v1.NextSegmentWithTxnIndexResponse\x12J\n" +
 	"\aIsReady\x12\x1e.strata.rlmm.v1.IsReadyRequest\x1a\x1f.strata.rlmm.v1.IsReadyResponse\x12G\n" +
 	"\x06Health\x12\x1d.strata.rlmm.v1.HealthRequest\x1a\x1e.strata.rlmm.v1.HealthResponse\x12a\n" +
-	"\x0eWatchReadiness\x12%.strata.rlmm.v1.WatchReadinessRequest\x1a&.strata.rlmm.v1.WatchReadinessResponse0\x01Bd\n" +
+	"\x0eWatchReadiness\x12%.strata.rlmm.v1.WatchReadinessRequest\x1a&.strata.rlmm.v1.WatchReadinessResponse0\x01\x12g\n" +
+	"\x10WatchGenerations\x12'.strata.rlmm.v1.WatchGenerationsRequest\x1a(.strata.rlmm.v1.WatchGenerationsResponse0\x01Bd\n" +
 	"%io.github.stratalog.strata.kafka.grpcB\tRlmmProtoP\x01Z.github.com/stratalog/strata/api/rlmm/v1;rlmmv1b\x06proto3"
 
 var (
@@ -1817,89 +2033,99 @@ func file_api_rlmm_v1_rlmm_proto_rawDescGZIP() []byte {
 }
 
 var file_api_rlmm_v1_rlmm_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_api_rlmm_v1_rlmm_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_api_rlmm_v1_rlmm_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_api_rlmm_v1_rlmm_proto_goTypes = []any{
 	(ErrorKind)(0),                                   // 0: strata.rlmm.v1.ErrorKind
 	(NotAppliedReason)(0),                            // 1: strata.rlmm.v1.NotAppliedReason
 	(*TopicIdPartition)(nil),                         // 2: strata.rlmm.v1.TopicIdPartition
 	(*AddRemoteLogSegmentMetadataRequest)(nil),       // 3: strata.rlmm.v1.AddRemoteLogSegmentMetadataRequest
 	(*AddRemoteLogSegmentMetadataResponse)(nil),      // 4: strata.rlmm.v1.AddRemoteLogSegmentMetadataResponse
-	(*UpdateRemoteLogSegmentMetadataRequest)(nil),    // 5: strata.rlmm.v1.UpdateRemoteLogSegmentMetadataRequest
-	(*UpdateRemoteLogSegmentMetadataResponse)(nil),   // 6: strata.rlmm.v1.UpdateRemoteLogSegmentMetadataResponse
-	(*PutRemotePartitionDeleteMetadataRequest)(nil),  // 7: strata.rlmm.v1.PutRemotePartitionDeleteMetadataRequest
-	(*PutRemotePartitionDeleteMetadataResponse)(nil), // 8: strata.rlmm.v1.PutRemotePartitionDeleteMetadataResponse
-	(*RemoteLogSegmentMetadataRequest)(nil),          // 9: strata.rlmm.v1.RemoteLogSegmentMetadataRequest
-	(*RemoteLogSegmentMetadataResponse)(nil),         // 10: strata.rlmm.v1.RemoteLogSegmentMetadataResponse
-	(*HighestOffsetForEpochRequest)(nil),             // 11: strata.rlmm.v1.HighestOffsetForEpochRequest
-	(*HighestOffsetForEpochResponse)(nil),            // 12: strata.rlmm.v1.HighestOffsetForEpochResponse
-	(*ListRemoteLogSegmentsRequest)(nil),             // 13: strata.rlmm.v1.ListRemoteLogSegmentsRequest
-	(*ListRemoteLogSegmentsResponse)(nil),            // 14: strata.rlmm.v1.ListRemoteLogSegmentsResponse
-	(*OnPartitionLeadershipChangesRequest)(nil),      // 15: strata.rlmm.v1.OnPartitionLeadershipChangesRequest
-	(*OnPartitionLeadershipChangesResponse)(nil),     // 16: strata.rlmm.v1.OnPartitionLeadershipChangesResponse
-	(*OnStopPartitionsRequest)(nil),                  // 17: strata.rlmm.v1.OnStopPartitionsRequest
-	(*OnStopPartitionsResponse)(nil),                 // 18: strata.rlmm.v1.OnStopPartitionsResponse
-	(*RemoteLogSizeRequest)(nil),                     // 19: strata.rlmm.v1.RemoteLogSizeRequest
-	(*RemoteLogSizeResponse)(nil),                    // 20: strata.rlmm.v1.RemoteLogSizeResponse
-	(*NextSegmentWithTxnIndexRequest)(nil),           // 21: strata.rlmm.v1.NextSegmentWithTxnIndexRequest
-	(*NextSegmentWithTxnIndexResponse)(nil),          // 22: strata.rlmm.v1.NextSegmentWithTxnIndexResponse
-	(*IsReadyRequest)(nil),                           // 23: strata.rlmm.v1.IsReadyRequest
-	(*IsReadyResponse)(nil),                          // 24: strata.rlmm.v1.IsReadyResponse
-	(*WatchReadinessRequest)(nil),                    // 25: strata.rlmm.v1.WatchReadinessRequest
-	(*WatchReadinessResponse)(nil),                   // 26: strata.rlmm.v1.WatchReadinessResponse
-	(*HealthRequest)(nil),                            // 27: strata.rlmm.v1.HealthRequest
-	(*HealthResponse)(nil),                           // 28: strata.rlmm.v1.HealthResponse
-	(*MetadataPartitionStatus)(nil),                  // 29: strata.rlmm.v1.MetadataPartitionStatus
-	(*ErrorDetail)(nil),                              // 30: strata.rlmm.v1.ErrorDetail
-	(*WatchReadinessResponse_Partition)(nil),         // 31: strata.rlmm.v1.WatchReadinessResponse.Partition
+	(*Generation)(nil),                               // 5: strata.rlmm.v1.Generation
+	(*UpdateRemoteLogSegmentMetadataRequest)(nil),    // 6: strata.rlmm.v1.UpdateRemoteLogSegmentMetadataRequest
+	(*UpdateRemoteLogSegmentMetadataResponse)(nil),   // 7: strata.rlmm.v1.UpdateRemoteLogSegmentMetadataResponse
+	(*PutRemotePartitionDeleteMetadataRequest)(nil),  // 8: strata.rlmm.v1.PutRemotePartitionDeleteMetadataRequest
+	(*PutRemotePartitionDeleteMetadataResponse)(nil), // 9: strata.rlmm.v1.PutRemotePartitionDeleteMetadataResponse
+	(*RemoteLogSegmentMetadataRequest)(nil),          // 10: strata.rlmm.v1.RemoteLogSegmentMetadataRequest
+	(*RemoteLogSegmentMetadataResponse)(nil),         // 11: strata.rlmm.v1.RemoteLogSegmentMetadataResponse
+	(*HighestOffsetForEpochRequest)(nil),             // 12: strata.rlmm.v1.HighestOffsetForEpochRequest
+	(*HighestOffsetForEpochResponse)(nil),            // 13: strata.rlmm.v1.HighestOffsetForEpochResponse
+	(*ListRemoteLogSegmentsRequest)(nil),             // 14: strata.rlmm.v1.ListRemoteLogSegmentsRequest
+	(*ListRemoteLogSegmentsResponse)(nil),            // 15: strata.rlmm.v1.ListRemoteLogSegmentsResponse
+	(*OnPartitionLeadershipChangesRequest)(nil),      // 16: strata.rlmm.v1.OnPartitionLeadershipChangesRequest
+	(*OnPartitionLeadershipChangesResponse)(nil),     // 17: strata.rlmm.v1.OnPartitionLeadershipChangesResponse
+	(*OnStopPartitionsRequest)(nil),                  // 18: strata.rlmm.v1.OnStopPartitionsRequest
+	(*OnStopPartitionsResponse)(nil),                 // 19: strata.rlmm.v1.OnStopPartitionsResponse
+	(*RemoteLogSizeRequest)(nil),                     // 20: strata.rlmm.v1.RemoteLogSizeRequest
+	(*RemoteLogSizeResponse)(nil),                    // 21: strata.rlmm.v1.RemoteLogSizeResponse
+	(*NextSegmentWithTxnIndexRequest)(nil),           // 22: strata.rlmm.v1.NextSegmentWithTxnIndexRequest
+	(*NextSegmentWithTxnIndexResponse)(nil),          // 23: strata.rlmm.v1.NextSegmentWithTxnIndexResponse
+	(*IsReadyRequest)(nil),                           // 24: strata.rlmm.v1.IsReadyRequest
+	(*IsReadyResponse)(nil),                          // 25: strata.rlmm.v1.IsReadyResponse
+	(*WatchGenerationsRequest)(nil),                  // 26: strata.rlmm.v1.WatchGenerationsRequest
+	(*WatchGenerationsResponse)(nil),                 // 27: strata.rlmm.v1.WatchGenerationsResponse
+	(*WatchReadinessRequest)(nil),                    // 28: strata.rlmm.v1.WatchReadinessRequest
+	(*WatchReadinessResponse)(nil),                   // 29: strata.rlmm.v1.WatchReadinessResponse
+	(*HealthRequest)(nil),                            // 30: strata.rlmm.v1.HealthRequest
+	(*HealthResponse)(nil),                           // 31: strata.rlmm.v1.HealthResponse
+	(*MetadataPartitionStatus)(nil),                  // 32: strata.rlmm.v1.MetadataPartitionStatus
+	(*ErrorDetail)(nil),                              // 33: strata.rlmm.v1.ErrorDetail
+	(*WatchReadinessResponse_Partition)(nil),         // 34: strata.rlmm.v1.WatchReadinessResponse.Partition
 }
 var file_api_rlmm_v1_rlmm_proto_depIdxs = []int32{
-	2,  // 0: strata.rlmm.v1.RemoteLogSegmentMetadataRequest.topic_id_partition:type_name -> strata.rlmm.v1.TopicIdPartition
-	2,  // 1: strata.rlmm.v1.HighestOffsetForEpochRequest.topic_id_partition:type_name -> strata.rlmm.v1.TopicIdPartition
-	2,  // 2: strata.rlmm.v1.ListRemoteLogSegmentsRequest.topic_id_partition:type_name -> strata.rlmm.v1.TopicIdPartition
-	2,  // 3: strata.rlmm.v1.OnPartitionLeadershipChangesRequest.leader_partitions:type_name -> strata.rlmm.v1.TopicIdPartition
-	2,  // 4: strata.rlmm.v1.OnPartitionLeadershipChangesRequest.follower_partitions:type_name -> strata.rlmm.v1.TopicIdPartition
-	2,  // 5: strata.rlmm.v1.OnStopPartitionsRequest.partitions:type_name -> strata.rlmm.v1.TopicIdPartition
-	2,  // 6: strata.rlmm.v1.RemoteLogSizeRequest.topic_id_partition:type_name -> strata.rlmm.v1.TopicIdPartition
-	2,  // 7: strata.rlmm.v1.NextSegmentWithTxnIndexRequest.topic_id_partition:type_name -> strata.rlmm.v1.TopicIdPartition
-	2,  // 8: strata.rlmm.v1.IsReadyRequest.topic_id_partition:type_name -> strata.rlmm.v1.TopicIdPartition
-	30, // 9: strata.rlmm.v1.IsReadyResponse.reason:type_name -> strata.rlmm.v1.ErrorDetail
-	31, // 10: strata.rlmm.v1.WatchReadinessResponse.partitions:type_name -> strata.rlmm.v1.WatchReadinessResponse.Partition
-	29, // 11: strata.rlmm.v1.HealthResponse.partitions:type_name -> strata.rlmm.v1.MetadataPartitionStatus
-	30, // 12: strata.rlmm.v1.MetadataPartitionStatus.halt:type_name -> strata.rlmm.v1.ErrorDetail
-	0,  // 13: strata.rlmm.v1.ErrorDetail.kind:type_name -> strata.rlmm.v1.ErrorKind
-	1,  // 14: strata.rlmm.v1.ErrorDetail.not_applied_reason:type_name -> strata.rlmm.v1.NotAppliedReason
-	2,  // 15: strata.rlmm.v1.WatchReadinessResponse.Partition.topic_id_partition:type_name -> strata.rlmm.v1.TopicIdPartition
-	3,  // 16: strata.rlmm.v1.RemoteLogMetadataService.AddRemoteLogSegmentMetadata:input_type -> strata.rlmm.v1.AddRemoteLogSegmentMetadataRequest
-	5,  // 17: strata.rlmm.v1.RemoteLogMetadataService.UpdateRemoteLogSegmentMetadata:input_type -> strata.rlmm.v1.UpdateRemoteLogSegmentMetadataRequest
-	7,  // 18: strata.rlmm.v1.RemoteLogMetadataService.PutRemotePartitionDeleteMetadata:input_type -> strata.rlmm.v1.PutRemotePartitionDeleteMetadataRequest
-	9,  // 19: strata.rlmm.v1.RemoteLogMetadataService.RemoteLogSegmentMetadata:input_type -> strata.rlmm.v1.RemoteLogSegmentMetadataRequest
-	11, // 20: strata.rlmm.v1.RemoteLogMetadataService.HighestOffsetForEpoch:input_type -> strata.rlmm.v1.HighestOffsetForEpochRequest
-	13, // 21: strata.rlmm.v1.RemoteLogMetadataService.ListRemoteLogSegments:input_type -> strata.rlmm.v1.ListRemoteLogSegmentsRequest
-	15, // 22: strata.rlmm.v1.RemoteLogMetadataService.OnPartitionLeadershipChanges:input_type -> strata.rlmm.v1.OnPartitionLeadershipChangesRequest
-	17, // 23: strata.rlmm.v1.RemoteLogMetadataService.OnStopPartitions:input_type -> strata.rlmm.v1.OnStopPartitionsRequest
-	19, // 24: strata.rlmm.v1.RemoteLogMetadataService.RemoteLogSize:input_type -> strata.rlmm.v1.RemoteLogSizeRequest
-	21, // 25: strata.rlmm.v1.RemoteLogMetadataService.NextSegmentWithTxnIndex:input_type -> strata.rlmm.v1.NextSegmentWithTxnIndexRequest
-	23, // 26: strata.rlmm.v1.RemoteLogMetadataService.IsReady:input_type -> strata.rlmm.v1.IsReadyRequest
-	27, // 27: strata.rlmm.v1.RemoteLogMetadataService.Health:input_type -> strata.rlmm.v1.HealthRequest
-	25, // 28: strata.rlmm.v1.RemoteLogMetadataService.WatchReadiness:input_type -> strata.rlmm.v1.WatchReadinessRequest
-	4,  // 29: strata.rlmm.v1.RemoteLogMetadataService.AddRemoteLogSegmentMetadata:output_type -> strata.rlmm.v1.AddRemoteLogSegmentMetadataResponse
-	6,  // 30: strata.rlmm.v1.RemoteLogMetadataService.UpdateRemoteLogSegmentMetadata:output_type -> strata.rlmm.v1.UpdateRemoteLogSegmentMetadataResponse
-	8,  // 31: strata.rlmm.v1.RemoteLogMetadataService.PutRemotePartitionDeleteMetadata:output_type -> strata.rlmm.v1.PutRemotePartitionDeleteMetadataResponse
-	10, // 32: strata.rlmm.v1.RemoteLogMetadataService.RemoteLogSegmentMetadata:output_type -> strata.rlmm.v1.RemoteLogSegmentMetadataResponse
-	12, // 33: strata.rlmm.v1.RemoteLogMetadataService.HighestOffsetForEpoch:output_type -> strata.rlmm.v1.HighestOffsetForEpochResponse
-	14, // 34: strata.rlmm.v1.RemoteLogMetadataService.ListRemoteLogSegments:output_type -> strata.rlmm.v1.ListRemoteLogSegmentsResponse
-	16, // 35: strata.rlmm.v1.RemoteLogMetadataService.OnPartitionLeadershipChanges:output_type -> strata.rlmm.v1.OnPartitionLeadershipChangesResponse
-	18, // 36: strata.rlmm.v1.RemoteLogMetadataService.OnStopPartitions:output_type -> strata.rlmm.v1.OnStopPartitionsResponse
-	20, // 37: strata.rlmm.v1.RemoteLogMetadataService.RemoteLogSize:output_type -> strata.rlmm.v1.RemoteLogSizeResponse
-	22, // 38: strata.rlmm.v1.RemoteLogMetadataService.NextSegmentWithTxnIndex:output_type -> strata.rlmm.v1.NextSegmentWithTxnIndexResponse
-	24, // 39: strata.rlmm.v1.RemoteLogMetadataService.IsReady:output_type -> strata.rlmm.v1.IsReadyResponse
-	28, // 40: strata.rlmm.v1.RemoteLogMetadataService.Health:output_type -> strata.rlmm.v1.HealthResponse
-	26, // 41: strata.rlmm.v1.RemoteLogMetadataService.WatchReadiness:output_type -> strata.rlmm.v1.WatchReadinessResponse
-	29, // [29:42] is the sub-list for method output_type
-	16, // [16:29] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	5,  // 0: strata.rlmm.v1.AddRemoteLogSegmentMetadataResponse.generation:type_name -> strata.rlmm.v1.Generation
+	5,  // 1: strata.rlmm.v1.UpdateRemoteLogSegmentMetadataResponse.generation:type_name -> strata.rlmm.v1.Generation
+	5,  // 2: strata.rlmm.v1.PutRemotePartitionDeleteMetadataResponse.generation:type_name -> strata.rlmm.v1.Generation
+	2,  // 3: strata.rlmm.v1.RemoteLogSegmentMetadataRequest.topic_id_partition:type_name -> strata.rlmm.v1.TopicIdPartition
+	5,  // 4: strata.rlmm.v1.RemoteLogSegmentMetadataResponse.generation:type_name -> strata.rlmm.v1.Generation
+	2,  // 5: strata.rlmm.v1.HighestOffsetForEpochRequest.topic_id_partition:type_name -> strata.rlmm.v1.TopicIdPartition
+	2,  // 6: strata.rlmm.v1.ListRemoteLogSegmentsRequest.topic_id_partition:type_name -> strata.rlmm.v1.TopicIdPartition
+	2,  // 7: strata.rlmm.v1.OnPartitionLeadershipChangesRequest.leader_partitions:type_name -> strata.rlmm.v1.TopicIdPartition
+	2,  // 8: strata.rlmm.v1.OnPartitionLeadershipChangesRequest.follower_partitions:type_name -> strata.rlmm.v1.TopicIdPartition
+	2,  // 9: strata.rlmm.v1.OnStopPartitionsRequest.partitions:type_name -> strata.rlmm.v1.TopicIdPartition
+	2,  // 10: strata.rlmm.v1.RemoteLogSizeRequest.topic_id_partition:type_name -> strata.rlmm.v1.TopicIdPartition
+	2,  // 11: strata.rlmm.v1.NextSegmentWithTxnIndexRequest.topic_id_partition:type_name -> strata.rlmm.v1.TopicIdPartition
+	2,  // 12: strata.rlmm.v1.IsReadyRequest.topic_id_partition:type_name -> strata.rlmm.v1.TopicIdPartition
+	33, // 13: strata.rlmm.v1.IsReadyResponse.reason:type_name -> strata.rlmm.v1.ErrorDetail
+	5,  // 14: strata.rlmm.v1.WatchGenerationsResponse.generations:type_name -> strata.rlmm.v1.Generation
+	34, // 15: strata.rlmm.v1.WatchReadinessResponse.partitions:type_name -> strata.rlmm.v1.WatchReadinessResponse.Partition
+	32, // 16: strata.rlmm.v1.HealthResponse.partitions:type_name -> strata.rlmm.v1.MetadataPartitionStatus
+	33, // 17: strata.rlmm.v1.MetadataPartitionStatus.halt:type_name -> strata.rlmm.v1.ErrorDetail
+	0,  // 18: strata.rlmm.v1.ErrorDetail.kind:type_name -> strata.rlmm.v1.ErrorKind
+	1,  // 19: strata.rlmm.v1.ErrorDetail.not_applied_reason:type_name -> strata.rlmm.v1.NotAppliedReason
+	2,  // 20: strata.rlmm.v1.WatchReadinessResponse.Partition.topic_id_partition:type_name -> strata.rlmm.v1.TopicIdPartition
+	3,  // 21: strata.rlmm.v1.RemoteLogMetadataService.AddRemoteLogSegmentMetadata:input_type -> strata.rlmm.v1.AddRemoteLogSegmentMetadataRequest
+	6,  // 22: strata.rlmm.v1.RemoteLogMetadataService.UpdateRemoteLogSegmentMetadata:input_type -> strata.rlmm.v1.UpdateRemoteLogSegmentMetadataRequest
+	8,  // 23: strata.rlmm.v1.RemoteLogMetadataService.PutRemotePartitionDeleteMetadata:input_type -> strata.rlmm.v1.PutRemotePartitionDeleteMetadataRequest
+	10, // 24: strata.rlmm.v1.RemoteLogMetadataService.RemoteLogSegmentMetadata:input_type -> strata.rlmm.v1.RemoteLogSegmentMetadataRequest
+	12, // 25: strata.rlmm.v1.RemoteLogMetadataService.HighestOffsetForEpoch:input_type -> strata.rlmm.v1.HighestOffsetForEpochRequest
+	14, // 26: strata.rlmm.v1.RemoteLogMetadataService.ListRemoteLogSegments:input_type -> strata.rlmm.v1.ListRemoteLogSegmentsRequest
+	16, // 27: strata.rlmm.v1.RemoteLogMetadataService.OnPartitionLeadershipChanges:input_type -> strata.rlmm.v1.OnPartitionLeadershipChangesRequest
+	18, // 28: strata.rlmm.v1.RemoteLogMetadataService.OnStopPartitions:input_type -> strata.rlmm.v1.OnStopPartitionsRequest
+	20, // 29: strata.rlmm.v1.RemoteLogMetadataService.RemoteLogSize:input_type -> strata.rlmm.v1.RemoteLogSizeRequest
+	22, // 30: strata.rlmm.v1.RemoteLogMetadataService.NextSegmentWithTxnIndex:input_type -> strata.rlmm.v1.NextSegmentWithTxnIndexRequest
+	24, // 31: strata.rlmm.v1.RemoteLogMetadataService.IsReady:input_type -> strata.rlmm.v1.IsReadyRequest
+	30, // 32: strata.rlmm.v1.RemoteLogMetadataService.Health:input_type -> strata.rlmm.v1.HealthRequest
+	28, // 33: strata.rlmm.v1.RemoteLogMetadataService.WatchReadiness:input_type -> strata.rlmm.v1.WatchReadinessRequest
+	26, // 34: strata.rlmm.v1.RemoteLogMetadataService.WatchGenerations:input_type -> strata.rlmm.v1.WatchGenerationsRequest
+	4,  // 35: strata.rlmm.v1.RemoteLogMetadataService.AddRemoteLogSegmentMetadata:output_type -> strata.rlmm.v1.AddRemoteLogSegmentMetadataResponse
+	7,  // 36: strata.rlmm.v1.RemoteLogMetadataService.UpdateRemoteLogSegmentMetadata:output_type -> strata.rlmm.v1.UpdateRemoteLogSegmentMetadataResponse
+	9,  // 37: strata.rlmm.v1.RemoteLogMetadataService.PutRemotePartitionDeleteMetadata:output_type -> strata.rlmm.v1.PutRemotePartitionDeleteMetadataResponse
+	11, // 38: strata.rlmm.v1.RemoteLogMetadataService.RemoteLogSegmentMetadata:output_type -> strata.rlmm.v1.RemoteLogSegmentMetadataResponse
+	13, // 39: strata.rlmm.v1.RemoteLogMetadataService.HighestOffsetForEpoch:output_type -> strata.rlmm.v1.HighestOffsetForEpochResponse
+	15, // 40: strata.rlmm.v1.RemoteLogMetadataService.ListRemoteLogSegments:output_type -> strata.rlmm.v1.ListRemoteLogSegmentsResponse
+	17, // 41: strata.rlmm.v1.RemoteLogMetadataService.OnPartitionLeadershipChanges:output_type -> strata.rlmm.v1.OnPartitionLeadershipChangesResponse
+	19, // 42: strata.rlmm.v1.RemoteLogMetadataService.OnStopPartitions:output_type -> strata.rlmm.v1.OnStopPartitionsResponse
+	21, // 43: strata.rlmm.v1.RemoteLogMetadataService.RemoteLogSize:output_type -> strata.rlmm.v1.RemoteLogSizeResponse
+	23, // 44: strata.rlmm.v1.RemoteLogMetadataService.NextSegmentWithTxnIndex:output_type -> strata.rlmm.v1.NextSegmentWithTxnIndexResponse
+	25, // 45: strata.rlmm.v1.RemoteLogMetadataService.IsReady:output_type -> strata.rlmm.v1.IsReadyResponse
+	31, // 46: strata.rlmm.v1.RemoteLogMetadataService.Health:output_type -> strata.rlmm.v1.HealthResponse
+	29, // 47: strata.rlmm.v1.RemoteLogMetadataService.WatchReadiness:output_type -> strata.rlmm.v1.WatchReadinessResponse
+	27, // 48: strata.rlmm.v1.RemoteLogMetadataService.WatchGenerations:output_type -> strata.rlmm.v1.WatchGenerationsResponse
+	35, // [35:49] is the sub-list for method output_type
+	21, // [21:35] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_api_rlmm_v1_rlmm_proto_init() }
@@ -1907,17 +2133,17 @@ func file_api_rlmm_v1_rlmm_proto_init() {
 	if File_api_rlmm_v1_rlmm_proto != nil {
 		return
 	}
-	file_api_rlmm_v1_rlmm_proto_msgTypes[8].OneofWrappers = []any{}
-	file_api_rlmm_v1_rlmm_proto_msgTypes[10].OneofWrappers = []any{}
+	file_api_rlmm_v1_rlmm_proto_msgTypes[9].OneofWrappers = []any{}
 	file_api_rlmm_v1_rlmm_proto_msgTypes[11].OneofWrappers = []any{}
-	file_api_rlmm_v1_rlmm_proto_msgTypes[20].OneofWrappers = []any{}
+	file_api_rlmm_v1_rlmm_proto_msgTypes[12].OneofWrappers = []any{}
+	file_api_rlmm_v1_rlmm_proto_msgTypes[21].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_rlmm_v1_rlmm_proto_rawDesc), len(file_api_rlmm_v1_rlmm_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   30,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -43,6 +43,7 @@ const (
 	RemoteLogMetadataService_IsReady_FullMethodName                          = "/strata.rlmm.v1.RemoteLogMetadataService/IsReady"
 	RemoteLogMetadataService_Health_FullMethodName                           = "/strata.rlmm.v1.RemoteLogMetadataService/Health"
 	RemoteLogMetadataService_WatchReadiness_FullMethodName                   = "/strata.rlmm.v1.RemoteLogMetadataService/WatchReadiness"
+	RemoteLogMetadataService_WatchGenerations_FullMethodName                 = "/strata.rlmm.v1.RemoteLogMetadataService/WatchGenerations"
 )
 
 // RemoteLogMetadataServiceClient is the client API for RemoteLogMetadataService service.
@@ -87,6 +88,13 @@ type RemoteLogMetadataServiceClient interface {
 	// the server stops. The plugin answers isReady from it, as Kafka's own manager answers isReady
 	// from a map its consumer thread keeps, instead of a call per partition.
 	WatchReadiness(ctx context.Context, in *WatchReadinessRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchReadinessResponse], error)
+	// The store's change generations, as they change: first every stripe's, then each stripe
+	// whose generation grew (records applied, by this manager or read from the metadata topic).
+	// A stripe holds the partitions that hash to it (RemoteLogSegmentMetadataResponse.stripe).
+	// The plugin keeps lookup answers while their stripe's generation is the one they came with,
+	// and bypasses its cache whenever this stream is not live. It lasts until the client cancels
+	// it or the server stops.
+	WatchGenerations(ctx context.Context, in *WatchGenerationsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchGenerationsResponse], error)
 }
 
 type remoteLogMetadataServiceClient struct {
@@ -245,6 +253,25 @@ func (c *remoteLogMetadataServiceClient) WatchReadiness(ctx context.Context, in 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type RemoteLogMetadataService_WatchReadinessClient = grpc.ServerStreamingClient[WatchReadinessResponse]
 
+func (c *remoteLogMetadataServiceClient) WatchGenerations(ctx context.Context, in *WatchGenerationsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchGenerationsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &RemoteLogMetadataService_ServiceDesc.Streams[2], RemoteLogMetadataService_WatchGenerations_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchGenerationsRequest, WatchGenerationsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type RemoteLogMetadataService_WatchGenerationsClient = grpc.ServerStreamingClient[WatchGenerationsResponse]
+
 // RemoteLogMetadataServiceServer is the server API for RemoteLogMetadataService service.
 // All implementations must embed UnimplementedRemoteLogMetadataServiceServer
 // for forward compatibility.
@@ -287,6 +314,13 @@ type RemoteLogMetadataServiceServer interface {
 	// the server stops. The plugin answers isReady from it, as Kafka's own manager answers isReady
 	// from a map its consumer thread keeps, instead of a call per partition.
 	WatchReadiness(*WatchReadinessRequest, grpc.ServerStreamingServer[WatchReadinessResponse]) error
+	// The store's change generations, as they change: first every stripe's, then each stripe
+	// whose generation grew (records applied, by this manager or read from the metadata topic).
+	// A stripe holds the partitions that hash to it (RemoteLogSegmentMetadataResponse.stripe).
+	// The plugin keeps lookup answers while their stripe's generation is the one they came with,
+	// and bypasses its cache whenever this stream is not live. It lasts until the client cancels
+	// it or the server stops.
+	WatchGenerations(*WatchGenerationsRequest, grpc.ServerStreamingServer[WatchGenerationsResponse]) error
 	mustEmbedUnimplementedRemoteLogMetadataServiceServer()
 }
 
@@ -335,6 +369,9 @@ func (UnimplementedRemoteLogMetadataServiceServer) Health(context.Context, *Heal
 }
 func (UnimplementedRemoteLogMetadataServiceServer) WatchReadiness(*WatchReadinessRequest, grpc.ServerStreamingServer[WatchReadinessResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchReadiness not implemented")
+}
+func (UnimplementedRemoteLogMetadataServiceServer) WatchGenerations(*WatchGenerationsRequest, grpc.ServerStreamingServer[WatchGenerationsResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchGenerations not implemented")
 }
 func (UnimplementedRemoteLogMetadataServiceServer) mustEmbedUnimplementedRemoteLogMetadataServiceServer() {
 }
@@ -578,6 +615,17 @@ func _RemoteLogMetadataService_WatchReadiness_Handler(srv interface{}, stream gr
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type RemoteLogMetadataService_WatchReadinessServer = grpc.ServerStreamingServer[WatchReadinessResponse]
 
+func _RemoteLogMetadataService_WatchGenerations_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchGenerationsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(RemoteLogMetadataServiceServer).WatchGenerations(m, &grpc.GenericServerStream[WatchGenerationsRequest, WatchGenerationsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type RemoteLogMetadataService_WatchGenerationsServer = grpc.ServerStreamingServer[WatchGenerationsResponse]
+
 // RemoteLogMetadataService_ServiceDesc is the grpc.ServiceDesc for RemoteLogMetadataService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -639,6 +687,11 @@ var RemoteLogMetadataService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "WatchReadiness",
 			Handler:       _RemoteLogMetadataService_WatchReadiness_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "WatchGenerations",
+			Handler:       _RemoteLogMetadataService_WatchGenerations_Handler,
 			ServerStreams: true,
 		},
 	},
