@@ -22,19 +22,23 @@ final class Connection implements AutoCloseable {
     final RemoteLogMetadataServiceGrpc.RemoteLogMetadataServiceFutureStub future;
     /** The server's partitions' readiness, once watch() has started its stream. */
     final Readiness readiness = new Readiness();
+    /** remoteLogSegmentMetadata's answers from this server, once watch() has started its stream. */
+    final LookupCache lookups;
 
-    private Connection(String target, ManagedChannel channel) {
+    private Connection(String target, ManagedChannel channel, int lookupCacheEntries) {
         this.target = target;
         this.channel = channel;
+        this.lookups = new LookupCache(lookupCacheEntries);
         this.blocking = RemoteLogMetadataServiceGrpc.newBlockingStub(channel);
         this.future = RemoteLogMetadataServiceGrpc.newFutureStub(channel);
     }
 
     /**
      * A channel to target: a Unix socket's path, or tcp://HOST:PORT. Unix sockets use the epoll
-     * transport on group, which the caller owns.
+     * transport on group, which the caller owns. Its lookup cache holds up to
+     * lookupCacheEntries answers (0: none).
      */
-    static Connection open(String target, EventLoopGroup group) {
+    static Connection open(String target, EventLoopGroup group, int lookupCacheEntries) {
         NettyChannelBuilder b;
         if (target.startsWith("tcp://")) {
             URI u = URI.create(target);
@@ -58,17 +62,19 @@ final class Connection implements AutoCloseable {
         ManagedChannel ch = b.usePlaintext().maxInboundMessageSize(64 << 20)
                 .directExecutor()
                 .build();
-        return new Connection(target, ch);
+        return new Connection(target, ch, lookupCacheEntries);
     }
 
-    /** Starts (or starts again, after it ended) the readiness stream of this server. */
+    /** Starts (or starts again, after they ended) the readiness and generation streams of this server. */
     void watch() {
         readiness.start(channel);
+        lookups.start(channel);
     }
 
     @Override
     public void close() {
         readiness.close();
+        lookups.close();
         channel.shutdownNow();
         try {
             channel.awaitTermination(5, TimeUnit.SECONDS);

@@ -31,6 +31,14 @@ final class StrataConfig {
     static final String CONSUME_WAIT_MS = "remote.log.metadata.consume.wait.ms";
     /** Kafka's: how long its manager retries reaching Kafka at start. strata serve answers once it has, so the start timeout's default is this plus 30 s. */
     static final String INIT_RETRY_MAX_TIMEOUT_MS = "remote.log.metadata.initialization.retry.max.timeout.ms";
+    /**
+     * How many remoteLogSegmentMetadata answers the plugin keeps on the broker's heap (see
+     * LookupCache), each about a kilobyte with its segment's metadata; 0 keeps none and asks
+     * strata serve every time. Apart from strata serve's own cache (strata.cache.lookup.bytes).
+     */
+    static final String LOOKUP_CACHE_ENTRIES = "strata.lookup.cache.entries";
+    /** LOOKUP_CACHE_ENTRIES when unset: about 10 MB of heap. */
+    static final int DEFAULT_LOOKUP_CACHE_ENTRIES = 10_000;
     static final String LOG_DIR = "log.dir";
     static final String BROKER_ID = "broker.id";
 
@@ -45,6 +53,7 @@ final class StrataConfig {
     final Duration writeTimeout;
     final Duration shutdownTimeout;
     final Duration startTimeout;
+    final int lookupCacheEntries;
 
     private StrataConfig(Map<String, String> properties) {
         this.properties = properties;
@@ -60,6 +69,23 @@ final class StrataConfig {
         this.shutdownTimeout = Duration.ofMillis(longProp(properties, SHUTDOWN_TIMEOUT_MS, 30_000));
         this.startTimeout = Duration.ofMillis(longProp(properties, START_TIMEOUT_MS,
                 longProp(properties, INIT_RETRY_MAX_TIMEOUT_MS, 120_000) + 30_000));
+        this.lookupCacheEntries = entries(properties.get(LOOKUP_CACHE_ENTRIES));
+    }
+
+    private static int entries(String v) {
+        if (v == null || v.isBlank()) {
+            return DEFAULT_LOOKUP_CACHE_ENTRIES;
+        }
+        int n;
+        try {
+            n = Integer.parseInt(v.trim());
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException(LOOKUP_CACHE_ENTRIES + "=" + v + ": not a number of entries", e);
+        }
+        if (n < 0) {
+            throw new IllegalArgumentException(LOOKUP_CACHE_ENTRIES + "=" + v + ": must be 0 (off) or more");
+        }
+        return n;
     }
 
     /**

@@ -6,6 +6,7 @@ import com.google.common.util.concurrent.ListenableFuture;
 import com.google.common.util.concurrent.MoreExecutors;
 import com.google.protobuf.ByteString;
 import io.github.stratalog.strata.kafka.grpc.AddRemoteLogSegmentMetadataRequest;
+import io.github.stratalog.strata.kafka.grpc.Generation;
 import io.github.stratalog.strata.kafka.grpc.HighestOffsetForEpochRequest;
 import io.github.stratalog.strata.kafka.grpc.HighestOffsetForEpochResponse;
 import io.github.stratalog.strata.kafka.grpc.IsReadyRequest;
@@ -169,9 +170,9 @@ public class StrataRemoteLogMetadataManager implements RemoteLogMetadataManager 
     public CompletableFuture<Void> addRemoteLogSegmentMetadata(RemoteLogSegmentMetadata metadata) throws RemoteStorageException {
         String what = "addRemoteLogSegmentMetadata " + metadata.remoteLogSegmentId();
         Connection c = connection(what);
-        return write(what, writeStub(c)
+        return write(what, c, writeStub(c)
                 .addRemoteLogSegmentMetadata(AddRemoteLogSegmentMetadataRequest.newBuilder()
-                        .setRecord(encode(metadata)).build()),
+                        .setRecord(encode(metadata)).build()), r -> r.hasGeneration() ? r.getGeneration() : null,
                 () -> stateOf(what, metadata.topicIdPartition(), metadata.remoteLogSegmentId()).isPresent());
     }
 
@@ -179,9 +180,9 @@ public class StrataRemoteLogMetadataManager implements RemoteLogMetadataManager 
     public CompletableFuture<Void> updateRemoteLogSegmentMetadata(RemoteLogSegmentMetadataUpdate update) throws RemoteStorageException {
         String what = "updateRemoteLogSegmentMetadata " + update.remoteLogSegmentId() + " to " + update.state();
         Connection c = connection(what);
-        return write(what, writeStub(c)
+        return write(what, c, writeStub(c)
                 .updateRemoteLogSegmentMetadata(UpdateRemoteLogSegmentMetadataRequest.newBuilder()
-                        .setRecord(encode(update)).build()),
+                        .setRecord(encode(update)).build()), r -> r.hasGeneration() ? r.getGeneration() : null,
                 () -> {
                     Optional<RemoteLogSegmentState> now = stateOf(what, update.topicIdPartition(), update.remoteLogSegmentId());
                     // DELETE_SEGMENT_FINISHED removes the segment: gone means applied.
@@ -196,9 +197,9 @@ public class StrataRemoteLogMetadataManager implements RemoteLogMetadataManager 
         Connection c = connection(what);
         // Kafka publishes partition-delete records again until the deletion is done: a lost
         // answer needs no lookup.
-        return write(what, writeStub(c)
+        return write(what, c, writeStub(c)
                 .putRemotePartitionDeleteMetadata(PutRemotePartitionDeleteMetadataRequest.newBuilder()
-                        .setRecord(encode(metadata)).build()), null);
+                        .setRecord(encode(metadata)).build()), r -> r.hasGeneration() ? r.getGeneration() : null, null);
     }
 
     private RemoteLogMetadataServiceGrpc.RemoteLogMetadataServiceFutureStub writeStub(Connection c) {
@@ -218,12 +219,22 @@ public class StrataRemoteLogMetadataManager implements RemoteLogMetadataManager 
      * Kafka's copy of a segment, would upload it again beside the copy that finished: so the
      * store of the server that answers next is asked, until the write's deadline, whether the
      * record is there (applied, when given, says), and the write succeeds if it is.
+     *
+     * <p>The reply's generation (generation says which) is handed to c's lookup cache before the
+     * future completes, so that no lookup after the write is answered from before it.
      */
-    private <T> CompletableFuture<Void> write(String what, ListenableFuture<T> call, Applied applied) {
+    private <T> CompletableFuture<Void> write(String what, Connection c, ListenableFuture<T> call,
+                                              java.util.function.Function<T, Generation> generation, Applied applied) {
         CompletableFuture<Void> f = new CompletableFuture<>();
         Futures.addCallback(call, new FutureCallback<T>() {
             @Override
             public void onSuccess(T result) {
+                Generation g = generation.apply(result);
+                if (g != null) {
+                    c.lookups.advance(g);
+                } else {
+                    c.lookups.reset(); // a server that says no generation: keep nothing from before
+                }
                 f.complete(null);
             }
 
@@ -249,6 +260,12 @@ public class StrataRemoteLogMetadataManager implements RemoteLogMetadataManager 
             try {
                 if (applied.check()) {
                     LOG.info("{}: its answer was lost when strata serve stopped, and the record is applied: done", what);
+                    // Applied in the store of the server that answers now, at a generation the
+                    // reply would have said: keep nothing from before it.
+                    Connection now = current();
+                    if (now != null) {
+                        now.lookups.reset();
+                    }
                     f.complete(null);
                 } else {
                     f.completeExceptionally(Errors.toKafka(what, cause));
@@ -330,9 +347,31 @@ public class StrataRemoteLogMetadataManager implements RemoteLogMetadataManager 
     public Optional<RemoteLogSegmentMetadata> remoteLogSegmentMetadata(TopicIdPartition tp, int epochForOffset, long offset)
             throws RemoteStorageException {
         Supplier<String> what = () -> "remoteLogSegmentMetadata " + tp + " epoch " + epochForOffset + " offset " + offset;
-        RemoteLogSegmentMetadataResponse r = read(what, stub -> stub.remoteLogSegmentMetadata(RemoteLogSegmentMetadataRequest.newBuilder()
-                .setTopicIdPartition(Convert.toProto(tp)).setEpochForOffset(epochForOffset).setOffset(offset).build()));
-        return r.hasRecord() ? Optional.of(decodeSegment(what, r.getRecord())) : Optional.empty();
+        Connection c = current();
+        if (c == null) {
+            c = connection(what.get()); // throws, saying why there is none, unless one just came
+        }
+        RemoteLogSegmentMetadata hit = c.lookups.get(tp, epochForOffset, offset);
+        if (hit != null) {
+            return Optional.of(hit);
+        }
+        long token = c.lookups.token();
+        RemoteLogSegmentMetadataResponse r;
+        try {
+            r = c.blocking.withDeadlineAfter(config.requestTimeout.toMillis(), TimeUnit.MILLISECONDS)
+                    .remoteLogSegmentMetadata(RemoteLogSegmentMetadataRequest.newBuilder()
+                            .setTopicIdPartition(Convert.toProto(tp)).setEpochForOffset(epochForOffset).setOffset(offset).build());
+        } catch (RuntimeException e) {
+            throw checked(what.get(), e);
+        }
+        if (!r.hasRecord()) {
+            return Optional.empty();
+        }
+        RemoteLogSegmentMetadata m = decodeSegment(what, r.getRecord());
+        if (r.hasGeneration()) {
+            c.lookups.put(token, tp, epochForOffset, r.getValidFrom(), r.getValidTo(), r.getGeneration(), m);
+        }
+        return Optional.of(m);
     }
 
     @Override

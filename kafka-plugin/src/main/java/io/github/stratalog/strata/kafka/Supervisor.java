@@ -210,7 +210,7 @@ final class Supervisor implements AutoCloseable {
         // The channel is made, and one call tried, while the child starts: the first channel
         // loads gRPC's and Netty's classes, which takes seconds on a busy broker (each broker's
         // plugin class loader loads its own), and would otherwise delay the child's first answer.
-        Connection c = Connection.open(socket.toString(), group);
+        Connection c = Connection.open(socket.toString(), group, config.lookupCacheEntries);
         try {
             c.blocking.withDeadlineAfter(HEALTH_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS).health(HealthRequest.getDefaultInstance());
         } catch (RuntimeException e) {
@@ -259,7 +259,7 @@ final class Supervisor implements AutoCloseable {
 
     /** Without a child: the socket's server is the connection while it answers Health. */
     private void watchSocket() throws InterruptedException {
-        Connection c = Connection.open(config.socket, group);
+        Connection c = Connection.open(config.socket, group, config.lookupCacheEntries);
         try {
             while (!closed) {
                 if (!answers(c)) {

@@ -9,7 +9,10 @@ import io.github.stratalog.strata.kafka.grpc.IsReadyRequest;
 import io.github.stratalog.strata.kafka.grpc.IsReadyResponse;
 import io.github.stratalog.strata.kafka.grpc.OnPartitionLeadershipChangesRequest;
 import io.github.stratalog.strata.kafka.grpc.OnPartitionLeadershipChangesResponse;
+import io.github.stratalog.strata.kafka.grpc.Generation;
 import io.github.stratalog.strata.kafka.grpc.RemoteLogMetadataServiceGrpc;
+import io.github.stratalog.strata.kafka.grpc.WatchGenerationsRequest;
+import io.github.stratalog.strata.kafka.grpc.WatchGenerationsResponse;
 import io.github.stratalog.strata.kafka.grpc.RemoteLogSegmentMetadataRequest;
 import io.github.stratalog.strata.kafka.grpc.RemoteLogSegmentMetadataResponse;
 import io.github.stratalog.strata.kafka.grpc.TopicIdPartition;
@@ -97,6 +100,10 @@ public final class FakeServe {
         Path leadership = dir.resolve("leadership.log");
         long pid = ProcessHandle.current().pid();
         AtomicReference<ByteString> last = new AtomicReference<>();
+        // Every partition in stripe 0; each add bumps it. The generation stream sends the first
+        // picture and never a change, as a stream lagging without end: only the writes' replies
+        // keep the plugin's lookups from answering from before its writes.
+        java.util.concurrent.atomic.AtomicLong generation = new java.util.concurrent.atomic.AtomicLong(1);
         List<TopicIdPartition> told = new ArrayList<>(); // guarded by itself
         List<StreamObserver<WatchReadinessResponse>> watchers = new ArrayList<>(); // guarded by told
         RemoteLogMetadataServiceGrpc.RemoteLogMetadataServiceImplBase impl = new RemoteLogMetadataServiceGrpc.RemoteLogMetadataServiceImplBase() {
@@ -123,10 +130,21 @@ public final class FakeServe {
             }
 
             @Override
+            public void watchGenerations(WatchGenerationsRequest req, StreamObserver<WatchGenerationsResponse> out) {
+                WatchGenerationsResponse.Builder first = WatchGenerationsResponse.newBuilder();
+                for (int i = 0; i < 256; i++) {
+                    first.addGenerations(Generation.newBuilder().setStripe(i).setGeneration(i == 0 ? generation.get() : 0));
+                }
+                out.onNext(first.build());
+            }
+
+            @Override
             public void addRemoteLogSegmentMetadata(AddRemoteLogSegmentMetadataRequest req,
                                                     StreamObserver<AddRemoteLogSegmentMetadataResponse> out) {
                 last.set(req.getRecord());
-                out.onNext(AddRemoteLogSegmentMetadataResponse.getDefaultInstance());
+                long g = generation.incrementAndGet();
+                out.onNext(AddRemoteLogSegmentMetadataResponse.newBuilder()
+                        .setGeneration(Generation.newBuilder().setStripe(0).setGeneration(g)).build());
                 out.onCompleted();
             }
 
@@ -134,8 +152,12 @@ public final class FakeServe {
             public void remoteLogSegmentMetadata(RemoteLogSegmentMetadataRequest req,
                                                  StreamObserver<RemoteLogSegmentMetadataResponse> out) {
                 RemoteLogSegmentMetadataResponse.Builder b = RemoteLogSegmentMetadataResponse.newBuilder();
-                if (last.get() != null) {
-                    b.setRecord(last.get());
+                long g = generation.get(); // before the state, as strata serve reads it
+                ByteString r = last.get();
+                if (r != null) {
+                    // The last record answers every offset of every epoch.
+                    b.setRecord(r).setValidFrom(Long.MIN_VALUE).setValidTo(Long.MAX_VALUE)
+                            .setGeneration(Generation.newBuilder().setStripe(0).setGeneration(g));
                 }
                 out.onNext(b.build());
                 out.onCompleted();

@@ -58,6 +58,16 @@ class StrataConfigTest {
     }
 
     @Test
+    void lookupCacheEntries() {
+        assertEquals(StrataConfig.DEFAULT_LOOKUP_CACHE_ENTRIES, StrataConfig.from(Map.of("log.dir", "/d")).lookupCacheEntries);
+        assertEquals(0, StrataConfig.from(Map.of("log.dir", "/d", "strata.lookup.cache.entries", "0")).lookupCacheEntries);
+        assertEquals(500, StrataConfig.from(Map.of("log.dir", "/d", "strata.lookup.cache.entries", " 500 ")).lookupCacheEntries);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> StrataConfig.from(Map.of("log.dir", "/d", "strata.lookup.cache.entries", "-1")));
+        assertTrue(e.getMessage().contains("strata.lookup.cache.entries=-1"), e.getMessage());
+    }
+
+    @Test
     void nullValuesAreDropped() {
         Map<String, Object> m = new TreeMap<>();
         m.put("log.dir", "/d");

@@ -128,6 +128,20 @@ class StrataRemoteLogMetadataManagerTest {
         // Records cross as Kafka's serde writes them: the server's bytes decode to the same segment.
         assertEquals(Optional.of(segment), rlmm.remoteLogSegmentMetadata(leader, 0, 5));
 
+        // Lookups are answered from the plugin's cache once its generation stream is live, and a
+        // write's reply drops what is older than it before the write completes: FakeServe's
+        // stream never tells of a change, so only that keeps the next lookup from the old answer.
+        LookupCache cache = rlmm.supervisor().current().lookups;
+        waitUntil("the generation stream live", Duration.ofSeconds(30), cache::live);
+        assertEquals(Optional.of(segment), rlmm.remoteLogSegmentMetadata(leader, 0, 5));
+        long hits = cache.hits();
+        assertEquals(Optional.of(segment), rlmm.remoteLogSegmentMetadata(leader, 0, 6));
+        assertEquals(hits + 1, cache.hits(), "a lookup within the answer's interval goes to the server");
+        RemoteLogSegmentMetadata next = new RemoteLogSegmentMetadata(RemoteLogSegmentId.generateNew(leader),
+                0, 99, 1_000, 7, 2_000, 4096, Map.of(0, 0L));
+        rlmm.addRemoteLogSegmentMetadata(next).get(10, TimeUnit.SECONDS);
+        assertEquals(Optional.of(next), rlmm.remoteLogSegmentMetadata(leader, 0, 5), "a lookup after a write answered from before it");
+
         // SIGKILL the child: calls fail as retriable until the plugin has started another, which
         // is told the partitions again.
         ProcessHandle child = ProcessHandle.of(pid1).orElseThrow();
