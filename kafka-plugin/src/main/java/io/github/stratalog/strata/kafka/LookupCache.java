@@ -101,6 +101,7 @@ final class LookupCache {
         Key k = new Key(tp.topicId(), tp.partition(), epoch);
         synchronized (lock) {
             if (!live) {
+                misses++;
                 return null;
             }
             TreeMap<Long, Entry> es = index.get(k);

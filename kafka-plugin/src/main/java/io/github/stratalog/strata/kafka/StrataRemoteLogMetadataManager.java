@@ -530,6 +530,7 @@ public class StrataRemoteLogMetadataManager implements RemoteLogMetadataManager 
                 Thread.currentThread().interrupt();
             }
         }
+        Connection last = s == null ? null : s.current();
         if (s != null) {
             s.close();
         }
@@ -545,7 +546,12 @@ public class StrataRemoteLogMetadataManager implements RemoteLogMetadataManager 
                 Thread.currentThread().interrupt();
             }
         }
-        LOG.info("Strata's remote log metadata manager closed");
+        if (last != null && last.lookups.enabled()) {
+            LOG.info("Strata's remote log metadata manager closed; lookups answered from its cache since strata serve last started: {} of {}",
+                    last.lookups.hits(), last.lookups.hits() + last.lookups.misses());
+        } else {
+            LOG.info("Strata's remote log metadata manager closed");
+        }
     }
 
     /** For tests: the supervisor, null before configure(). */
