@@ -532,6 +532,11 @@ func testKafkaPlugin(t *testing.T, version string) {
 	appliedBefore, parts := appliedSum(h)
 	total := b.metadataEnd()
 	b.stop()
+	// The plugin's close() waits for its child to stop; the child's last line, after its
+	// store is closed, reaches the broker's log only if close() left the child's pipes open.
+	if log, _ := os.ReadFile(b.logPath); !strings.Contains(string(log), `"msg":"stopped"`) {
+		t.Errorf("the broker's log has no line of strata serve stopping cleanly; its tail:\n%s", tail(string(log), 30))
+	}
 	b.start()
 	var appliedAfter int64
 	waitFor(t, "strata serve applying the metadata partitions after the restart", time.Minute, func() bool {

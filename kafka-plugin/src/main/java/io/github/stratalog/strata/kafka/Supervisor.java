@@ -338,7 +338,10 @@ final class Supervisor implements AutoCloseable {
         boolean interrupted = false;
         try {
             if (p != null && p.isAlive()) {
-                p.destroy(); // SIGTERM: strata serve finishes its calls and closes its store
+                // SIGTERM: strata serve finishes its calls and closes its store. Through the
+                // handle, not Process.destroy(), which also closes the child's pipes: the pumps
+                // must read its last lines (the store's close) until it exits.
+                p.toHandle().destroy();
                 if (!p.waitFor(config.shutdownTimeout.toMillis(), TimeUnit.MILLISECONDS)) {
                     LOG.warn("strata serve (pid {}) did not exit within {} ms of SIGTERM: killing it",
                             p.pid(), config.shutdownTimeout.toMillis());
