@@ -102,6 +102,11 @@ public class StrataRemoteLogMetadataManager implements RemoteLogMetadataManager 
      * and could block every call. Shut down by close, once the channel is.
      */
     private ExecutorService callbacks;
+    /**
+     * Tells strata serve of leadership changes as they come, off Kafka's metadata thread (see
+     * onPartitionLeadershipChanges); one thread, so they go in order. Shut down by close.
+     */
+    private ExecutorService assigner;
     private volatile boolean closed;
 
     public StrataRemoteLogMetadataManager() {
@@ -116,6 +121,7 @@ public class StrataRemoteLogMetadataManager implements RemoteLogMetadataManager 
         group = new EpollEventLoopGroup(1, new DefaultThreadFactory("strata-rlmm-grpc", true));
         lostReplies = Executors.newSingleThreadExecutor(new DefaultThreadFactory("strata-rlmm-lost-replies", true));
         callbacks = Executors.newCachedThreadPool(new DefaultThreadFactory("strata-rlmm-callbacks", true));
+        assigner = Executors.newSingleThreadExecutor(new DefaultThreadFactory("strata-rlmm-assign", true));
         try {
             supervisor = new Supervisor(config, group, new Supervisor.Listener() {
                 @Override
@@ -135,6 +141,7 @@ public class StrataRemoteLogMetadataManager implements RemoteLogMetadataManager 
             group.shutdownGracefully(0, 5, TimeUnit.SECONDS);
             lostReplies.shutdownNow();
             callbacks.shutdownNow();
+            assigner.shutdownNow();
             throw new UncheckedIOException("Strata's remote log metadata manager could not prepare " + config.cacheDir, e);
         }
         LOG.info("Strata's remote log metadata manager configured: {}", config.startsChild()
@@ -479,8 +486,9 @@ public class StrataRemoteLogMetadataManager implements RemoteLogMetadataManager 
     // ---- partitions --------------------------------------------------------------------------
 
     /**
-     * Records the change and returns: the supervisor's thread tells strata serve within a second
-     * (or the next strata serve before it takes a call). Telling it here would hold Kafka's
+     * Records the change and hands it to the assigner's thread, which tells strata serve at once
+     * (and the supervisor's tick again within a second if that fails; the next strata serve
+     * learns it before it takes a call). Telling it on the caller's thread would hold Kafka's
      * metadata thread while strata serve lists the metadata topic's offsets, up to the request
      * timeout when the cluster does not answer (a broker shutting down: 30 s per broker), where
      * Kafka's own manager only hands the change to its consumer thread. Until strata serve has
@@ -489,6 +497,20 @@ public class StrataRemoteLogMetadataManager implements RemoteLogMetadataManager 
     @Override
     public void onPartitionLeadershipChanges(Set<TopicIdPartition> leaderPartitions, Set<TopicIdPartition> followerPartitions) {
         assignment.change(leaderPartitions, followerPartitions);
+        ExecutorService a = assigner;
+        if (a == null) {
+            return; // not configured: the first strata serve learns it when it connects
+        }
+        try {
+            a.execute(() -> {
+                Connection c = current();
+                if (c != null) {
+                    assignment.retryIfNeeded(c, config);
+                }
+            });
+        } catch (RejectedExecutionException e) {
+            // Closing: no strata serve will take it.
+        }
     }
 
     @Override
@@ -526,6 +548,15 @@ public class StrataRemoteLogMetadataManager implements RemoteLogMetadataManager 
             lostReplies.shutdownNow();
             try {
                 lostReplies.awaitTermination(10, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+        if (assigner != null) {
+            // A call in flight is cancelled; nothing is lost, the server is stopping too.
+            assigner.shutdownNow();
+            try {
+                assigner.awaitTermination(10, TimeUnit.SECONDS);
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
             }
@@ -568,6 +599,11 @@ public class StrataRemoteLogMetadataManager implements RemoteLogMetadataManager 
     static final class Assignment {
         private final Map<TopicIdPartition, Boolean> leader = new LinkedHashMap<>(); // value: true leader, false follower
         private boolean dirty;
+        /**
+         * Held from taking the request to its answer: the assigner and the supervisor both send,
+         * and a request taken earlier must not reach the server after a later one.
+         */
+        private final Object sending = new Object();
 
         /** Records a leadership change, to be told to strata serve by the supervisor's next tick. */
         synchronized void change(Collection<TopicIdPartition> leaders, Collection<TopicIdPartition> followers) {
@@ -599,16 +635,19 @@ public class StrataRemoteLogMetadataManager implements RemoteLogMetadataManager 
 
         /** Tells c every partition; throws when c does not take it (the supervisor tries again). */
         void replay(Connection c, StrataConfig config) {
-            OnPartitionLeadershipChangesRequest req = request();
-            if (req.getLeaderPartitionsCount() + req.getFollowerPartitionsCount() == 0) {
-                return;
-            }
-            try {
-                c.blocking.withDeadlineAfter(config.requestTimeout.toMillis(), TimeUnit.MILLISECONDS)
-                        .onPartitionLeadershipChanges(req);
-            } catch (RuntimeException e) {
-                markDirty();
-                throw e;
+            OnPartitionLeadershipChangesRequest req;
+            synchronized (sending) {
+                req = request();
+                if (req.getLeaderPartitionsCount() + req.getFollowerPartitionsCount() == 0) {
+                    return;
+                }
+                try {
+                    c.blocking.withDeadlineAfter(config.requestTimeout.toMillis(), TimeUnit.MILLISECONDS)
+                            .onPartitionLeadershipChanges(req);
+                } catch (RuntimeException e) {
+                    markDirty();
+                    throw e;
+                }
             }
             LOG.info("Told strata serve on {} of {} leader and {} follower partitions", c,
                     req.getLeaderPartitionsCount(), req.getFollowerPartitionsCount());
