@@ -82,21 +82,7 @@ func Page(w io.Writer, r *Run) error {
 		return err
 	}
 	p("%s\n", table.String())
-	var missed []Line
-	for _, l := range lines {
-		if !l.Met() {
-			missed = append(missed, l)
-		}
-	}
-	if len(missed) == 0 {
-		p("Every target is met.\n\n")
-	} else {
-		p("Targets missed:\n\n")
-		for _, l := range missed {
-			p("- %s, %s: %s; %s.\n", l.Workload, l.Figure, FormatAdvantage(l.Advantage), l.Shortfall())
-		}
-		p("\n")
-	}
+	missedTargets(p, lines, "", func(l Line) string { return FormatAdvantage(l.Advantage) })
 	if fetched, err := (Row{phase: LoadPhase, metric: measure.RestartFetched}).values(r.Strata, wl.Events); err == nil {
 		p("On restart Strata fetched a median of %s records (the tail since its store's offsets); Kafka\n", FormatCount(Median(fetched)))
 		p("re-read all %s events.\n\n", FormatCount(float64(wl.Events)))
@@ -206,6 +192,13 @@ func pluginSection(p func(string, ...any), r *Run) error {
 		return err
 	}
 	p("%s\n", table.String())
+	missedTargets(p, lines, " of the plugin", func(l Line) string { return l.format(l.Strata) })
+	return nil
+}
+
+// missedTargets lists the lines whose target is missed, each with its figure as shown formats
+// it, or says that every target is met; of names whose targets ("" for the page's own).
+func missedTargets(p func(string, ...any), lines []Line, of string, shown func(Line) string) {
 	var missed []Line
 	for _, l := range lines {
 		if !l.Met() {
@@ -213,15 +206,14 @@ func pluginSection(p func(string, ...any), r *Run) error {
 		}
 	}
 	if len(missed) == 0 {
-		p("Every target of the plugin is met.\n\n")
-		return nil
+		p("Every target%s is met.\n\n", of)
+		return
 	}
-	p("Targets of the plugin missed:\n\n")
+	p("Targets%s missed:\n\n", of)
 	for _, l := range missed {
-		p("- %s, %s: %s; %s.\n", l.Workload, l.Figure, l.format(l.Strata), l.Shortfall())
+		p("- %s, %s: %s; %s.\n", l.Workload, l.Figure, shown(l), l.Shortfall())
 	}
 	p("\n")
-	return nil
 }
 
 // roundsTable writes each row's figure on each side in every round, in run order.
