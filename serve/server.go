@@ -476,12 +476,8 @@ func (s *Server) WatchReadiness(_ *rlmmv1.WatchReadinessRequest, stream grpc.Ser
 				return err
 			}
 		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return nil
-		case <-s.stop:
-			return status.Error(codes.Unavailable, "serve: stopping")
+		if done, err := s.awaitChange(ctx, changed); done {
+			return err
 		}
 	}
 }
@@ -508,12 +504,8 @@ func (s *Server) WatchGenerations(_ *rlmmv1.WatchGenerationsRequest, stream grpc
 				return err
 			}
 		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return nil
-		case <-s.stop:
-			return status.Error(codes.Unavailable, "serve: stopping")
+		if done, err := s.awaitChange(ctx, changed); done {
+			return err
 		}
 	}
 }
@@ -532,4 +524,18 @@ func (s *Server) Health(ctx context.Context, req *rlmmv1.HealthRequest) (*rlmmv1
 		resp.Partitions = append(resp.Partitions, p)
 	}
 	return resp, nil
+}
+
+// awaitChange waits for changed to close (false), for the watcher to go (true, nil) or for a
+// stop to begin (true, Unavailable): a stop ends a watch at once rather than holding the
+// graceful stop for its grace period.
+func (s *Server) awaitChange(ctx context.Context, changed <-chan struct{}) (done bool, err error) {
+	select {
+	case <-changed:
+		return false, nil
+	case <-ctx.Done():
+		return true, nil
+	case <-s.stop:
+		return true, status.Error(codes.Unavailable, "serve: stopping")
+	}
 }
