@@ -5,13 +5,10 @@ import io.github.stratalog.strata.kafka.grpc.RemoteLogMetadataServiceGrpc;
 import io.github.stratalog.strata.kafka.grpc.WatchGenerationsRequest;
 import io.github.stratalog.strata.kafka.grpc.WatchGenerationsResponse;
 import io.grpc.ManagedChannel;
-import io.grpc.stub.ClientCallStreamObserver;
 import io.grpc.stub.ClientResponseObserver;
 import org.apache.kafka.common.TopicIdPartition;
 import org.apache.kafka.common.Uuid;
 import org.apache.kafka.server.log.remote.storage.RemoteLogSegmentMetadata;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -46,9 +43,7 @@ import java.util.TreeMap;
  * serves one connection: a restarted strata serve, whose generations start again, gets a new
  * connection and an empty cache. Only answers that name a segment are kept.
  */
-final class LookupCache {
-    private static final Logger LOG = LoggerFactory.getLogger(LookupCache.class);
-
+final class LookupCache extends Watch<WatchGenerationsRequest, WatchGenerationsResponse> {
     /** The stripes strata serve counts generations in (cache.GenerationStripes). */
     static final int STRIPES = 256;
 
@@ -62,8 +57,7 @@ final class LookupCache {
     }
 
     private final int maxEntries;
-    private final Object lock = new Object();
-    // All guarded by lock.
+    // All guarded by lock (Watch's).
     private final long[] known = new long[STRIPES];
     /** Every entry, least recently used first: the bound on memory. */
     private final LinkedHashMap<Slot, Entry> lru;
@@ -72,12 +66,11 @@ final class LookupCache {
     private boolean live;
     /** Counts the times the cache was emptied: an answer asked for before it is not kept. */
     private long resets;
-    private ClientCallStreamObserver<WatchGenerationsRequest> call; // null when not watching
-    private boolean closed;
     private long hits, misses;
 
     /** A cache of at most maxEntries answers; 0 keeps none and never watches. */
     LookupCache(int maxEntries) {
+        super("generation stream", "lookups go to the server");
         this.maxEntries = maxEntries;
         this.lru = new LinkedHashMap<>(16, 0.75f, true);
     }
@@ -208,80 +201,33 @@ final class LookupCache {
     }
 
     /** Starts the generation stream on channel unless it is under way or the cache is off. */
+    @Override
     void start(ManagedChannel channel) {
-        if (maxEntries == 0) {
-            return;
-        }
-        synchronized (lock) {
-            if (closed || call != null) {
-                return;
-            }
-            RemoteLogMetadataServiceGrpc.newStub(channel).watchGenerations(WatchGenerationsRequest.getDefaultInstance(), new Observer());
+        if (maxEntries > 0) {
+            super.start(channel);
         }
     }
 
-    /** Stops the stream and empties the cache for good. */
-    void close() {
-        ClientCallStreamObserver<WatchGenerationsRequest> c;
-        synchronized (lock) {
-            closed = true;
-            c = call;
-            call = null;
-            live = false;
-            clearLocked();
-        }
-        if (c != null) {
-            c.cancel("the connection is closing", null);
-        }
+    @Override
+    protected void open(ManagedChannel channel, ClientResponseObserver<WatchGenerationsRequest, WatchGenerationsResponse> observer) {
+        RemoteLogMetadataServiceGrpc.newStub(channel).watchGenerations(WatchGenerationsRequest.getDefaultInstance(), observer);
     }
 
-    private final class Observer implements ClientResponseObserver<WatchGenerationsRequest, WatchGenerationsResponse> {
-        private ClientCallStreamObserver<WatchGenerationsRequest> self;
-
-        @Override
-        public void beforeStart(ClientCallStreamObserver<WatchGenerationsRequest> requestStream) {
-            self = requestStream;
-            synchronized (lock) {
-                call = requestStream;
+    @Override
+    protected void takeLocked(WatchGenerationsResponse r) {
+        for (Generation g : r.getGenerationsList()) {
+            if (g.getStripe() < STRIPES) {
+                known[g.getStripe()] = Math.max(known[g.getStripe()], g.getGeneration());
             }
         }
+        // Live from the first message on: it holds every stripe's generation.
+        live = true;
+    }
 
-        @Override
-        public void onNext(WatchGenerationsResponse r) {
-            synchronized (lock) {
-                if (call != self) {
-                    return;
-                }
-                for (Generation g : r.getGenerationsList()) {
-                    if (g.getStripe() < STRIPES) {
-                        known[g.getStripe()] = Math.max(known[g.getStripe()], g.getGeneration());
-                    }
-                }
-                // Live from the first message on: it holds every stripe's generation.
-                live = true;
-            }
-        }
-
-        @Override
-        public void onError(Throwable t) {
-            ended("failed: " + t);
-        }
-
-        @Override
-        public void onCompleted() {
-            ended("ended");
-        }
-
-        private void ended(String how) {
-            synchronized (lock) {
-                if (call != self) {
-                    return; // closed, or a newer watch
-                }
-                call = null;
-                live = false;
-                clearLocked();
-            }
-            LOG.debug("strata serve's generation stream {}; lookups go to the server until it is back", how);
-        }
+    /** Ended or closed: the cache answers nothing, keeps nothing and is emptied. */
+    @Override
+    protected void endLocked() {
+        live = false;
+        clearLocked();
     }
 }

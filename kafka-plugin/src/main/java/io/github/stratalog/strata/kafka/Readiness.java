@@ -4,7 +4,6 @@ import io.github.stratalog.strata.kafka.grpc.RemoteLogMetadataServiceGrpc;
 import io.github.stratalog.strata.kafka.grpc.WatchReadinessRequest;
 import io.github.stratalog.strata.kafka.grpc.WatchReadinessResponse;
 import io.grpc.ManagedChannel;
-import io.grpc.stub.ClientCallStreamObserver;
 import io.grpc.stub.ClientResponseObserver;
 import org.apache.kafka.common.TopicIdPartition;
 import org.apache.kafka.common.Uuid;
@@ -27,7 +26,7 @@ import java.util.concurrent.ConcurrentHashMap;
  * stream's delay, as a record applied reaches Kafka's map after its consumer thread's. One
  * Readiness serves one connection; a new strata serve gets a new one.
  */
-final class Readiness {
+final class Readiness extends Watch<WatchReadinessRequest, WatchReadinessResponse> {
     private static final Logger LOG = LoggerFactory.getLogger(Readiness.class);
 
     /** A partition as the stream names it: Kafka's TopicIdPartition by topic id and partition. */
@@ -46,10 +45,11 @@ final class Readiness {
     }
 
     private final Map<Key, Boolean> ready = new ConcurrentHashMap<>();
-    private final Object lock = new Object();
     private volatile boolean live;
-    private ClientCallStreamObserver<WatchReadinessRequest> call; // guarded by lock; null when not watching
-    private boolean closed; // guarded by lock
+
+    Readiness() {
+        super("readiness stream", "isReady asks the server");
+    }
 
     /** tp's readiness as the stream last said it, or null when the stream is not live. */
     Boolean ready(TopicIdPartition tp) {
@@ -65,78 +65,27 @@ final class Readiness {
         return live;
     }
 
-    /**
-     * Starts watching on channel unless a watch is under way; the stream's end (the server
-     * stopped, an error) leaves it not live, and the next start() watches again.
-     */
-    void start(ManagedChannel channel) {
-        synchronized (lock) {
-            if (closed || call != null) {
-                return;
-            }
-            RemoteLogMetadataServiceGrpc.newStub(channel).watchReadiness(WatchReadinessRequest.getDefaultInstance(), new Observer());
-        }
+    @Override
+    protected void open(ManagedChannel channel, ClientResponseObserver<WatchReadinessRequest, WatchReadinessResponse> observer) {
+        RemoteLogMetadataServiceGrpc.newStub(channel).watchReadiness(WatchReadinessRequest.getDefaultInstance(), observer);
     }
 
-    /** Stops watching; ready() returns null from now on. */
-    void close() {
-        ClientCallStreamObserver<WatchReadinessRequest> c;
-        synchronized (lock) {
-            closed = true;
-            c = call;
-            call = null;
-            live = false;
-            ready.clear();
+    @Override
+    protected void takeLocked(WatchReadinessResponse r) {
+        for (WatchReadinessResponse.Partition p : r.getPartitionsList()) {
+            try {
+                ready.put(Key.of(p.getTopicIdPartition()), p.getReady());
+            } catch (IllegalArgumentException e) {
+                LOG.warn("strata serve's readiness stream named a partition it cannot: {}", e.getMessage());
+            }
         }
-        if (c != null) {
-            c.cancel("the connection is closing", null);
-        }
+        // Live from the first message on: it holds every partition the server has.
+        live = true;
     }
 
-    private final class Observer implements ClientResponseObserver<WatchReadinessRequest, WatchReadinessResponse> {
-        private ClientCallStreamObserver<WatchReadinessRequest> self;
-
-        @Override
-        public void beforeStart(ClientCallStreamObserver<WatchReadinessRequest> requestStream) {
-            self = requestStream;
-            synchronized (lock) {
-                call = requestStream;
-            }
-        }
-
-        @Override
-        public void onNext(WatchReadinessResponse r) {
-            for (WatchReadinessResponse.Partition p : r.getPartitionsList()) {
-                try {
-                    ready.put(Key.of(p.getTopicIdPartition()), p.getReady());
-                } catch (IllegalArgumentException e) {
-                    LOG.warn("strata serve's readiness stream named a partition it cannot: {}", e.getMessage());
-                }
-            }
-            // Live from the first message on: it holds every partition the server has.
-            live = true;
-        }
-
-        @Override
-        public void onError(Throwable t) {
-            ended("failed: " + t);
-        }
-
-        @Override
-        public void onCompleted() {
-            ended("ended");
-        }
-
-        private void ended(String how) {
-            synchronized (lock) {
-                if (call != self) {
-                    return; // closed, or a newer watch
-                }
-                call = null;
-                live = false;
-                ready.clear();
-            }
-            LOG.debug("strata serve's readiness stream {}; isReady asks the server until it is back", how);
-        }
+    @Override
+    protected void endLocked() {
+        live = false;
+        ready.clear();
     }
 }
