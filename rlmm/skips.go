@@ -170,13 +170,17 @@ func (m *Manager) readSkips(ctx context.Context) (map[skipKey]string, error) {
 	return out, nil
 }
 
-// halted returns the halts of the metadata partitions halted now.
+// halted returns the halts of the metadata partitions halted now, or nil when none is, which
+// is what the consumer loop finds after almost every poll: no map then.
 func (m *Manager) halted() map[int32]*HaltError {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := map[int32]*HaltError{}
+	var out map[int32]*HaltError
 	for mp, st := range m.mps {
 		if st.halt != nil {
+			if out == nil {
+				out = map[int32]*HaltError{}
+			}
 			out[mp] = st.halt
 		}
 	}
