@@ -126,8 +126,10 @@ func TestRemover(t *testing.T) {
 			t.Fatalf("the remover failed: %v", err)
 		}
 		// DELETE_PARTITION_FINISHED drops the partition's delete state with all its metadata.
+		// The manager applies it before the remover's write returns, so the remover counts the
+		// deletion a moment after the state is gone: wait for both.
 		_, ok, err := m.PartitionDeleteState(doomed)
-		return err == nil && !ok
+		return err == nil && !ok && rem.Stats().InProgress == 0
 	})
 	took := time.Since(start)
 	t.Logf("the remover deleted a partition of %d segments in %v: %.0f segments/s",

@@ -211,6 +211,10 @@ func TestDuplicateMarkersDeleteOnce(t *testing.T) {
 	if objectsOf(t, store, keep) == 0 {
 		t.Fatal("objects of another partition were deleted")
 	}
+	// The deletion is counted when the remover's write of DELETE_PARTITION_FINISHED returns,
+	// a moment after the node applied it.
+	testwait.For(t, 30*time.Second, func() bool { return r.Stats().InProgress == 0 },
+		func() string { return fmt.Sprintf("remover stats %+v, want nothing in progress", r.Stats()) })
 	if s := r.Stats(); s.Done != 1 || s.InProgress != 0 {
 		t.Fatalf("stats = %+v", s)
 	}
