@@ -42,6 +42,9 @@ type Manager struct {
 	writeMu sync.Mutex
 
 	identity cache.Identity // what the store is built from, read at New
+	// startup is the cluster's metadata as New's first request found it, for the checks after
+	// it; nil once New has returned.
+	startup *kadm.Metadata
 
 	pollMu     sync.Mutex
 	pollCancel context.CancelFunc // ends the consumer loop's poll in progress (see wakeLoop)
@@ -56,6 +59,12 @@ type Manager struct {
 	parts        map[proto.TopicIDPartition]*userPart
 	mps          map[int32]*metaPart
 	changed      chan struct{} // closed and replaced whenever readiness may have changed
+}
+
+// openedStore is the outcome of opening the store.
+type openedStore struct {
+	store *cache.Store
+	err   error
 }
 
 type userPart struct {
@@ -103,37 +112,59 @@ func New(ctx context.Context, opts ...Option) (*Manager, error) {
 
 	// The store reports damage from any goroutine, possibly before New has built the manager.
 	var self atomic.Pointer[Manager]
-	store, err := openStore(&cfg, func(err error) {
-		if m := self.Load(); m != nil {
-			m.noteDamage(err)
+	// The store opens while the client reaches the cluster: each takes milliseconds, and a
+	// restart then waits for the longer of the two only. A store that cannot open ends the
+	// cluster's steps at once, so that its error is New's without waiting out their retries.
+	initCtx, cancelInit := context.WithCancel(ctx)
+	defer cancelInit()
+	opening := make(chan openedStore, 1)
+	go func() {
+		store, err := openStore(&cfg, func(err error) {
+			if m := self.Load(); m != nil {
+				m.noteDamage(err)
+			}
+		})
+		if err != nil {
+			cancelInit()
 		}
-	})
-	if err != nil {
-		return nil, err
+		opening <- openedStore{store, err}
+	}()
+	var once sync.Once
+	var opened openedStore
+	result := func() openedStore {
+		once.Do(func() { opened = <-opening })
+		return opened
 	}
-	kopts := clientOptions(&cfg)
-	met, err := newMetrics(cfg.metrics, cfg.numPartitions, store)
-	if err != nil {
-		store.Close()
-		return nil, err
+	// abandon waits for the store and closes it: New failed before the manager owned it. The
+	// store's own error, when it did not open, is New's.
+	abandon := func(err error) error {
+		o := result()
+		if o.store != nil {
+			o.store.Close()
+		}
+		if o.err != nil {
+			return o.err
+		}
+		return err
 	}
-	client, err := kgo.NewClient(append(kopts, met.clientOpts()...)...)
+	met, err := newMetrics(cfg.metrics, cfg.numPartitions)
+	if err != nil {
+		return nil, abandon(err)
+	}
+	client, err := kgo.NewClient(append(clientOptions(&cfg), met.clientOpts()...)...)
 	if err != nil {
 		met.unregister()
-		store.Close()
-		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		return nil, abandon(fmt.Errorf("%w: %w", ErrConfig, err))
 	}
 	if err := checkClient(client); err != nil {
 		client.Close()
 		met.unregister()
-		store.Close()
-		return nil, err
+		return nil, abandon(err)
 	}
 	lifetime, cancel := context.WithCancel(context.Background())
 	m := &Manager{
 		cfg:      cfg,
 		log:      cfg.log,
-		store:    store,
 		client:   client,
 		adm:      kadm.NewClient(client),
 		met:      met,
@@ -146,26 +177,41 @@ func New(ctx context.Context, opts ...Option) (*Manager, error) {
 
 		skipsChecked: map[int32]*HaltError{},
 	}
-	self.Store(m)
-	if err := m.initTopic(ctx); err != nil {
+	fail := func(err error) (*Manager, error) {
 		cancel()
 		met.unregister()
 		client.Close()
-		store.Close()
-		return nil, err
+		if m.store != nil {
+			m.store.Close()
+			return nil, err
+		}
+		return nil, abandon(err)
 	}
-	if err := m.checkIdentity(ctx); err != nil {
-		cancel()
-		met.unregister()
-		client.Close()
-		store.Close()
-		return nil, err
+	if err := m.initTopic(initCtx); err != nil {
+		return fail(err)
+	}
+	want, err := m.topicIdentity(initCtx)
+	if err != nil {
+		return fail(err)
+	}
+	o := result()
+	if o.err != nil {
+		return fail(o.err)
+	}
+	m.store = o.store
+	self.Store(m)
+	if err := met.registerStore(o.store); err != nil {
+		return fail(err)
+	}
+	if err := m.checkIdentity(want); err != nil {
+		return fail(err)
 	}
 	if err := m.initSkips(ctx); err != nil {
 		// Skips recorded for every node are an operator's tool; the manager works without them.
 		m.log.Warn("cannot create the skips topic; SkipEverywhere creates it when first used",
 			zap.String("topic", SkipsTopic), zap.Error(err))
 	}
+	m.startup = nil
 	met.bind(m)
 	go m.loop(lifetime)
 	return m, nil
@@ -270,12 +316,19 @@ func (m *Manager) initTopic(ctx context.Context) error {
 func (m *Manager) ensureTopic(ctx context.Context) error {
 	reqCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	details, err := m.adm.ListTopics(reqCtx, proto.TopicName)
+	// One request answers every question New asks the cluster: this topic, the cluster and
+	// topic ids (topicIdentity) and the skips topic (initSkips); each of those asks again only
+	// when this answer does not serve it.
+	meta, err := m.adm.Metadata(reqCtx, proto.TopicName, SkipsTopic)
 	if err != nil {
 		return fmt.Errorf("rlmm: describing %s: %w", proto.TopicName, err)
 	}
-	if d, ok := details[proto.TopicName]; ok && d.Err == nil {
-		return m.checkPartitions(len(d.Partitions))
+	if d, ok := meta.Topics[proto.TopicName]; ok && d.Err == nil {
+		if err := m.checkPartitions(len(d.Partitions)); err != nil {
+			return err
+		}
+		m.startup = &meta
+		return nil
 	} else if ok && !errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
 		return fmt.Errorf("rlmm: describing %s: %w", proto.TopicName, d.Err)
 	}

@@ -124,7 +124,7 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 // collectors of this manager's state are registered here too, before kprom (which panics on a
 // duplicate) is given to a client, so that a second manager on reg fails with an error; they
 // report nothing until bind.
-func newMetrics(reg prometheus.Registerer, numPartitions int32, store *cache.Store) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, numPartitions int32) (*metrics, error) {
 	if reg == nil {
 		return nil, nil
 	}
@@ -176,13 +176,21 @@ func newMetrics(reg prometheus.Registerer, numPartitions int32, store *cache.Sto
 	if err := reg.Register(met.state); err != nil {
 		return nil, fmt.Errorf("%w: registering metrics (is another manager open on this registry?): %w", ErrConfig, err)
 	}
-	met.store = cache.NewCollector(store)
-	if err := reg.Register(met.store); err != nil {
-		reg.Unregister(met.state)
-		return nil, fmt.Errorf("%w: registering the store's metrics: %w", ErrConfig, err)
-	}
 	met.kprom = kprom.NewMetrics(ns, kprom.Registerer(reg), kprom.Subsystem(sub+"_kafka"))
 	return met, nil
+}
+
+// registerStore adds the store's metrics, once it is open.
+func (met *metrics) registerStore(store *cache.Store) error {
+	if met == nil {
+		return nil
+	}
+	c := cache.NewCollector(store)
+	if err := met.reg.Register(c); err != nil {
+		return fmt.Errorf("%w: registering the store's metrics: %w", ErrConfig, err)
+	}
+	met.store = c
+	return nil
 }
 
 // bind makes the state collector report m.
@@ -206,7 +214,9 @@ func (met *metrics) unregister() {
 		return
 	}
 	met.reg.Unregister(met.state)
-	met.reg.Unregister(met.store)
+	if met.store != nil {
+		met.reg.Unregister(met.store)
+	}
 }
 
 // part returns mp's counters, making them on first use.

@@ -235,7 +235,7 @@ func TestMetricsOneManagerPerRegistry(t *testing.T) {
 // partition (fetch), per dropped record (drop) and per store write (apply), and to each publish.
 // None allocates.
 func BenchmarkMetricsHooks(b *testing.B) {
-	met, err := newMetrics(prometheus.NewRegistry(), 50, nil)
+	met, err := newMetrics(prometheus.NewRegistry(), 50)
 	if err != nil {
 		b.Fatal(err)
 	}

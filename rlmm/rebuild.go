@@ -51,11 +51,7 @@ func openStore(cfg *config, onDamage func(error)) (*cache.Store, error) {
 // topic deleted and created again (another topic id, offsets starting over), another partition
 // count. A store that records no identity and holds rows is emptied too: nothing says where
 // its rows came from.
-func (m *Manager) checkIdentity(ctx context.Context) error {
-	want, err := m.topicIdentity(ctx)
-	if err != nil {
-		return err
-	}
+func (m *Manager) checkIdentity(want cache.Identity) error {
 	m.identity = want
 	have, ok, err := m.store.Identity()
 	if err != nil {
@@ -104,11 +100,15 @@ func (m *Manager) topicIdentity(ctx context.Context) (cache.Identity, error) {
 }
 
 func (m *Manager) topicIdentityOnce(ctx context.Context) (cache.Identity, error) {
-	reqCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	meta, err := m.adm.Metadata(reqCtx, proto.TopicName)
-	if err != nil {
-		return cache.Identity{}, fmt.Errorf("rlmm: reading the cluster's metadata: %w", err)
+	meta := m.startup
+	if meta == nil || meta.Cluster == "" {
+		reqCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		fresh, err := m.adm.Metadata(reqCtx, proto.TopicName)
+		if err != nil {
+			return cache.Identity{}, fmt.Errorf("rlmm: reading the cluster's metadata: %w", err)
+		}
+		meta = &fresh
 	}
 	td, ok := meta.Topics[proto.TopicName]
 	if !ok || td.Err != nil {

@@ -2,6 +2,7 @@ package rlmm
 
 import (
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -250,6 +251,31 @@ func TestStoreLockedByAnotherManager(t *testing.T) {
 		WithReplicationFactor(1), WithMinISR(1))
 	if !errors.Is(err, cache.ErrLocked) || !strings.Contains(err.Error(), dir) {
 		t.Fatalf("New on a held directory = %v, want cache.ErrLocked naming %s", err, dir)
+	}
+}
+
+// TestStoreErrorWhileClusterUnreachable: the store opens while New reaches the cluster; a store
+// that cannot open is New's error at once, not the initialization timeout of a cluster that
+// does not answer.
+func TestStoreErrorWhileClusterUnreachable(t *testing.T) {
+	c := newCluster(t)
+	dir := t.TempDir()
+	newManager(t, c, dir)
+	// A closed port: nothing answers there.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	ctx := ctxT(t)
+	_, err = New(ctx, WithBootstrapServers(addr), WithCacheDir(dir), WithMetadataPartitions(5),
+		WithReplicationFactor(1), WithMinISR(1), WithInitRetry(100*time.Millisecond, 10*time.Minute))
+	if !errors.Is(err, cache.ErrLocked) {
+		t.Fatalf("New on a held directory and an unreachable cluster = %v, want cache.ErrLocked", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("New retried the cluster until its context ended (%v) instead of returning the store's error", ctx.Err())
 	}
 }
 

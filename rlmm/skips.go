@@ -65,6 +65,11 @@ func (m *Manager) initSkips(ctx context.Context) error {
 	if m.cfg.noCreateTopic {
 		return nil
 	}
+	if m.startup != nil {
+		if d, ok := m.startup.Topics[SkipsTopic]; ok && d.Err == nil {
+			return nil
+		}
+	}
 	exists, err := m.skipsTopicExists(ctx)
 	if err != nil || exists {
 		return err
