@@ -334,9 +334,17 @@ final class Supervisor implements AutoCloseable {
             closed = true;
             p = process;
         }
+        Connection c = current;
         current = null;
         boolean interrupted = false;
         try {
+            if (c != null && command != null) {
+                // Closed before the child is told to stop: strata serve's graceful stop waits
+                // for its clients to close their connections, and a gRPC channel keeps an idle
+                // one open after the server's GOAWAY, which held every stop for a second.
+                // (The supervising thread closes it again when the child has exited.)
+                c.close();
+            }
             if (p != null && p.isAlive()) {
                 // SIGTERM: strata serve finishes its calls and closes its store. Through the
                 // handle, not Process.destroy(), which also closes the child's pipes: the pumps

@@ -33,6 +33,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
 
 /**
@@ -193,13 +194,40 @@ public final class FakeServe {
                 out.onCompleted();
             }
         };
+        // The connections open now: at SIGTERM, "connections-at-stop" beside the socket says
+        // whether the plugin's was still open a second later (strata serve's graceful stop waits
+        // for its clients to close their connections).
+        java.util.concurrent.atomic.AtomicInteger connections = new java.util.concurrent.atomic.AtomicInteger();
         EpollEventLoopGroup group = new EpollEventLoopGroup(1);
         Server server = NettyServerBuilder.forAddress(new DomainSocketAddress(socket))
                 .channelType(EpollServerDomainSocketChannel.class)
                 .bossEventLoopGroup(group).workerEventLoopGroup(group)
                 // As the plugin's channel: a Unix socket has no SO_KEEPALIVE, and Netty warns.
                 .withChildOption(ChannelOption.SO_KEEPALIVE, null)
+                .addTransportFilter(new io.grpc.ServerTransportFilter() {
+                    @Override
+                    public io.grpc.Attributes transportReady(io.grpc.Attributes a) {
+                        connections.incrementAndGet();
+                        return a;
+                    }
+
+                    @Override
+                    public void transportTerminated(io.grpc.Attributes a) {
+                        connections.decrementAndGet();
+                    }
+                })
                 .addService(impl).build().start();
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            try {
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(1);
+                while (connections.get() > 0 && System.nanoTime() < deadline) {
+                    Thread.sleep(5);
+                }
+                Files.writeString(dir.resolve("connections-at-stop"), Integer.toString(connections.get()));
+            } catch (IOException | InterruptedException e) {
+                // the test reports the missing file
+            }
+        }));
         System.out.println("serving " + socket);
         System.out.flush();
         server.awaitTermination();

@@ -162,6 +162,10 @@ class StrataRemoteLogMetadataManagerTest {
         ProcessHandle child2 = ProcessHandle.of(pid2).orElseThrow();
         rlmm.close();
         assertFalse(child2.isAlive(), "close() returned with the child alive");
+        // The plugin closed its connection before it stopped the child, which then has no
+        // client to wait for.
+        assertEquals("0", Files.readString(dir.resolve("connections-at-stop")),
+                "connections open a second after the child's SIGTERM");
         assertFalse(rlmm.isReady(leader));
         assertThrows(RemoteStorageNotReadyException.class, () -> rlmm.remoteLogSegmentMetadata(leader, 0, 5));
         rlmm = null;
