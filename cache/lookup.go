@@ -2,22 +2,25 @@ package cache
 
 import (
 	"container/list"
-	"encoding/binary"
 	"hash/maphash"
 	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
+
+	"github.com/stratalog/strata/proto"
 )
 
 // DefaultLookupCacheSize is the memory budget of SegmentFor's cache of a store opened without
-// WithLookupCacheSize. It holds the referenced rows of about 700,000 segments (a row of a
-// segment with one leader epoch and a short topic name takes about 75 bytes there).
+// WithLookupCacheSize. It holds the referenced rows of about 1.8 million segments (a row of a
+// segment with one leader epoch takes about 31 bytes there, see encodeRun, and the ring is four
+// fifths of the budget).
 const DefaultLookupCacheSize = 64 << 20
 
 // lookupRunRows is the most referenced rows a lookup that misses the cache reads into it
 // while the cache has room: the rows around its floor (half of them above it at most), in one
-// pass of the iterator it seeks anyway. Reading around is what makes the cache serve lookups
+// pass of the iterator it seeks anyway; when that reaches the epoch's last row, the rest goes to
+// the partition's other epochs (see Store.readAhead). Reading around is what makes the cache serve lookups
 // at random: a uniform lookup over a history the budget holds misses only until the runs
 // cover it (BenchmarkLookups, 500,000 segments: 0.1% of the lookups after 20,000 of them),
 // where one row per miss would take 500,000 misses. A miss that reads a run costs about a
@@ -33,9 +36,9 @@ const (
 	lookupRunRowsFull = 4
 )
 
-// lookupCache keeps runs of referenced rows, as Pebble held them, so that a lookup whose
-// offset a run covers is a map lookup, two binary searches and a decode instead of a Pebble
-// seek. Kafka's own cache keeps every segment of every partition on the heap for the same
+// lookupCache keeps runs of referenced rows, in a form about half the size of Pebble's (see
+// encodeRun), so that a lookup whose offset a run covers is a map lookup, two binary searches
+// and the decoding of a few rows instead of a Pebble seek. Kafka's own cache keeps every segment of every partition on the heap for the same
 // purpose; this keeps what lookups read, within a byte budget, so memory stays flat however
 // long the history. Only lookups fill it: nothing is kept while records are applied.
 //
@@ -93,48 +96,28 @@ type lookupCache struct {
 	seed maphash.Seed
 }
 
-// lookupRun is the index entry of a run of n rows whose bytes are ring[off:off+size]: the n
-// start offsets (8 bytes each, descending), the n ends of the values in what follows (4 bytes
-// each), then the values.
+// lookupRun is the index entry of a run of n rows whose bytes are ring[off:off+size], in the
+// cache's form (see encodeRun), and topic the topic name its rows carry.
 type lookupRun struct {
 	p         tpPrefix
 	epoch     int32
 	lo, hi    int64
 	n         int
 	off, size int
+	topic     string
 	elem      *list.Element
 }
 
-// lookupRunOverhead approximates what a run costs on Go's heap: the struct, its list element,
-// its slot in the epoch's slice and its share of the maps.
+// lookupRunOverhead approximates what a run costs on Go's heap: the struct, its topic name, its
+// list element, its slot in the epoch's slice and its share of the maps.
 const lookupRunOverhead = 200
 
 func (r *lookupRun) cost() int64 { return lookupRunOverhead + int64(r.size) }
 
-// floor returns the row of the greatest start at or below offset, which must be in [lo, hi],
-// or nil when every row starts above it.
-func (r *lookupRun) floor(ring []byte, offset int64) []byte {
-	b := ring[r.off : r.off+r.size]
-	start := func(i int) int64 { return int64(binary.LittleEndian.Uint64(b[8*i:])) }
-	end := func(i int) int { return int(binary.LittleEndian.Uint32(b[8*r.n+4*i:])) }
-	// starts descend: the first at or below offset.
-	lo, hi := 0, r.n
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if start(m) > offset {
-			lo = m + 1
-		} else {
-			hi = m
-		}
-	}
-	if lo == r.n {
-		return nil
-	}
-	vals, from := b[12*r.n:], 0
-	if lo > 0 {
-		from = end(lo - 1)
-	}
-	return vals[from:end(lo)]
+// floor decodes into row the row of the greatest start at or below offset, which must be in
+// [lo, hi], and returns true; false when every row starts above it.
+func (r *lookupRun) floor(ring []byte, offset int64, row *denseRow) (bool, error) {
+	return runFloor(ring[r.off:r.off+r.size], r.n, r.epoch, offset, row)
 }
 
 // runRead is a run as a reader reads it from Pebble, before the cache copies it into its ring.
@@ -171,8 +154,6 @@ func (r *runRead) floor(offset int64) ([]byte, bool) {
 	}
 	return r.vals[from:r.ends[i]], true
 }
-
-func (r *runRead) size() int { return 12*len(r.starts) + len(r.vals) }
 
 func newLookupCache(budget int64) *lookupCache {
 	c := &lookupCache{
@@ -219,22 +200,26 @@ func runAt(rs []*lookupRun, offset int64) (int, bool) {
 	return i, false
 }
 
-// find calls fn with the floor row of offset in (p, epoch), or nil when the epoch has none,
-// if a run holds offset, and returns true. The row is the cache's: fn decodes it and keeps
-// nothing of it. Otherwise it returns false; the hi of the run below offset and the lo of the
-// run above it, the stretches of the epoch a reader need not read again (math.MinInt64 and
+// find decodes into m the floor row of offset in (p, epoch), if a run holds offset, and returns
+// found and whether the epoch has such a row (none when every row of the epoch starts above
+// offset). Otherwise it returns not found; the hi of the run below offset and the lo of the run
+// above it, the stretches of the epoch a reader need not read again (math.MinInt64 and
 // math.MaxInt64 when there is none); and how many rows the reader should read into a run:
 // lookupRunRows while the cache has room, 0 once it is full (the reader reads its floor and
-// asks admit).
-func (c *lookupCache) find(p tpPrefix, epoch int32, offset int64, fn func(val []byte)) (found bool, below, above int64, rows int) {
+// asks admit). What it decodes into m is the caller's.
+func (c *lookupCache) find(p tpPrefix, epoch int32, offset int64, m *proto.SegmentMetadata) (found, row bool, below, above int64, rows int, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	rs := c.parts[p][epoch]
 	i, ok := runAt(rs, offset)
 	if ok {
 		c.hits.Add(1)
-		fn(rs[i].floor(c.ring, offset))
-		return true, 0, 0, 0
+		r := rs[i]
+		var d denseRow
+		if row, err = r.floor(c.ring, offset, &d); row && err == nil {
+			*m = d.metadata(p, r.topic)
+		}
+		return true, row, 0, 0, 0, err
 	}
 	c.misses.Add(1)
 	below, above = math.MinInt64, math.MaxInt64
@@ -247,7 +232,14 @@ func (c *lookupCache) find(p tpPrefix, epoch int32, offset int64, fn func(val []
 	if !c.turned && c.fifo.Len() < c.maxRuns {
 		rows = lookupRunRows
 	}
-	return false, below, above, rows
+	return false, false, below, above, rows, nil
+}
+
+// holds reports whether the cache holds a run of (p, epoch).
+func (c *lookupCache) holds(p tpPrefix, epoch int32) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.parts[p][epoch]) > 0
 }
 
 // floorRow names a referenced row: a partition, an epoch and the start offset of its key.
@@ -271,12 +263,18 @@ func (c *lookupCache) admit(p tpPrefix, epoch int32, start int64) bool {
 	return false
 }
 
-// keep copies a run read by a reader that started at generation (gen, all) into the ring,
-// unless a write has changed the partition since, the run alone exceeds the ring, or it
-// overlaps a run another reader kept meanwhile (both are exact: one is enough).
+// keep copies a run read by a reader that started at generation (gen, all) into the ring, in
+// the cache's form, unless a write has changed the partition since, the run alone exceeds the
+// ring, a row of it does not parse, or it overlaps a run another reader kept meanwhile (both
+// are exact: one is enough).
 func (c *lookupCache) keep(rr *runRead, gen, all uint64) {
-	size := rr.size()
-	if len(rr.starts) == 0 || int64(size) > c.ringSize {
+	if len(rr.starts) == 0 {
+		return
+	}
+	// Encoded before taking the lock, which hits wait for.
+	dense, topic, err := encodeRun(nil, rr)
+	size := len(dense)
+	if err != nil || int64(size) > c.ringSize {
 		return
 	}
 	c.mu.Lock()
@@ -312,13 +310,8 @@ func (c *lookupCache) keep(rr *runRead, gen, all uint64) {
 		c.removeLocked(c.fifo.Back().Value.(*lookupRun))
 	}
 
-	r := &lookupRun{p: rr.p, epoch: rr.epoch, lo: rr.lo, hi: rr.hi, n: len(rr.starts), off: c.head, size: size}
-	b := c.ring[r.off : r.off+size]
-	for j, s := range rr.starts {
-		binary.LittleEndian.PutUint64(b[8*j:], uint64(s))
-		binary.LittleEndian.PutUint32(b[8*r.n+4*j:], rr.ends[j])
-	}
-	copy(b[12*r.n:], rr.vals)
+	r := &lookupRun{p: rr.p, epoch: rr.epoch, lo: rr.lo, hi: rr.hi, n: len(rr.starts), off: c.head, size: size, topic: topic}
+	copy(c.ring[r.off:r.off+size], dense)
 	c.head += size
 
 	// rs may have changed with the evictions.

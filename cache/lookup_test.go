@@ -1,8 +1,12 @@
 package cache
 
 import (
+	"maps"
 	"math"
 	"math/rand/v2"
+	"reflect"
+	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -11,13 +15,33 @@ import (
 )
 
 // testRun returns a run of (p, epoch) over [lo, hi] with rows at starts (descending), each
-// row's value its start as text.
+// row's segment starting there.
 func testRun(p tpPrefix, epoch int32, lo, hi int64, starts ...int64) *runRead {
 	r := &runRead{p: p, epoch: epoch, lo: lo, hi: hi}
 	for _, s := range starts {
-		r.add(s, []byte(rowName(s)))
+		r.add(s, encodeRef(nil, testRow(p, epoch, s, nil)))
 	}
 	return r
+}
+
+func testRow(p tpPrefix, epoch int32, start int64, custom []byte) *proto.SegmentMetadata {
+	return &proto.SegmentMetadata{
+		SegmentID: proto.SegmentID{
+			TopicIDPartition: proto.TopicIDPartition{TopicID: p.topicID(), Topic: "t", Partition: p.partition()},
+			ID:               proto.UUID{0: byte(start)},
+		},
+		StartOffset: start, EndOffset: start + 9, LeaderEpochs: []proto.EpochEntry{{Epoch: epoch, StartOffset: start}},
+		State: proto.CopySegmentFinished, CustomMetadata: custom,
+	}
+}
+
+// denseSize is what r takes in the ring.
+func denseSize(t *testing.T, r *runRead) int {
+	b, _, err := encodeRun(nil, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(b)
 }
 
 func rowName(start int64) string {
@@ -29,17 +53,17 @@ func rowName(start int64) string {
 
 // lookupAt returns what the cache answers for offset: the row's name, "none", or "miss".
 func lookupAt(c *lookupCache, p tpPrefix, epoch int32, offset int64) string {
-	got := "miss"
-	found, _, _, _ := c.find(p, epoch, offset, func(val []byte) {
-		got = "none"
-		if val != nil {
-			got = string(val)
-		}
-	})
-	if !found {
+	var m proto.SegmentMetadata
+	found, row, _, _, _, err := c.find(p, epoch, offset, &m)
+	switch {
+	case err != nil:
+		return err.Error()
+	case !found:
 		return "miss"
+	case !row:
+		return "none"
 	}
-	return got
+	return rowName(m.StartOffset)
 }
 
 // A run answers, for every offset in [lo, hi], the row with the greatest start at or below
@@ -66,7 +90,7 @@ func TestLookupCacheRunsAnswerTheirFloor(t *testing.T) {
 		}
 	}
 	// find tells a missing reader where the runs below and above are, so that it stops there.
-	if found, below, above, _ := c.find(p, 0, 15, func([]byte) {}); found || below != 9 || above != 20 {
+	if found, _, below, above, _, _ := c.find(p, 0, 15, new(proto.SegmentMetadata)); found || below != 9 || above != 20 {
 		t.Errorf("offset 15: found %t, below %d, above %d; want a miss between 9 and 20", found, below, above)
 	}
 	// A run overlapping one kept is not kept: both are exact, one is enough.
@@ -126,7 +150,7 @@ func TestLookupCacheRefusesRunsFromBeforeAWrite(t *testing.T) {
 // The cache never holds more than its budget: a run is written over the oldest ones, which
 // it forgets, and the ring turns when a run does not fit at its end.
 func TestLookupCacheForgetsOldestRuns(t *testing.T) {
-	one := testRun(tpPrefix{}, 0, 0, 9, 0).size()
+	one := denseSize(t, testRun(tpPrefix{}, 0, 0, 9, 0))
 	c := newLookupCache(1 << 20)
 	c.ringSize = int64(3*one + one/2)
 	t.Cleanup(c.close)
@@ -159,9 +183,8 @@ func TestLookupCacheForgetsOldestRuns(t *testing.T) {
 		t.Fatalf("%d bytes in use, want %d", used, 3*(int64(one)+lookupRunOverhead))
 	}
 	// A run larger than the whole budget is not kept at all.
-	big := testRun(p, 1, 0, 9, 0)
-	big.vals = make([]byte, c.ringSize)
-	big.ends[0] = uint32(len(big.vals))
+	big := &runRead{p: p, epoch: 1, lo: 0, hi: 9}
+	big.add(0, encodeRef(nil, testRow(p, 1, 0, make([]byte, c.ringSize))))
 	c.keep(big, gen, all)
 	if got := lookupAt(c, p, 1, 5); got != "miss" {
 		t.Fatal("a run over the budget was kept")
@@ -226,5 +249,185 @@ func TestSegmentForReadsItsWritesWhileReadersFillTheCache(t *testing.T) {
 	wg.Wait()
 	if st := s.LookupCacheStats(); st.Budget != DefaultLookupCacheSize || st.Hits == 0 || st.Misses == 0 || st.Bytes <= 0 {
 		t.Errorf("cache stats %+v", st)
+	}
+}
+
+// The cache's form of a run decodes to exactly what decodeRef returns for each row as Pebble
+// held it, for any rows: other topic names, several leader epochs, custom metadata (absent,
+// empty or not), numbers at their extremes, and runs of every length around the groups.
+func TestLookupRowsRoundTrip(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for n := 1; n <= 3*runGroupRows+1; n++ {
+		checkRunRoundTrip(t, rng, n)
+	}
+	for range 200 {
+		checkRunRoundTrip(t, rng, 1+rng.IntN(300))
+	}
+}
+
+func FuzzLookupRows(f *testing.F) {
+	f.Add(uint64(1), uint64(2), 5)
+	f.Add(uint64(3), uint64(4), 40)
+	f.Fuzz(func(t *testing.T, a, b uint64, n int) {
+		if n <= 0 || n > 2000 {
+			return
+		}
+		checkRunRoundTrip(t, rand.New(rand.NewPCG(a, b)), n)
+	})
+}
+
+func checkRunRoundTrip(t *testing.T, rng *rand.Rand, n int) {
+	t.Helper()
+	p := prefixOf(testTP(rng.Int32N(5)))
+	epoch := rng.Int32N(4) - 1
+	num := func() int64 {
+		switch rng.IntN(6) {
+		case 0:
+			return math.MinInt64 + rng.Int64N(3)
+		case 1:
+			return math.MaxInt64 - rng.Int64N(3)
+		case 2:
+			return -rng.Int64N(1 << 40)
+		default:
+			return rng.Int64N(1 << 40)
+		}
+	}
+	// Distinct key starts, descending.
+	keys := make(map[int64]bool)
+	for len(keys) < n {
+		if rng.IntN(2) == 0 {
+			keys[num()] = true
+		} else {
+			keys[rng.Int64N(int64(4*n))] = true
+		}
+	}
+	starts := slices.Sorted(maps.Keys(keys))
+	slices.Reverse(starts)
+	rr := &runRead{p: p, epoch: epoch, lo: starts[n-1], hi: math.MaxInt64}
+	raw := make([][]byte, n)
+	for i, k := range starts {
+		m := &proto.SegmentMetadata{
+			SegmentID: proto.SegmentID{
+				TopicIDPartition: proto.TopicIDPartition{TopicID: p.topicID(), Topic: []string{"t", "t", "t", "other", ""}[rng.IntN(5)], Partition: p.partition()},
+			},
+			StartOffset: k - rng.Int64N(3), EndOffset: num(), BrokerID: rng.Int32(), MaxTimestampMs: num(),
+			EventTimestampMs: num(), SegmentSizeInBytes: rng.Int32() - rng.Int32(),
+			State: proto.SegmentState(rng.IntN(256)), TxnIndexEmpty: rng.IntN(2) == 0,
+		}
+		if rng.IntN(8) == 0 {
+			m.StartOffset = num()
+		}
+		for j := range 16 {
+			m.SegmentID.ID[j] = byte(rng.Uint32())
+		}
+		for range rng.IntN(4) {
+			m.LeaderEpochs = append(m.LeaderEpochs, proto.EpochEntry{Epoch: rng.Int32() - rng.Int32(), StartOffset: num()})
+		}
+		switch rng.IntN(3) {
+		case 0:
+			m.CustomMetadata = []byte{}
+		case 1:
+			m.CustomMetadata = []byte("custom" + strconv.Itoa(rng.IntN(1000)))
+		}
+		raw[i] = encodeRef(nil, m)
+		rr.add(k, raw[i])
+	}
+	dense, topic, err := encodeRun(nil, rr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, k := range starts {
+		want, err := decodeRef(raw[i], p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// At the row's start, and between it and the row above.
+		for _, o := range []int64{k, k + (max(starts[max(i-1, 0)]-k, 1)-1)/2} {
+			if i == 0 {
+				o = k
+			}
+			var r denseRow
+			ok, err := runFloor(dense, n, epoch, o, &r)
+			if err != nil || !ok {
+				t.Fatalf("%d rows, row %d (start %d), offset %d: %t, %v", n, i, k, o, ok, err)
+			}
+			if got := r.metadata(p, topic); !reflect.DeepEqual(got, want) {
+				t.Fatalf("%d rows, row %d (start %d), offset %d:\n got %+v\nwant %+v", n, i, k, o, got, want)
+			}
+		}
+	}
+	if starts[n-1] > math.MinInt64 {
+		var r denseRow
+		if ok, err := runFloor(dense, n, epoch, starts[n-1]-1, &r); ok || err != nil {
+			t.Fatalf("below every row: %t, %v", ok, err)
+		}
+	}
+}
+
+// A miss that reads its epoch to the last row goes on into the partition's other epochs, each a
+// run of its own that answers exactly: after one lookup in the middle epoch, every lookup in
+// every epoch hits, and answers as the store does without the cache. A read-ahead that stops
+// inside an epoch holds that epoch only down to the last row it read.
+func TestLookupCacheReadsTheFollowingEpochs(t *testing.T) {
+	s, _ := openMem(t)
+	f := newFeed(t, s, 0)
+	tp := testTP(0)
+	const epochs, perEpoch = 5, 10
+	for e := range int64(epochs) {
+		for j := range int64(perEpoch) {
+			start := (e*perEpoch + j) * 10
+			sid := segID(tp, byte(e*perEpoch+j))
+			f.applyOK(add(sid, start, start+9, e, start), update(sid, proto.CopySegmentFinished))
+		}
+	}
+	want := func(epoch int32, offset int64) proto.SegmentMetadata {
+		t.Helper()
+		var m proto.SegmentMetadata
+		err := s.withView(tp, func(v *view) (err error) {
+			m, _, err = v.segmentFor(epoch, offset)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	// In the middle epoch: the read-ahead takes the epochs after it, then those before.
+	if _, _, err := s.SegmentFor(tp, 2, 205); err != nil {
+		t.Fatal(err)
+	}
+	st := s.LookupCacheStats()
+	for e := range int32(epochs) {
+		for o := int64(e) * perEpoch * 10; o < int64(e+1)*perEpoch*10+15; o += 7 {
+			m, ok, err := s.SegmentFor(tp, e, o)
+			if w := want(e, o); err != nil || ok != (w.SegmentID != proto.SegmentID{}) || !reflect.DeepEqual(m, w) {
+				t.Fatalf("epoch %d offset %d: %v, %t, %v; want %v", e, o, m.SegmentID, ok, err, w.SegmentID)
+			}
+		}
+	}
+	if got := s.LookupCacheStats(); got.Misses != st.Misses || got.Runs != epochs {
+		t.Errorf("after the first lookup: %d misses (want %d), %d runs (want %d)", got.Misses, st.Misses, got.Runs, epochs)
+	}
+
+	// Read-ahead of 15 rows from epoch 1's first row: epoch 1 whole, epoch 2 down to its fifth.
+	err := s.withView(tp, func(v *view) error {
+		if !v.it.SeekGE(v.p.refEpoch(1)) {
+			t.Fatal("no row of epoch 1")
+		}
+		no := func(int32) bool { return false }
+		rs, err := v.following(15, no, no)
+		if err != nil {
+			return err
+		}
+		if len(rs) != 2 || rs[0].epoch != 1 || rs[1].epoch != 2 || len(rs[0].starts) != 10 || len(rs[1].starts) != 5 {
+			t.Fatalf("runs %+v", rs)
+		}
+		if rs[0].lo != math.MinInt64 || rs[0].hi != math.MaxInt64 || rs[1].hi != math.MaxInt64 || rs[1].lo != 250 {
+			t.Fatalf("epoch 1 [%d, %d], epoch 2 [%d, %d]; want epoch 2's lo at its fifth row's start, 250", rs[0].lo, rs[0].hi, rs[1].lo, rs[1].hi)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -183,6 +183,53 @@ func (v *view) run(epoch int32, offset, below, above int64, rows int) (*runRead,
 	return r, nil
 }
 
+// following reads, for the lookup cache, up to rows referenced rows of the partition's epochs
+// from where the iterator is, in key order: each epoch's rows from its greatest start down, as a
+// run of its own (hi math.MaxInt64; lo its least start, or math.MinInt64 when it holds the
+// epoch's last row). It stops before the first epoch stop reports true for (where another pass
+// begins), and skips the epochs held reports true for (the cache holds them already). A partition's epochs follow one another in key order,
+// so this is one pass of the iterator; it lets a miss fill the cache with a partition whose
+// epochs hold few segments each.
+func (v *view) following(rows int, stop, held func(epoch int32) bool) ([]*runRead, error) {
+	kind := len(v.p) + 1
+	var out []*runRead
+	var r *runRead
+	valid := v.it.Valid()
+	for valid && rows > 0 {
+		k := v.it.Key()
+		if len(k) <= kind || k[kind-1] != kindRef || !bytes.HasPrefix(k, v.p[:]) {
+			break
+		}
+		pk, err := parseKey(k)
+		if err != nil {
+			return nil, corruptf(k, "%v", err)
+		}
+		if r == nil || pk.epoch != r.epoch {
+			if stop(pk.epoch) {
+				break
+			}
+			if held(pk.epoch) {
+				r = nil
+				if pk.epoch == math.MaxInt32 {
+					break
+				}
+				valid = v.it.SeekGE(v.p.refEpoch(pk.epoch + 1))
+				continue
+			}
+			r = &runRead{p: v.p, epoch: pk.epoch, hi: math.MaxInt64, lo: math.MinInt64}
+			out = append(out, r)
+		}
+		r.add(pk.offset, v.it.Value())
+		rows--
+		valid = v.it.Next()
+		if rows == 0 && valid && bytes.HasPrefix(v.it.Key(), k[:refPrefixLen]) {
+			// Stopped before the epoch's last row.
+			r.lo = pk.offset
+		}
+	}
+	return out, v.it.Error()
+}
+
 // epochEnd returns the last offset of m within leader epoch epoch: the offset before the next
 // epoch's start, or the segment's end offset in its last epoch.
 func epochEnd(m *proto.SegmentMetadata, epoch int32) int64 {
@@ -263,20 +310,14 @@ func (s *Store) SegmentFor(tp proto.TopicIDPartition, epoch int32, offset int64)
 				return v.load()
 			})
 		}
-		var derr error
-		found, below, above, rows := s.lookups.find(p, epoch, offset, func(val []byte) {
-			if val != nil {
-				m, derr = decodeRef(val, p)
-				ok = derr == nil && offset <= epochEnd(&m, epoch)
-			}
-		})
+		found, row, below, above, rows, err := s.lookups.find(p, epoch, offset, &m)
 		if found {
-			if derr != nil {
-				// The row decoded when it was read from Pebble; it cannot fail now unless
+			if err != nil {
+				// The run was encoded from rows that parsed; it cannot fail now unless
 				// memory is damaged. Say which row.
-				return corruptf(p.refKey(epoch, offset), "cached referenced row: %v", derr)
+				return corruptf(p.refKey(epoch, offset), "cached referenced row: %v", err)
 			}
-			if !ok {
+			if ok = row && offset <= epochEnd(&m, epoch); !ok {
 				m = proto.SegmentMetadata{}
 			}
 			return nil
@@ -319,10 +360,42 @@ func (s *Store) SegmentFor(tp proto.TopicIDPartition, epoch int32, offset int64)
 				}
 			}
 			s.lookups.keep(r, gen, all)
+			if rows == lookupRunRows {
+				return s.readAhead(v, r, gen, all)
+			}
 			return nil
 		})
 	})
 	return m, ok, err
+}
+
+// readAhead fills the cache, after a miss that read run r of an epoch down to its last row,
+// with the partition's other epochs (those the cache does not hold), up to lookupRunRows rows
+// in all: the epochs after r's, where the iterator is, then those before it, from the
+// partition's first. A uniform lookup over a partition of many short epochs then misses about
+// once per partition rather than once per epoch.
+func (s *Store) readAhead(v *view, r *runRead, gen, all uint64) error {
+	rows := lookupRunRows - len(r.starts)
+	if r.lo != math.MinInt64 || rows <= 0 {
+		return nil
+	}
+	held := func(e int32) bool { return s.lookups.holds(v.p, e) }
+	after, err := v.following(rows, func(int32) bool { return false }, held)
+	if err != nil {
+		return err
+	}
+	for _, a := range after {
+		s.lookups.keep(a, gen, all)
+		rows -= len(a.starts)
+	}
+	if rows <= 0 || !v.it.SeekGE(v.p.with(kindRef, 0)) {
+		return v.it.Error()
+	}
+	before, err := v.following(rows, func(e int32) bool { return e >= r.epoch }, held)
+	for _, b := range before {
+		s.lookups.keep(b, gen, all)
+	}
+	return err
 }
 
 // NextSegmentWithTxnIndex returns the first segment from SegmentFor(tp, epoch, offset) onwards,
