@@ -9,10 +9,11 @@ import (
 
 // compactionGate is the store's Pebble compaction scheduler: Pebble's own policy (as many
 // compactions as the DB allows, granted when one ends, when the DB asks and every 100 ms),
-// except that nothing is granted until Open has returned. Pebble's Open waits for every
-// compaction running before it finishes; on a store closed right after a heavy load the first
-// compaction it would start takes hundreds of milliseconds, which a broker's restart would
-// otherwise wait for. Held back, the compaction runs just after Open instead.
+// except that nothing is granted until Open has returned, and compactions a store owed when it
+// opened wait a little longer (see compactionHold). Pebble's Open waits for every compaction
+// running before it finishes; on a store closed right after a heavy load the first compaction
+// it would start takes hundreds of milliseconds, which a broker's restart would otherwise wait
+// for. Held back, the compaction runs once the restart is over instead.
 type compactionGate struct {
 	db   pebble.DBForCompaction
 	poke chan struct{} // buffered 1: a grant attempt is wanted
@@ -21,9 +22,18 @@ type compactionGate struct {
 
 	mu           sync.Mutex
 	open         bool
+	heldUntil    time.Time // nothing is granted before it
 	unregistered bool
 	running      int
 }
+
+// compactionHold is how long compactions a store owes when it opens (Pebble's estimated debt,
+// from a heavy load before a restart) wait after Open. A manager's restart is ready in tens of
+// milliseconds; the compaction would take one of the host's cores for much of a second of
+// that, beside the broker and the manager catching up. It waits, not for ever: writes stop
+// only after many flushes pile up in L0 (L0StopWritesThreshold), far more than a second of
+// writes makes. A variable so that a test can shorten it.
+var compactionHold = time.Second
 
 var _ pebble.CompactionScheduler = (*compactionGate)(nil)
 var _ pebble.CompactionGrantHandle = (*compactionGate)(nil)
@@ -53,7 +63,7 @@ func (g *compactionGate) Unregister() {
 func (g *compactionGate) TrySchedule() (bool, pebble.CompactionGrantHandle) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if !g.open || g.unregistered || g.db.GetAllowedWithoutPermission() <= g.running {
+	if !g.granting() || g.db.GetAllowedWithoutPermission() <= g.running {
 		return false, nil
 	}
 	g.running++
@@ -63,12 +73,19 @@ func (g *compactionGate) TrySchedule() (bool, pebble.CompactionGrantHandle) {
 // UpdateGetAllowedWithoutPermission implements pebble.CompactionScheduler.
 func (g *compactionGate) UpdateGetAllowedWithoutPermission() { g.wake() }
 
-// release lets compactions run: the store has opened.
-func (g *compactionGate) release() {
+// release lets compactions run from until on (at once when it has passed): the store has
+// opened. The granter's tick grants them then.
+func (g *compactionGate) release(until time.Time) {
 	g.mu.Lock()
 	g.open = true
+	g.heldUntil = until
 	g.mu.Unlock()
 	g.wake()
+}
+
+// granting reports whether compactions may be granted now. g.mu is held.
+func (g *compactionGate) granting() bool {
+	return g.open && !g.unregistered && !time.Now().Before(g.heldUntil)
 }
 
 func (g *compactionGate) wake() {
@@ -97,7 +114,7 @@ func (g *compactionGate) granter() {
 // goroutine calls it, so grants never race one another.
 func (g *compactionGate) grant() {
 	g.mu.Lock()
-	if !g.open || g.unregistered {
+	if !g.granting() {
 		g.mu.Unlock()
 		return
 	}

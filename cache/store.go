@@ -95,7 +95,11 @@ func openDB(dir string, o options) (*pebble.DB, *damage, error) {
 	if err != nil {
 		return nil, nil, openError(o.fs, dir, err)
 	}
-	gate.release()
+	var until time.Time
+	if db.Metrics().Compact.EstimatedDebt > 0 {
+		until = time.Now().Add(compactionHold)
+	}
+	gate.release(until)
 	return db, d, nil
 }
 
