@@ -3,6 +3,7 @@ package cache
 import (
 	"bytes"
 	"cmp"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -36,6 +37,10 @@ type txn struct {
 	vbuf    []byte  // a value being encoded
 	kbuf    []byte  // a key being built
 	drops   []*Drop // the records dropped, in entry order, kept in the store at commit
+
+	// The segments prefetch reads, and their order; kept for the next Apply.
+	refs  []prefetchRef
+	order []int32
 
 	// The sorted keys of one partition's slots, as commit writes them.
 	ids       []proto.UUID
@@ -286,30 +291,48 @@ func (pt *ptx) reset() {
 // order, so that the txn's iterator moves forward through each level of the store instead of
 // jumping back and forth; most of these reads are misses, for segments about to be added.
 func (tx *txn) prefetch(entries []Entry) error {
-	type ref struct {
-		p  tpPrefix
-		id proto.UUID
-	}
-	refs := make([]ref, 0, len(entries))
+	refs := tx.refs[:0]
 	for i := range entries {
-		var id proto.SegmentID
+		var id *proto.SegmentID
 		switch r := entries[i].Record.(type) {
 		case *proto.SegmentMetadata:
-			id = r.SegmentID
+			id = &r.SegmentID
 		case *proto.SegmentMetadataUpdate:
-			id = r.SegmentID
+			id = &r.SegmentID
 		default:
 			continue
 		}
-		refs = append(refs, ref{prefixOf(id.TopicIDPartition), id.ID})
+		p := prefixOf(id.TopicIDPartition)
+		refs = append(refs, prefetchRef{
+			k: [5]uint64{
+				binary.BigEndian.Uint64(p[1:9]),
+				binary.BigEndian.Uint64(p[9:17]),
+				uint64(binary.BigEndian.Uint32(p[17:21])),
+				binary.BigEndian.Uint64(id.ID[0:8]),
+				binary.BigEndian.Uint64(id.ID[8:16]),
+			},
+			p: p, id: id.ID,
+		})
 	}
-	slices.SortFunc(refs, func(a, b ref) int {
-		if c := bytes.Compare(a.p[:], b.p[:]); c != 0 {
-			return c
+	tx.refs = refs
+	// Sorted through their indexes, by words: sorting the refs themselves copied two 48-byte
+	// values into every comparison and compared byte strings, ~5% of a cold load's CPU.
+	order := tx.order[:0]
+	for i := range refs {
+		order = append(order, int32(i))
+	}
+	tx.order = order
+	slices.SortFunc(order, func(i, j int32) int {
+		a, b := &refs[i].k, &refs[j].k
+		for w := range a {
+			if a[w] != b[w] {
+				return cmp.Compare(a[w], b[w])
+			}
 		}
-		return bytes.Compare(a.id[:], b.id[:])
+		return 0
 	})
-	for _, r := range refs {
+	for _, i := range order {
+		r := &refs[i]
 		pt, err := tx.part(r.p)
 		if err != nil {
 			return err
@@ -319,6 +342,14 @@ func (tx *txn) prefetch(entries []Entry) error {
 		}
 	}
 	return nil
+}
+
+// prefetchRef is a segment prefetch reads. k is its key after the tag byte and the kind (the
+// topic id, the partition, the segment id) as big-endian words, which compare in key order.
+type prefetchRef struct {
+	k  [5]uint64
+	p  tpPrefix
+	id proto.UUID
 }
 
 func (pt *ptx) segment(id proto.UUID) (*segSlot, error) {
