@@ -8,7 +8,7 @@
 //	strata-bench fill [-events N] WORKLOAD
 //	    fills a fresh broker's __remote_log_metadata as run does and writes the workload, for
 //	    running one side's load again and again (strata-load) while tuning it
-//	strata-bench strata-load WORKLOAD DIR
+//	strata-bench strata-load WORKLOAD DIR   (STRATA_BENCH_CPUPROFILE=FILE writes a CPU profile)
 //	strata-bench strata-publish WORKLOAD DIR TOPIC_ID TOPIC PARTITION
 //	    Strata's side of one round, in its own process, as `run` starts it; prints one JSON line
 package main
@@ -16,9 +16,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/stratalog/strata/bench/internal/measure"
@@ -59,7 +61,12 @@ func dispatch(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		return printResult(strataside.Load(ctx, s, rest[1], strataside.Options{}))
+		stop, err := cpuProfile()
+		if err != nil {
+			return err
+		}
+		r, err := strataside.Load(ctx, s, rest[1], strataside.Options{})
+		return errors.Join(printResult(r, err), stop())
 	case cmd == "strata-publish" && len(rest) == 5:
 		s, err := readSpec(rest[0])
 		if err != nil {
@@ -72,6 +79,26 @@ func dispatch(ctx context.Context, args []string) error {
 		return printResult(strataside.Publish(ctx, s, rest[1], tp, strataside.Options{}))
 	}
 	return fmt.Errorf("%s", usage)
+}
+
+// cpuProfile writes a CPU profile of the run to the file STRATA_BENCH_CPUPROFILE names, if
+// set, until stop is called: where a load's time goes, for tuning.
+func cpuProfile() (stop func() error, err error) {
+	path := os.Getenv("STRATA_BENCH_CPUPROFILE")
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return nil, errors.Join(err, f.Close())
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		return f.Close()
+	}, nil
 }
 
 func readSpec(path string) (*workload.Spec, error) {

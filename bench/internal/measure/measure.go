@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -41,6 +42,11 @@ const (
 
 	// RestartFetched is Strata's own: records its restart fetched (Kafka re-reads the topic).
 	RestartFetched = "restart_fetched"
+
+	// ColdLoadCPUMs is Strata's own: the CPU time (user and system, every thread) the process
+	// spent during the cold load. Unlike the cold load's wall time it hardly depends on what
+	// else the machine runs, so it is what compares two builds on a shared machine.
+	ColdLoadCPUMs = "cold_load_cpu_ms"
 )
 
 // Information a side reports besides figures.
@@ -125,6 +131,15 @@ func Percentile(samples []time.Duration, p float64) time.Duration {
 }
 
 // PeakRSS returns this process's peak resident set size so far (VmHWM of /proc/self/status).
+// CPUTime returns the CPU time, user and system, the process has spent so far.
+func CPUTime() (time.Duration, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, fmt.Errorf("measure: getrusage: %w", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
+}
+
 func PeakRSS() (int64, error) { return statusBytes("/proc/self/status", "VmHWM:") }
 
 func statusBytes(path, field string) (int64, error) {

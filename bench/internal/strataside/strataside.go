@@ -64,6 +64,11 @@ func Load(ctx context.Context, s *workload.Spec, dir string, o Options) (measure
 	// store's from its Pebble metrics, read through the manager's metrics registry.
 	reg := storeMetrics{prometheus.NewRegistry()}
 	sampler := measure.StartMemorySampler(sampleInterval, func() (int64, int64) { return storeMemory(reg.Registry) })
+	cpu0, err := measure.CPUTime()
+	if err != nil {
+		sampler.Stop()
+		return r, err
+	}
 	t0 := time.Now()
 	m, err := start(ctx, s, dir, o, s.Partitions, rlmm.WithMetrics(reg))
 	if err != nil {
@@ -71,6 +76,13 @@ func Load(ctx context.Context, s *workload.Spec, dir string, o Options) (measure
 		return r, err
 	}
 	r.Duration(measure.ColdLoadMs, time.Since(t0))
+	cpu1, err := measure.CPUTime()
+	if err != nil {
+		sampler.Stop()
+		m.Close()
+		return r, err
+	}
+	r.Duration(measure.ColdLoadCPUMs, cpu1-cpu0)
 	// Read before anything else runs: the peak so far is the cold load's (and the start's).
 	rss, err := measure.PeakRSS()
 	mem, serr := sampler.Stop()
