@@ -320,6 +320,10 @@ func checkRunRoundTrip(t *testing.T, rng *rand.Rand, n int) {
 		for j := range 16 {
 			m.SegmentID.ID[j] = byte(rng.Uint32())
 		}
+		if rng.IntN(3) == 0 {
+			// The common case the form writes in one bit: the run's epoch, from the start.
+			m.LeaderEpochs = []proto.EpochEntry{{Epoch: epoch, StartOffset: m.StartOffset}}
+		}
 		for range rng.IntN(4) {
 			m.LeaderEpochs = append(m.LeaderEpochs, proto.EpochEntry{Epoch: rng.Int32() - rng.Int32(), StartOffset: num()})
 		}

@@ -59,8 +59,8 @@ func WithMemTableSize(bytes int64) Option {
 // WithLookupCacheSize sets the memory budget in bytes of SegmentFor's cache, which keeps runs of
 // the referenced rows that lookups read (see lookupCache), so that a lookup a run covers costs
 // a map lookup and a decode instead of a Pebble seek. Only lookups fill it, never Apply.
-// Default DefaultLookupCacheSize (64 MiB: the rows of about 700,000 segments); zero turns it
-// off. Whatever the history, it holds at most the budget: the rows in memory mapped outside
+// Default DefaultLookupCacheSize (256 MiB: the rows of about 7 million segments; it grows
+// only as lookups read history, up to the budget); zero turns it off. Whatever the history, it holds at most the budget: the rows in memory mapped outside
 // Go's heap (where the OS has mmap), so the garbage collector does not double it, and their
 // index on the heap. What it holds of a partition is forgotten by every write to that
 // partition, so it changes no answer. Must not be negative.
