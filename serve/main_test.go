@@ -103,7 +103,12 @@ type harness struct {
 
 func serveManager(t testing.TB, m *rlmm.Manager, opts ...Option) *harness {
 	t.Helper()
-	path := socketPath(t)
+	return serveManagerAt(t, m, socketPath(t), opts...)
+}
+
+// serveManagerAt is serveManager on the socket path.
+func serveManagerAt(t testing.TB, m *rlmm.Manager, path string, opts ...Option) *harness {
+	t.Helper()
 	lis, err := net.Listen("unix", path)
 	if err != nil {
 		t.Fatal(err)
