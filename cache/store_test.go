@@ -634,3 +634,20 @@ func TestMemTableSize(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestL0Compaction checks the L0 settings reach Pebble, and that Pebble keeps them as it fills
+// in its defaults: a cold load's CPU depends on them (see l0CompactionThreshold).
+func TestL0Compaction(t *testing.T) {
+	o, err := buildOptions(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	po := pebbleOptions(o, &damage{log: o.log})
+	po.EnsureDefaults()
+	if po.L0CompactionThreshold != 16 || po.L0StopWritesThreshold != 64 {
+		t.Fatalf("L0 compaction at %d sublevels, writes stop at %d; want 16 and 64", po.L0CompactionThreshold, po.L0StopWritesThreshold)
+	}
+	if po.TargetFileSizes[0] != 8<<20 || po.TargetFileSizes[1] != 16<<20 {
+		t.Fatalf("target file sizes %d, %d; want 8 MiB in L0, doubling below", po.TargetFileSizes[0], po.TargetFileSizes[1])
+	}
+}
