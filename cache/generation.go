@@ -91,7 +91,9 @@ type SegmentRange struct {
 // floor row of offset at start lo, with the epoch's next row (the least start above offset) at
 // next, the segment m answers every offset in [lo, min(epochEnd(m, epoch), next-1)]: no row
 // starts between lo and next, so the floor is the same, and m holds them within its part of
-// the epoch. It reads Pebble; SegmentFor's cache is for callers in the process.
+// the epoch. It answers from SegmentFor's cache as SegmentFor does (a run holds the floor row and
+// the start of the row above it), filling it on a miss while it has room; once the cache is
+// full it reads Pebble on a miss.
 func (s *Store) SegmentForRange(tp proto.TopicIDPartition, epoch int32, offset int64) (SegmentRange, bool, error) {
 	var r SegmentRange
 	var ok bool
@@ -100,6 +102,11 @@ func (s *Store) SegmentForRange(tp proto.TopicIDPartition, epoch int32, offset i
 		// Before the snapshot: a write that commits after this read bumps past it.
 		r.Stripe = s.gens.stripe(p)
 		r.Generation = s.gens.stripes[r.Stripe].Load()
+		if s.lookups != nil {
+			if done, err := s.rangeFromCache(tp, p, epoch, offset, &r, &ok); done {
+				return err
+			}
+		}
 		return s.withViewLocked(tp, p, func(v *view) error {
 			if segmentForRangeOpened != nil {
 				segmentForRangeOpened()
@@ -127,7 +134,43 @@ func (s *Store) SegmentForRange(tp proto.TopicIDPartition, epoch int32, offset i
 	return r, true, err
 }
 
-// segmentForRangeOpened, when set by a test, runs once SegmentForRange's snapshot is taken.
+// rangeFromCache is SegmentForRange from SegmentFor's cache: done when a run holds offset, at
+// once or after the miss path read one into the cache (only while the cache has room: once it is
+// full, a miss would read Pebble twice). What the cache holds reflects every write whose
+// generation bump the caller may have seen: a writer forgets the partition's runs before it
+// bumps (txn.publish, Store.write), and a run read across a write is not kept.
+func (s *Store) rangeFromCache(tp proto.TopicIDPartition, p tpPrefix, epoch int32, offset int64, r *SegmentRange, ok *bool) (done bool, err error) {
+	for try := 0; ; try++ {
+		var f lookupFloor
+		found, row, below, above, rows, err := s.lookups.find(p, epoch, offset, &f)
+		if found {
+			if segmentForRangeOpened != nil {
+				segmentForRangeOpened()
+			}
+			if err != nil {
+				return true, corruptf(p.refKey(epoch, offset), "cached referenced row: %v", err)
+			}
+			if !row || offset > epochEnd(&f.m, epoch) {
+				return true, nil
+			}
+			hi := epochEnd(&f.m, epoch)
+			if f.hasNext && f.next-1 < hi {
+				hi = f.next - 1
+			}
+			r.Segment, r.Lo, r.Hi, *ok = f.m, f.key, hi, true
+			return true, nil
+		}
+		if try > 0 || rows == 0 {
+			return false, nil
+		}
+		if _, _, err := s.segmentForMiss(tp, p, epoch, offset, below, above, rows); err != nil {
+			return true, err
+		}
+	}
+}
+
+// segmentForRangeOpened, when set by a test, runs once SegmentForRange's snapshot is taken, or
+// once the lookup cache found what it answers from.
 var segmentForRangeOpened func()
 
 // nextStart returns the least start offset above offset among the epoch's referenced rows:

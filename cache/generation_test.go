@@ -2,13 +2,24 @@ package cache
 
 import (
 	"math"
+	"strconv"
 	"testing"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/stratalog/strata/proto"
 )
 
+// SegmentForRange answers exact intervals from Pebble and from SegmentFor's cache alike.
 func TestSegmentForRange(t *testing.T) {
-	s, _ := openMem(t)
+	for _, budget := range []int64{DefaultLookupCacheSize, 0} {
+		t.Run("lookup-cache-"+strconv.FormatInt(budget, 10), func(t *testing.T) {
+			testSegmentForRange(t, openOn(t, vfs.NewMem(), WithLookupCacheSize(budget)))
+		})
+	}
+}
+
+func testSegmentForRange(t *testing.T, s *Store) {
 	f := newFeed(t, s, 0)
 	tp := testTP(0)
 	finished := func(id proto.SegmentID, start, end int64, epochs ...int64) {
@@ -20,6 +31,13 @@ func TestSegmentForRange(t *testing.T) {
 	// A gap at 250-299, then two overlapping segments: 400 answers for 400-449 only.
 	finished(segID(tp, 4), 400, 499, 1, 400)
 	finished(segID(tp, 5), 450, 549, 1, 450)
+	st := s.LookupCacheStats()
+	defer func() {
+		// With the cache, every answer but the first came from it.
+		if got := s.LookupCacheStats(); st.Budget > 0 && (got.Hits == st.Hits || got.Misses-st.Misses > 2) {
+			t.Errorf("lookup cache: %d hits, %d misses; want the answers from the cache", got.Hits-st.Hits, got.Misses-st.Misses)
+		}
+	}()
 	for _, c := range []struct {
 		epoch          int32
 		offset, lo, hi int64
@@ -59,8 +77,17 @@ func TestSegmentForRange(t *testing.T) {
 	}
 }
 
+// The generation of an answer is read before the data it answers from, from Pebble or from
+// SegmentFor's cache.
 func TestSegmentForRangeGeneration(t *testing.T) {
-	s, _ := openMem(t)
+	for _, budget := range []int64{DefaultLookupCacheSize, 0} {
+		t.Run("lookup-cache-"+strconv.FormatInt(budget, 10), func(t *testing.T) {
+			testSegmentForRangeGeneration(t, openOn(t, vfs.NewMem(), WithLookupCacheSize(budget)))
+		})
+	}
+}
+
+func testSegmentForRangeGeneration(t *testing.T, s *Store) {
 	f := newFeed(t, s, 0)
 	tp := testTP(0)
 	f.applyOK(add(segID(tp, 1), 0, 99, 0, 0), update(segID(tp, 1), proto.CopySegmentFinished))

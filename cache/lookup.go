@@ -118,10 +118,32 @@ const lookupRunOverhead = 200
 
 func (r *lookupRun) cost() int64 { return lookupRunOverhead + int64(r.size) }
 
-// floor decodes into row the row of the greatest start at or below offset, which must be in
+// floor decodes into f the row of the greatest start at or below offset, which must be in
 // [lo, hi], and returns true; false when every row starts above it.
-func (r *lookupRun) floor(ring []byte, offset int64, row *denseRow) (bool, error) {
-	return runFloor(ring[r.off:r.off+r.size], r.n, r.epoch, offset, row)
+func (r *lookupRun) floor(ring []byte, p tpPrefix, offset int64, f *lookupFloor) (bool, error) {
+	var row denseRow
+	found, above, hasAbove, err := runFloor(ring[r.off:r.off+r.size], r.n, r.epoch, offset, &row)
+	if !found || err != nil {
+		return false, err
+	}
+	f.m, f.key = row.metadata(p, r.topic), row.key
+	switch {
+	case hasAbove:
+		f.next, f.hasNext = above, true
+	case r.hi != math.MaxInt64:
+		f.next, f.hasNext = r.hi+1, true // hi is one below the start of the row above the run
+	default:
+		f.next, f.hasNext = 0, false
+	}
+	return true, nil
+}
+
+// lookupFloor is the floor row of an offset as a run holds it.
+type lookupFloor struct {
+	m       proto.SegmentMetadata // the caller's
+	key     int64                 // the start offset its key holds
+	next    int64                 // the start offset of the epoch's row just above it
+	hasNext bool                  // false when no row of the epoch starts above it
 }
 
 // runRead is a run as a reader reads it from Pebble, before the cache copies it into its ring.
@@ -204,25 +226,21 @@ func runAt(rs []*lookupRun, offset int64) (int, bool) {
 	return i, false
 }
 
-// find decodes into m the floor row of offset in (p, epoch), if a run holds offset, and returns
+// find decodes into f the floor row of offset in (p, epoch), if a run holds offset, and returns
 // found and whether the epoch has such a row (none when every row of the epoch starts above
 // offset). Otherwise it returns not found; the hi of the run below offset and the lo of the run
 // above it, the stretches of the epoch a reader need not read again (math.MinInt64 and
 // math.MaxInt64 when there is none); and how many rows the reader should read into a run:
 // lookupRunRows while the cache has room, 0 once it is full (the reader reads its floor and
-// asks admit). What it decodes into m is the caller's.
-func (c *lookupCache) find(p tpPrefix, epoch int32, offset int64, m *proto.SegmentMetadata) (found, row bool, below, above int64, rows int, err error) {
+// asks admit).
+func (c *lookupCache) find(p tpPrefix, epoch int32, offset int64, f *lookupFloor) (found, row bool, below, above int64, rows int, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	rs := c.parts[p][epoch]
 	i, ok := runAt(rs, offset)
 	if ok {
 		c.hits.Add(1)
-		r := rs[i]
-		var d denseRow
-		if row, err = r.floor(c.ring, offset, &d); row && err == nil {
-			*m = d.metadata(p, r.topic)
-		}
+		row, err = rs[i].floor(c.ring, p, offset, f)
 		return true, row, 0, 0, 0, err
 	}
 	c.misses.Add(1)

@@ -53,8 +53,8 @@ func rowName(start int64) string {
 
 // lookupAt returns what the cache answers for offset: the row's name, "none", or "miss".
 func lookupAt(c *lookupCache, p tpPrefix, epoch int32, offset int64) string {
-	var m proto.SegmentMetadata
-	found, row, _, _, _, err := c.find(p, epoch, offset, &m)
+	var f lookupFloor
+	found, row, _, _, _, err := c.find(p, epoch, offset, &f)
 	switch {
 	case err != nil:
 		return err.Error()
@@ -63,7 +63,7 @@ func lookupAt(c *lookupCache, p tpPrefix, epoch int32, offset int64) string {
 	case !row:
 		return "none"
 	}
-	return rowName(m.StartOffset)
+	return rowName(f.m.StartOffset)
 }
 
 // A run answers, for every offset in [lo, hi], the row with the greatest start at or below
@@ -89,8 +89,19 @@ func TestLookupCacheRunsAnswerTheirFloor(t *testing.T) {
 			t.Errorf("epoch 1 offset %d: %s, want a miss", offset, got)
 		}
 	}
+	// A hit names the floor's start and the start of the epoch's row above it, in the run or,
+	// for the run's first row, just above hi (SegmentForRange's interval).
+	for _, h := range []struct {
+		offset, key, next int64
+		hasNext           bool
+	}{{45, 40, 50, true}, {35, 30, 40, true}, {20, 20, 30, true}, {7, 5, 10, true}} {
+		var f lookupFloor
+		if found, row, _, _, _, err := c.find(p, 0, h.offset, &f); !found || !row || err != nil || f.key != h.key || f.next != h.next || f.hasNext != h.hasNext {
+			t.Errorf("offset %d: found %t, row %t, %v: key %d, next %d (%t); want %d, %d (%t)", h.offset, found, row, err, f.key, f.next, f.hasNext, h.key, h.next, h.hasNext)
+		}
+	}
 	// find tells a missing reader where the runs below and above are, so that it stops there.
-	if found, _, below, above, _, _ := c.find(p, 0, 15, new(proto.SegmentMetadata)); found || below != 9 || above != 20 {
+	if found, _, below, above, _, _ := c.find(p, 0, 15, new(lookupFloor)); found || below != 9 || above != 20 {
 		t.Errorf("offset 15: found %t, below %d, above %d; want a miss between 9 and 20", found, below, above)
 	}
 	// A run overlapping one kept is not kept: both are exact, one is enough.
@@ -351,9 +362,12 @@ func checkRunRoundTrip(t *testing.T, rng *rand.Rand, n int) {
 				o = k
 			}
 			var r denseRow
-			ok, err := runFloor(dense, n, epoch, o, &r)
+			ok, above, hasAbove, err := runFloor(dense, n, epoch, o, &r)
 			if err != nil || !ok {
 				t.Fatalf("%d rows, row %d (start %d), offset %d: %t, %v", n, i, k, o, ok, err)
+			}
+			if hasAbove != (i > 0) || (i > 0 && above != starts[i-1]) {
+				t.Fatalf("%d rows, row %d (start %d), offset %d: the row above starts at %d (%t), want %d", n, i, k, o, above, hasAbove, starts[max(i-1, 0)])
 			}
 			if got := r.metadata(p, topic); !reflect.DeepEqual(got, want) {
 				t.Fatalf("%d rows, row %d (start %d), offset %d:\n got %+v\nwant %+v", n, i, k, o, got, want)
@@ -362,7 +376,7 @@ func checkRunRoundTrip(t *testing.T, rng *rand.Rand, n int) {
 	}
 	if starts[n-1] > math.MinInt64 {
 		var r denseRow
-		if ok, err := runFloor(dense, n, epoch, starts[n-1]-1, &r); ok || err != nil {
+		if ok, _, _, err := runFloor(dense, n, epoch, starts[n-1]-1, &r); ok || err != nil {
 			t.Fatalf("below every row: %t, %v", ok, err)
 		}
 	}

@@ -312,15 +312,17 @@ func (r *denseRow) metadata(p tpPrefix, topic string) proto.SegmentMetadata {
 }
 
 // runFloor finds, in run b of n rows in the cache's form, the row with the greatest key start
-// at or below offset, decodes it into r and returns true; false when every row starts above
-// offset.
-func runFloor(b []byte, n int, epoch int32, offset int64, r *denseRow) (bool, error) {
+// at or below offset, decodes it into r and returns true, with the key start of the run's row
+// just above it (hasAbove false when it is the run's first row); false when every row starts
+// above offset.
+func runFloor(b []byte, n int, epoch int32, offset int64, r *denseRow) (found bool, above int64, hasAbove bool, err error) {
 	groups := (n + runGroupRows - 1) / runGroupRows
 	if len(b) < runGroupHead*groups {
-		return false, errRunRow
+		return false, 0, false, errRunRow
 	}
 	// Starts descend: the first group whose first row is at or below offset. The floor is in
-	// the group before it, after that group's first row, or else is this group's first row.
+	// the group before it, after that group's first row, or else is this group's first row,
+	// below the group before's last.
 	lo, hi := 0, groups
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
@@ -331,22 +333,25 @@ func runFloor(b []byte, n int, epoch int32, offset int64, r *denseRow) (bool, er
 		}
 	}
 	if lo > 0 {
-		if ok, err := runGroupFloor(b, groups, lo-1, epoch, offset, r); ok || err != nil {
-			return ok, err
+		found, above, hasAbove, err = runGroupFloor(b, groups, lo-1, epoch, offset, r)
+		if found || err != nil || lo == groups {
+			return found, above, hasAbove, err
 		}
 	}
 	if lo == groups {
-		return false, nil
+		return false, 0, false, nil
 	}
-	return runGroupFloor(b, groups, lo, epoch, math.MaxInt64, r)
+	found, _, _, err = runGroupFloor(b, groups, lo, epoch, math.MaxInt64, r)
+	return found, above, hasAbove, err
 }
 
 func runGroupStart(b []byte, g int) int64 {
 	return int64(binary.LittleEndian.Uint64(b[runGroupHead*g:]))
 }
 
-// runGroupFloor is runFloor within group g.
-func runGroupFloor(b []byte, groups, g int, epoch int32, offset int64, r *denseRow) (bool, error) {
+// runGroupFloor is runFloor within group g; when it finds no floor, above is the group's last
+// row's key start.
+func runGroupFloor(b []byte, groups, g int, epoch int32, offset int64, r *denseRow) (found bool, above int64, hasAbove bool, err error) {
 	rows := b[runGroupHead*groups:]
 	from := binary.LittleEndian.Uint32(b[runGroupHead*g+8:])
 	to := uint32(len(rows))
@@ -354,20 +359,21 @@ func runGroupFloor(b []byte, groups, g int, epoch int32, offset int64, r *denseR
 		to = binary.LittleEndian.Uint32(b[runGroupHead*(g+1)+8:])
 	}
 	if from > to || to > uint32(len(rows)) {
-		return false, errRunRow
+		return false, 0, false, errRunRow
 	}
 	rd := runReader{b: rows[from:to], epoch: epoch, first: true}
 	prev, cur := denseRow{key: runGroupStart(b, g)}, denseRow{epochs: r.epochs[:0]}
 	for len(rd.b) > 0 {
 		rd.next(&prev, &cur)
 		if rd.err != nil {
-			return false, rd.err
+			return false, 0, false, rd.err
 		}
 		if cur.key <= offset {
 			*r = cur
-			return true, nil
+			return true, above, hasAbove, nil
 		}
+		above, hasAbove = cur.key, true
 		prev, cur = cur, prev
 	}
-	return false, nil
+	return false, above, hasAbove, nil
 }

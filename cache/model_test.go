@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -609,6 +610,26 @@ func compare(s *Store, m *model, g *gen, f focus) error {
 				want, wantOK := mp.segmentFor(tp, epoch, off)
 				if err != nil || ok != wantOK || !reflect.DeepEqual(got, want) {
 					return diff(fmt.Sprintf("SegmentFor %s %d %d (%v)", tp, epoch, off, err), got, want)
+				}
+			}
+			// SegmentForRange answers as SegmentFor, over an interval exactly as wide as the
+			// answer holds: the same answer at both ends, another just outside.
+			for _, off := range probes[:3] {
+				got, ok, err := s.SegmentForRange(tp, epoch, off)
+				want, wantOK := mp.segmentFor(tp, epoch, off)
+				if err != nil || ok != wantOK || !reflect.DeepEqual(got.Segment, want) && ok {
+					return diff(fmt.Sprintf("SegmentForRange %s %d %d (%v)", tp, epoch, off, err), got.Segment, want)
+				}
+				if !ok {
+					continue
+				}
+				same := func(o int64) bool {
+					m, ok := mp.segmentFor(tp, epoch, o)
+					return ok && m.SegmentID == want.SegmentID
+				}
+				if got.Lo > off || got.Hi < off || !same(got.Lo) || !same(got.Hi) ||
+					got.Lo > math.MinInt64 && same(got.Lo-1) || got.Hi < math.MaxInt64 && same(got.Hi+1) {
+					return fmt.Errorf("SegmentForRange %s %d %d: [%d, %d] is not the interval of %v", tp, epoch, off, got.Lo, got.Hi, want.SegmentID)
 				}
 			}
 			for _, off := range probes[len(probes)-3:] {

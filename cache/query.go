@@ -310,8 +310,10 @@ func (s *Store) SegmentFor(tp proto.TopicIDPartition, epoch int32, offset int64)
 				return v.load()
 			})
 		}
-		found, row, below, above, rows, err := s.lookups.find(p, epoch, offset, &m)
+		var f lookupFloor
+		found, row, below, above, rows, err := s.lookups.find(p, epoch, offset, &f)
 		if found {
+			m = f.m
 			if err != nil {
 				// The run was encoded from rows that parsed; it cannot fail now unless
 				// memory is damaged. Say which row.
@@ -322,49 +324,58 @@ func (s *Store) SegmentFor(tp proto.TopicIDPartition, epoch int32, offset int64)
 			}
 			return nil
 		}
-		gen, all := s.lookups.generation(p)
-		return s.withViewLocked(tp, p, func(v *view) error {
-			decoded := false
-			if rows == 0 {
-				// The cache is full: the floor alone, and a run only for a floor found twice.
-				fm, found, keyStart, err := v.floor(epoch, offset)
-				if err != nil {
-					return err
-				}
-				if !found {
-					return v.load()
-				}
-				if offset <= epochEnd(&fm, epoch) {
-					m, ok = fm, true
-				}
-				if !s.lookups.admit(p, epoch, keyStart) {
-					return nil
-				}
-				rows, decoded = lookupRunRowsFull, true
-			}
-			r, err := v.run(epoch, offset, below, above, rows)
+		m, ok, err = s.segmentForMiss(tp, p, epoch, offset, below, above, rows)
+		return err
+	})
+	return m, ok, err
+}
+
+// segmentForMiss is SegmentFor after the lookup cache missed, with what find returned: it reads
+// Pebble, and a run of rows around the floor into the cache (see find and readAhead). The caller
+// holds the store open.
+func (s *Store) segmentForMiss(tp proto.TopicIDPartition, p tpPrefix, epoch int32, offset, below, above int64, rows int) (m proto.SegmentMetadata, ok bool, err error) {
+	gen, all := s.lookups.generation(p)
+	err = s.withViewLocked(tp, p, func(v *view) error {
+		decoded := false
+		if rows == 0 {
+			// The cache is full: the floor alone, and a run only for a floor found twice.
+			fm, found, keyStart, err := v.floor(epoch, offset)
 			if err != nil {
 				return err
 			}
-			if !decoded {
-				val, found := r.floor(offset)
-				if !found {
-					return v.load()
-				}
-				fm, err := decodeRef(val, p)
-				if err != nil {
-					return corruptf(p.refKey(epoch, r.starts[0]), "%v", err)
-				}
-				if offset <= epochEnd(&fm, epoch) {
-					m, ok = fm, true
-				}
+			if !found {
+				return v.load()
 			}
-			s.lookups.keep(r, gen, all)
-			if rows == lookupRunRows {
-				return s.readAhead(v, r, gen, all)
+			if offset <= epochEnd(&fm, epoch) {
+				m, ok = fm, true
 			}
-			return nil
-		})
+			if !s.lookups.admit(p, epoch, keyStart) {
+				return nil
+			}
+			rows, decoded = lookupRunRowsFull, true
+		}
+		r, err := v.run(epoch, offset, below, above, rows)
+		if err != nil {
+			return err
+		}
+		if !decoded {
+			val, found := r.floor(offset)
+			if !found {
+				return v.load()
+			}
+			fm, err := decodeRef(val, p)
+			if err != nil {
+				return corruptf(p.refKey(epoch, r.starts[0]), "%v", err)
+			}
+			if offset <= epochEnd(&fm, epoch) {
+				m, ok = fm, true
+			}
+		}
+		s.lookups.keep(r, gen, all)
+		if rows == lookupRunRows {
+			return s.readAhead(v, r, gen, all)
+		}
+		return nil
 	})
 	return m, ok, err
 }
