@@ -39,6 +39,16 @@ final class StrataConfig {
     static final String LOOKUP_CACHE_ENTRIES = "strata.lookup.cache.entries";
     /** LOOKUP_CACHE_ENTRIES when unset: about 10 MB of heap. */
     static final int DEFAULT_LOOKUP_CACHE_ENTRIES = 10_000;
+    /**
+     * How many CPUs a started strata serve runs Go code on at once (its GOMAXPROCS); 0 leaves it
+     * to Go (every CPU, or GOMAXPROCS from the broker's environment). One by default: a lookup
+     * then passes between the server's goroutines on one thread, where with more Go wakes an idle
+     * thread for each call and lets it find nothing to do, and that costs a lookup more than its
+     * own work (see README, "Using Strata with Apache Kafka").
+     */
+    static final String SERVE_GOMAXPROCS = "strata.serve.gomaxprocs";
+    /** SERVE_GOMAXPROCS when unset. */
+    static final int DEFAULT_SERVE_GOMAXPROCS = 1;
     static final String LOG_DIR = "log.dir";
     static final String BROKER_ID = "broker.id";
 
@@ -54,6 +64,7 @@ final class StrataConfig {
     final Duration shutdownTimeout;
     final Duration startTimeout;
     final int lookupCacheEntries;
+    final int serveGomaxprocs; // 0: Go's default
 
     private StrataConfig(Map<String, String> properties) {
         this.properties = properties;
@@ -69,23 +80,33 @@ final class StrataConfig {
         this.shutdownTimeout = Duration.ofMillis(longProp(properties, SHUTDOWN_TIMEOUT_MS, 30_000));
         this.startTimeout = Duration.ofMillis(longProp(properties, START_TIMEOUT_MS,
                 longProp(properties, INIT_RETRY_MAX_TIMEOUT_MS, 120_000) + 30_000));
-        this.lookupCacheEntries = entries(properties.get(LOOKUP_CACHE_ENTRIES));
+        this.lookupCacheEntries = count(properties, LOOKUP_CACHE_ENTRIES, DEFAULT_LOOKUP_CACHE_ENTRIES, "entries", "off");
+        this.serveGomaxprocs = count(properties, SERVE_GOMAXPROCS, DEFAULT_SERVE_GOMAXPROCS, "CPUs", "Go's default");
     }
 
-    private static int entries(String v) {
+    /** The count named name, dflt when unset; 0 means what zero says. */
+    private static int count(Map<String, String> props, String name, int dflt, String what, String zero) {
+        String v = props.get(name);
         if (v == null || v.isBlank()) {
-            return DEFAULT_LOOKUP_CACHE_ENTRIES;
+            return dflt;
         }
         int n;
         try {
             n = Integer.parseInt(v.trim());
         } catch (NumberFormatException e) {
-            throw new IllegalArgumentException(LOOKUP_CACHE_ENTRIES + "=" + v + ": not a number of entries", e);
+            throw new IllegalArgumentException(name + "=" + v + ": not a number of " + what, e);
         }
         if (n < 0) {
-            throw new IllegalArgumentException(LOOKUP_CACHE_ENTRIES + "=" + v + ": must be 0 (off) or more");
+            throw new IllegalArgumentException(name + "=" + v + ": must be 0 (" + zero + ") or more");
         }
         return n;
+    }
+
+    /** Sets what a started child's environment (env, inherited from the broker) should say: its GOMAXPROCS. */
+    void childEnvironment(Map<String, String> env) {
+        if (serveGomaxprocs > 0) {
+            env.put("GOMAXPROCS", Integer.toString(serveGomaxprocs));
+        }
     }
 
     /**

@@ -149,6 +149,7 @@ final class Supervisor implements AutoCloseable {
     private String runChildOnce() throws IOException, InterruptedException {
         Files.deleteIfExists(socket); // a dead child's socket would refuse every connection
         ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(false);
+        config.childEnvironment(pb.environment());
         Process p;
         synchronized (this) {
             if (closed) {

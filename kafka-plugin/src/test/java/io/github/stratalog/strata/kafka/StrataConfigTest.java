@@ -68,6 +68,28 @@ class StrataConfigTest {
     }
 
     @Test
+    void serveGomaxprocsGoesToTheChildsEnvironment() {
+        Map<String, String> env = new TreeMap<>(Map.of("PATH", "/bin", "GOMAXPROCS", "8"));
+        StrataConfig.from(Map.of("log.dir", "/d")).childEnvironment(env);
+        assertEquals(Map.of("PATH", "/bin", "GOMAXPROCS", "1"), env, "default: one");
+
+        env = new TreeMap<>(Map.of("PATH", "/bin"));
+        StrataConfig.from(Map.of("log.dir", "/d", "strata.serve.gomaxprocs", " 4 ")).childEnvironment(env);
+        assertEquals(Map.of("PATH", "/bin", "GOMAXPROCS", "4"), env);
+
+        env = new TreeMap<>(Map.of("PATH", "/bin", "GOMAXPROCS", "8"));
+        StrataConfig.from(Map.of("log.dir", "/d", "strata.serve.gomaxprocs", "0")).childEnvironment(env);
+        assertEquals(Map.of("PATH", "/bin", "GOMAXPROCS", "8"), env, "0: the broker's environment as it is");
+
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> StrataConfig.from(Map.of("log.dir", "/d", "strata.serve.gomaxprocs", "-1")));
+        assertTrue(e.getMessage().contains("strata.serve.gomaxprocs=-1"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class,
+                () -> StrataConfig.from(Map.of("log.dir", "/d", "strata.serve.gomaxprocs", "all")));
+        assertTrue(e.getMessage().startsWith("strata.serve.gomaxprocs=all: not a number of CPUs"), e.getMessage());
+    }
+
+    @Test
     void nullValuesAreDropped() {
         Map<String, Object> m = new TreeMap<>();
         m.put("log.dir", "/d");
