@@ -95,6 +95,11 @@ type lookupCache struct {
 
 	hits, misses atomic.Int64
 
+	// recent holds the last floor row found in each slot (run id modulo its size); lastID
+	// numbers the runs kept.
+	recent [lookupRecent]recentFloor
+	lastID uint64
+
 	// seen remembers the floor rows recent lookups found, for admit.
 	seen [4096]atomic.Uint64
 	seed maphash.Seed
@@ -109,6 +114,7 @@ type lookupRun struct {
 	n         int
 	off, size int
 	topic     string
+	id        uint64 // unique among the runs the cache has kept: names it in recent
 	elem      *list.Element
 }
 
@@ -126,7 +132,6 @@ func (r *lookupRun) floor(ring []byte, p tpPrefix, offset int64, f *lookupFloor)
 	if !found || err != nil {
 		return false, err
 	}
-	f.m, f.key = row.metadata(p, r.topic), row.key
 	switch {
 	case hasAbove:
 		f.next, f.hasNext = above, true
@@ -135,12 +140,31 @@ func (r *lookupRun) floor(ring []byte, p tpPrefix, offset int64, f *lookupFloor)
 	default:
 		f.next, f.hasNext = 0, false
 	}
+	f.row = row
+	f.m, f.key = row.metadata(p, r.topic), row.key
 	return true, nil
+}
+
+// lookupRecent is the number of floor rows the cache keeps decoded, the last one found in each
+// of as many slots, so that lookups that come back to a row (a consumer reading on through a
+// segment asks for it at every fetch) skip the decoding of its group: about 200 KiB on Go's
+// heap in all, besides the budget, whatever the budget.
+const lookupRecent = 1024
+
+// recentFloor is a floor row decoded from run id; its slices point into the run's bytes in the
+// ring, valid as long as the run is held, which a lookup checks by finding the run first.
+type recentFloor struct {
+	id      uint64
+	row     denseRow
+	next    int64
+	hasNext bool
+	top     int64 // the greatest offset whose floor the row is: next-1, or math.MaxInt64
 }
 
 // lookupFloor is the floor row of an offset as a run holds it.
 type lookupFloor struct {
 	m       proto.SegmentMetadata // the caller's
+	row     denseRow              // m before it was decoded
 	key     int64                 // the start offset its key holds
 	next    int64                 // the start offset of the epoch's row just above it
 	hasNext bool                  // false when no row of the epoch starts above it
@@ -240,7 +264,19 @@ func (c *lookupCache) find(p tpPrefix, epoch int32, offset int64, f *lookupFloor
 	i, ok := runAt(rs, offset)
 	if ok {
 		c.hits.Add(1)
-		row, err = rs[i].floor(c.ring, p, offset, f)
+		r := rs[i]
+		rf := &c.recent[r.id%lookupRecent]
+		if rf.id == r.id && rf.row.key <= offset && offset <= rf.top {
+			f.row, f.key, f.next, f.hasNext = rf.row, rf.row.key, rf.next, rf.hasNext
+			f.m = f.row.metadata(p, r.topic)
+			return true, true, 0, 0, 0, nil
+		}
+		if row, err = r.floor(c.ring, p, offset, f); row && err == nil {
+			*rf = recentFloor{id: r.id, row: f.row, next: f.next, hasNext: f.hasNext, top: math.MaxInt64}
+			if f.hasNext {
+				rf.top = f.next - 1
+			}
+		}
 		return true, row, 0, 0, 0, err
 	}
 	c.misses.Add(1)
@@ -332,7 +368,8 @@ func (c *lookupCache) keep(rr *runRead, gen, all uint64) {
 		c.removeLocked(c.fifo.Back().Value.(*lookupRun))
 	}
 
-	r := &lookupRun{p: rr.p, epoch: rr.epoch, lo: rr.lo, hi: rr.hi, n: len(rr.starts), off: c.head, size: size, topic: topic}
+	c.lastID++
+	r := &lookupRun{p: rr.p, epoch: rr.epoch, lo: rr.lo, hi: rr.hi, n: len(rr.starts), off: c.head, size: size, topic: topic, id: c.lastID}
 	copy(c.ring[r.off:r.off+size], dense)
 	c.head += size
 

@@ -449,3 +449,39 @@ func TestLookupCacheReadsTheFollowingEpochs(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A lookup that comes back to the floor row the last one found in its slot answers from the
+// row decoded then, within that row's interval only, and never from a run forgotten since.
+func TestLookupCacheRecentRows(t *testing.T) {
+	c := newLookupCache(1 << 20)
+	t.Cleanup(c.close)
+	var p tpPrefix
+	gen, all := c.generation(p)
+	c.keep(testRun(p, 0, 20, 49, 40, 30, 20), gen, all)
+	for _, q := range []struct {
+		offset int64
+		want   string
+	}{{35, rowName(30)}, {39, rowName(30)}, {30, rowName(30)}, {40, rowName(40)}, {31, rowName(30)}, {29, rowName(20)}, {49, rowName(40)}} {
+		if got := lookupAt(c, p, 0, q.offset); got != q.want {
+			t.Fatalf("offset %d: %s, want %s", q.offset, got, q.want)
+		}
+	}
+	if got := lookupAt(c, p, 0, 31); got != rowName(30) {
+		t.Fatalf("offset 31: %s", got)
+	}
+	// The partition is written: the run goes, and another takes its place, with a row at 25,
+	// in the same slot of the recent rows (as many runs later as there are slots).
+	c.forget(func(fn func(tpPrefix)) { fn(p) })
+	q := tpPrefix{1}
+	qgen, qall := c.generation(q)
+	for e := range int32(lookupRecent - 1) {
+		c.keep(testRun(q, e, 0, 9, 0), qgen, qall)
+	}
+	gen, all = c.generation(p)
+	c.keep(testRun(p, 0, 20, 49, 40, 25, 20), gen, all)
+	for offset, want := range map[int64]string{31: rowName(25), 39: rowName(25), 24: rowName(20)} {
+		if got := lookupAt(c, p, 0, offset); got != want {
+			t.Fatalf("after the write, offset %d: %s, want %s", offset, got, want)
+		}
+	}
+}
