@@ -40,15 +40,15 @@ final class StrataConfig {
     /** LOOKUP_CACHE_ENTRIES when unset: about 10 MB of heap. */
     static final int DEFAULT_LOOKUP_CACHE_ENTRIES = 10_000;
     /**
-     * How many CPUs a started strata serve runs Go code on at once (its GOMAXPROCS); 0 leaves it
-     * to Go (every CPU, or GOMAXPROCS from the broker's environment). One by default: a lookup
-     * then passes between the server's goroutines on one thread, where with more Go wakes an idle
-     * thread for each call and lets it find nothing to do, and that costs a lookup more than its
-     * own work (see README, "Using Strata with Apache Kafka").
+     * How many CPUs a started strata serve runs Go code on at once (its GOMAXPROCS); 0, the
+     * default, leaves it to Go (every CPU, or GOMAXPROCS from the broker's environment). One makes
+     * a lookup faster: it then passes between the server's goroutines on one thread, where with
+     * more Go wakes an idle thread for each call. But the child's start and first load then share
+     * that CPU too, and a restart took longer (see README, "Using Strata with Apache Kafka").
      */
     static final String SERVE_GOMAXPROCS = "strata.serve.gomaxprocs";
     /** SERVE_GOMAXPROCS when unset. */
-    static final int DEFAULT_SERVE_GOMAXPROCS = 1;
+    static final int DEFAULT_SERVE_GOMAXPROCS = 0;
     static final String LOG_DIR = "log.dir";
     static final String BROKER_ID = "broker.id";
 

@@ -71,7 +71,11 @@ class StrataConfigTest {
     void serveGomaxprocsGoesToTheChildsEnvironment() {
         Map<String, String> env = new TreeMap<>(Map.of("PATH", "/bin", "GOMAXPROCS", "8"));
         StrataConfig.from(Map.of("log.dir", "/d")).childEnvironment(env);
-        assertEquals(Map.of("PATH", "/bin", "GOMAXPROCS", "1"), env, "default: one");
+        assertEquals(Map.of("PATH", "/bin", "GOMAXPROCS", "8"), env, "default: the broker's environment as it is");
+
+        env = new TreeMap<>(Map.of("PATH", "/bin", "GOMAXPROCS", "8"));
+        StrataConfig.from(Map.of("log.dir", "/d", "strata.serve.gomaxprocs", "1")).childEnvironment(env);
+        assertEquals(Map.of("PATH", "/bin", "GOMAXPROCS", "1"), env);
 
         env = new TreeMap<>(Map.of("PATH", "/bin"));
         StrataConfig.from(Map.of("log.dir", "/d", "strata.serve.gomaxprocs", " 4 ")).childEnvironment(env);
