@@ -126,8 +126,12 @@ public class StrataRemoteLogMetadataManager implements RemoteLogMetadataManager 
             supervisor = new Supervisor(config, group, new Supervisor.Listener() {
                 @Override
                 public void connected(Connection c) {
-                    assignment.replay(c, config);
+                    // The streams first: the readiness stream's picture is live (every
+                    // partition not ready) by the time the assignment is taken, and the
+                    // partitions' readiness arrives as it changes, instead of after a stream
+                    // opened once the assignment returned.
                     c.watch();
+                    assignment.replay(c, config);
                 }
 
                 @Override

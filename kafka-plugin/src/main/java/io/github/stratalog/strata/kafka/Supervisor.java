@@ -223,7 +223,7 @@ final class Supervisor implements AutoCloseable {
                 boolean said = serving.await(POLL.toMillis(), TimeUnit.MILLISECONDS);
                 if (said || Files.exists(socket)) {
                     c.channel.resetConnectBackoff();
-                    if (answers(c)) {
+                    if (answers(c, said)) {
                         Connection ready = c;
                         c = null;
                         return ready;
@@ -241,11 +241,17 @@ final class Supervisor implements AutoCloseable {
         }
     }
 
-    /** Whether c's server answers Health as serving, and the listener then took it. */
-    private boolean answers(Connection c) {
+    /**
+     * Whether c's server answers Health as serving, and the listener then took it. Once the
+     * server has said it listens, the call waits (within its deadline) for the channel to
+     * connect: the connection attempts made while the child started failed, and the channel
+     * takes the reset of its backoff asynchronously, so a call made at once would fail with
+     * the last attempt's error and be tried again only after RETRY.
+     */
+    private boolean answers(Connection c, boolean listening) {
         try {
-            HealthResponse h = c.blocking.withDeadlineAfter(HEALTH_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)
-                    .health(HealthRequest.getDefaultInstance());
+            var stub = c.blocking.withDeadlineAfter(HEALTH_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
+            HealthResponse h = (listening ? stub.withWaitForReady() : stub).health(HealthRequest.getDefaultInstance());
             if (!h.getServing()) {
                 return false;
             }
@@ -263,7 +269,7 @@ final class Supervisor implements AutoCloseable {
         Connection c = Connection.open(config.socket, group, config.lookupCacheEntries);
         try {
             while (!closed) {
-                if (!answers(c)) {
+                if (!answers(c, false)) {
                     sleep(Duration.ofMillis(500));
                     continue;
                 }
