@@ -34,9 +34,9 @@ kafka-plugin:
 
 # Apache Kafka's own tiered-storage integration tests (kafka-storage 4.3.1's test jar), all 17
 # classes twice: as Kafka ships them, then with Strata's plugin as the metadata manager. Prints
-# each class's result for both, with the remote fetches that expired in it; takes about 1 h 40
-# on a loaded 2-core machine (TransactionsWithTieredStoreTest alone: 13 min with Kafka's
-# manager, 40 with Strata's). SUITE=strata (or kafka) runs one side;
+# each class's result for both, with the remote fetches that expired in it; takes about 30
+# minutes on a quiet 2-core machine (TransactionsWithTieredStoreTest alone: 8 min with Kafka's
+# manager, 7.5 with Strata's). SUITE=strata (or kafka) runs one side;
 # SUITE_TESTS='StrataDeleteTopicTest' narrows it (Surefire's -Dtest).
 SUITE ?= kafka strata
 kafka-suite: build kafka-plugin
