@@ -42,9 +42,6 @@ type Manager struct {
 	writeMu sync.Mutex
 
 	identity cache.Identity // what the store is built from, read at New
-	// startup is the cluster's metadata as New's first request found it, for the checks after
-	// it; nil once New has returned.
-	startup *kadm.Metadata
 
 	pollMu     sync.Mutex
 	pollCancel context.CancelFunc // ends the consumer loop's poll in progress (see wakeLoop)
@@ -187,10 +184,11 @@ func New(ctx context.Context, opts ...Option) (*Manager, error) {
 		}
 		return nil, abandon(err)
 	}
-	if err := m.initTopic(initCtx); err != nil {
+	meta, err := m.initTopic(initCtx)
+	if err != nil {
 		return fail(err)
 	}
-	want, err := m.topicIdentity(initCtx)
+	want, err := m.topicIdentity(initCtx, meta)
 	if err != nil {
 		return fail(err)
 	}
@@ -206,12 +204,11 @@ func New(ctx context.Context, opts ...Option) (*Manager, error) {
 	if err := m.checkIdentity(want); err != nil {
 		return fail(err)
 	}
-	if err := m.initSkips(ctx); err != nil {
+	if err := m.initSkips(ctx, meta); err != nil {
 		// Skips recorded for every node are an operator's tool; the manager works without them.
 		m.log.Warn("cannot create the skips topic; SkipEverywhere creates it when first used",
 			zap.String("topic", SkipsTopic), zap.Error(err))
 	}
-	m.startup = nil
 	met.bind(m)
 	go m.loop(lifetime)
 	return m, nil
@@ -290,30 +287,32 @@ func checkClient(cl *kgo.Client) error {
 	return nil
 }
 
-// initTopic creates or checks the metadata topic, retrying transient failures.
-func (m *Manager) initTopic(ctx context.Context) error {
+// initTopic creates or checks the metadata topic, retrying transient failures. It returns the
+// cluster's metadata when it found the topic already there (nil when it created it), which
+// answers the checks New makes after it (see ensureTopic).
+func (m *Manager) initTopic(ctx context.Context) (*kadm.Metadata, error) {
 	deadline := time.Now().Add(m.cfg.initRetryMaxTimeout)
 	for attempt := 1; ; attempt++ {
-		err := m.ensureTopic(ctx)
+		meta, err := m.ensureTopic(ctx)
 		if err == nil {
-			return nil
+			return meta, nil
 		}
 		if errors.Is(err, ErrTopicMismatch) || errors.Is(err, ErrConfig) || errors.Is(err, ErrNoTopic) {
-			return err
+			return nil, err
 		}
 		if ctx.Err() != nil || time.Now().Add(m.cfg.initRetryInterval).After(deadline) {
-			return fmt.Errorf("%w: %d attempts in %s, the last: %w", ErrInitTimeout, attempt, m.cfg.initRetryMaxTimeout, err)
+			return nil, fmt.Errorf("%w: %d attempts in %s, the last: %w", ErrInitTimeout, attempt, m.cfg.initRetryMaxTimeout, err)
 		}
 		m.log.Warn("metadata topic not ready, retrying", zap.Int("attempt", attempt), zap.Error(err))
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("rlmm: initialization: %w (last error: %w)", ctx.Err(), err)
+			return nil, fmt.Errorf("rlmm: initialization: %w (last error: %w)", ctx.Err(), err)
 		case <-time.After(m.cfg.initRetryInterval):
 		}
 	}
 }
 
-func (m *Manager) ensureTopic(ctx context.Context) error {
+func (m *Manager) ensureTopic(ctx context.Context) (*kadm.Metadata, error) {
 	reqCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	// One request answers every question New asks the cluster: this topic, the cluster and
@@ -321,19 +320,18 @@ func (m *Manager) ensureTopic(ctx context.Context) error {
 	// when this answer does not serve it.
 	meta, err := m.adm.Metadata(reqCtx, proto.TopicName, SkipsTopic)
 	if err != nil {
-		return fmt.Errorf("rlmm: describing %s: %w", proto.TopicName, err)
+		return nil, fmt.Errorf("rlmm: describing %s: %w", proto.TopicName, err)
 	}
 	if d, ok := meta.Topics[proto.TopicName]; ok && d.Err == nil {
 		if err := m.checkPartitions(len(d.Partitions)); err != nil {
-			return err
+			return nil, err
 		}
-		m.startup = &meta
-		return nil
+		return &meta, nil
 	} else if ok && !errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
-		return fmt.Errorf("rlmm: describing %s: %w", proto.TopicName, d.Err)
+		return nil, fmt.Errorf("rlmm: describing %s: %w", proto.TopicName, d.Err)
 	}
 	if m.cfg.noCreateTopic {
-		return fmt.Errorf("%w: %s (is tiered storage enabled on this cluster?)", ErrNoTopic, proto.TopicName)
+		return nil, fmt.Errorf("%w: %s (is tiered storage enabled on this cluster?)", ErrNoTopic, proto.TopicName)
 	}
 	retention := strconv.FormatInt(m.cfg.retentionMs, 10)
 	minISR := strconv.Itoa(m.cfg.minISR)
@@ -352,12 +350,12 @@ func (m *Manager) ensureTopic(ctx context.Context) error {
 	case err == nil:
 		m.log.Info("created the metadata topic", zap.String("topic", proto.TopicName), zap.Int32("partitions", m.cfg.numPartitions),
 			zap.Int16("replication.factor", m.cfg.replicationFactor))
-		return nil
+		return nil, nil
 	case errors.Is(err, kerr.TopicAlreadyExists):
 		// Another broker created it between our look and our create: check what it made.
-		return fmt.Errorf("rlmm: %s was created concurrently; checking it again", proto.TopicName)
+		return nil, fmt.Errorf("rlmm: %s was created concurrently; checking it again", proto.TopicName)
 	}
-	return fmt.Errorf("rlmm: creating %s: %w", proto.TopicName, err)
+	return nil, fmt.Errorf("rlmm: creating %s: %w", proto.TopicName, err)
 }
 
 func (m *Manager) checkPartitions(n int) error {

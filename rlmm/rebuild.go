@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
@@ -80,11 +81,13 @@ func (m *Manager) checkIdentity(want cache.Identity) error {
 }
 
 // topicIdentity asks the cluster for its id and the metadata topic's id and partition count,
-// retrying as initTopic does: a topic just created may not be in the metadata yet.
-func (m *Manager) topicIdentity(ctx context.Context) (cache.Identity, error) {
+// retrying as initTopic does: a topic just created may not be in the metadata yet. known, when
+// not nil, is metadata New already has, which answers the first attempt.
+func (m *Manager) topicIdentity(ctx context.Context, known *kadm.Metadata) (cache.Identity, error) {
 	deadline := time.Now().Add(m.cfg.initRetryMaxTimeout)
 	for {
-		id, err := m.topicIdentityOnce(ctx)
+		id, err := m.topicIdentityOnce(ctx, known)
+		known = nil
 		if err == nil {
 			return id, nil
 		}
@@ -99,8 +102,7 @@ func (m *Manager) topicIdentity(ctx context.Context) (cache.Identity, error) {
 	}
 }
 
-func (m *Manager) topicIdentityOnce(ctx context.Context) (cache.Identity, error) {
-	meta := m.startup
+func (m *Manager) topicIdentityOnce(ctx context.Context, meta *kadm.Metadata) (cache.Identity, error) {
 	if meta == nil || meta.Cluster == "" {
 		reqCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
@@ -61,12 +62,12 @@ const skipsRecheck = 2 * time.Second
 // initSkips creates SkipsTopic when it is missing and the manager may create topics (with the
 // metadata topic's replication factor and min ISR). New only warns when it fails: a manager that
 // finds no topic reads none, and SkipEverywhere creates it.
-func (m *Manager) initSkips(ctx context.Context) error {
+func (m *Manager) initSkips(ctx context.Context, known *kadm.Metadata) error {
 	if m.cfg.noCreateTopic {
 		return nil
 	}
-	if m.startup != nil {
-		if d, ok := m.startup.Topics[SkipsTopic]; ok && d.Err == nil {
+	if known != nil {
+		if d, ok := known.Topics[SkipsTopic]; ok && d.Err == nil {
 			return nil
 		}
 	}
