@@ -66,6 +66,9 @@ type Store struct {
 	lookups *lookupCache
 	// gens are the change generations readers outside the process keep answers by.
 	gens *generations
+	// loader is the load in progress (NewLoader), under writeMu: every other writer waits
+	// for it to end.
+	loader *Loader
 
 	mu     sync.RWMutex // read-held by every call, write-held by Close
 	closed bool
@@ -271,6 +274,9 @@ func (s *Store) read(fn func() error) error {
 func (s *Store) write(fn func() error) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	if s.loader != nil {
+		return ErrLoading
+	}
 	defer s.gens.bump(nil)
 	if s.lookups != nil {
 		defer s.lookups.forgetAll()
@@ -282,6 +288,9 @@ func (s *Store) write(fn func() error) error {
 func (s *Store) writeTx(fn func() error) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	if s.loader != nil {
+		return ErrLoading
+	}
 	return s.read(fn)
 }
 

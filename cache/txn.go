@@ -31,6 +31,7 @@ import (
 // after it: release empties the maps and zeroes every slot.
 type txn struct {
 	s       *Store
+	bulk    bool // a Loader's: the store holds nothing of the txn's partitions, nothing is read
 	it      *pebble.Iterator
 	offsets map[int32]int64
 	parts   map[tpPrefix]*ptx
@@ -152,6 +153,7 @@ func (s *Store) newTxn() *txn {
 // committed or not. Nothing of the Apply's records stays reachable: the slots are zeroed.
 func (tx *txn) release() error {
 	err := tx.close()
+	tx.bulk = false
 	clear(tx.offsets)
 	clear(tx.drops)
 	tx.drops = tx.drops[:0]
@@ -180,6 +182,9 @@ func (tx *txn) meta(m *proto.SegmentMetadata) *proto.SegmentMetadata {
 // every level, Pebble's last level included: most keys Apply looks up are segments about to be
 // added, which do not exist, and a filter answers that without reading a data block.
 func (tx *txn) get(key []byte, fn func(v []byte) error) (bool, error) {
+	if tx.bulk {
+		return false, nil
+	}
 	if tx.it == nil {
 		it, err := tx.s.db.NewIter(&pebble.IterOptions{UseL6Filters: true})
 		if err != nil {
@@ -430,7 +435,7 @@ func (pt *ptx) setRef(epoch int32, start int64, m *proto.SegmentMetadata) {
 // and the deletion of an epoch's last referenced segment need it.
 func (pt *ptx) refStarts(epoch int32, from int64, last bool) ([]int64, error) {
 	var out []int64
-	if !pt.dropped {
+	if !pt.dropped && !pt.tx.bulk {
 		// Rows sort by start offset descending: those at or above from run from the epoch's
 		// first row to (epoch, from), and the greatest comes first.
 		upper := successor(pt.p.refEpoch(epoch))
@@ -516,7 +521,7 @@ func (tx *txn) commit() error {
 // by entry and starts each insert from where the previous one landed, so rows in key order
 // cost far less than rows in map order. A dropped partition's range deletion comes before its
 // rows, so that the rows written after the drop survive it.
-func (tx *txn) write(b *pebble.Batch) error {
+func (tx *txn) write(b rowWriter) error {
 	mps := make([]int32, 0, len(tx.offsets))
 	for mp := range tx.offsets {
 		mps = append(mps, mp)
@@ -546,7 +551,7 @@ func (tx *txn) write(b *pebble.Batch) error {
 	return nil
 }
 
-func (pt *ptx) write(b *pebble.Batch) error {
+func (pt *ptx) write(b rowWriter) error {
 	tx := pt.tx
 	if pt.dropped {
 		if err := b.DeleteRange(pt.p[:], pt.p.upper(), nil); err != nil {
@@ -637,6 +642,13 @@ func (pt *ptx) write(b *pebble.Batch) error {
 		}
 	}
 	return nil
+}
+
+// rowWriter receives what a txn writes: a Pebble batch, or a Loader's tables.
+type rowWriter interface {
+	Set(key, value []byte, opts *pebble.WriteOptions) error
+	Delete(key []byte, opts *pebble.WriteOptions) error
+	DeleteRange(start, end []byte, opts *pebble.WriteOptions) error
 }
 
 // placeEpochs keeps the state of the partition's greatest epoch in the partition row: when an

@@ -1,0 +1,708 @@
+package cache
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/objstorage/objstorageprovider"
+	"github.com/cockroachdb/pebble/v2/sstable"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"go.uber.org/zap"
+
+	"github.com/stratalog/strata/proto"
+)
+
+// ErrNotEmpty is returned by NewLoader for a store that already holds rows of user partitions:
+// a load builds them from nothing.
+var ErrNotEmpty = errors.New("cache: store holds user partitions")
+
+// ErrLoading is returned by every write to a store while a Loader fills it (Apply, Preview,
+// Skip, ResetPartition, SetIdentity): their answers would ignore what the load holds.
+var ErrLoading = errors.New("cache: store is being loaded")
+
+// ErrLoadEnded is returned by a Loader's methods after Finish or Abort, or after the store was
+// replaced or closed under it.
+var ErrLoadEnded = errors.New("cache: load ended")
+
+// Loader fills a store that holds no user partition yet from the start of the metadata topic:
+// what a manager does once, at its first start, over all the history the topic holds. Its
+// result is the store Apply would have built from the same entries, row for row (the same
+// applies, drops and offsets), built another way:
+//
+//   - Apply writes each fetch through Pebble's write-ahead log and memtables, and reads the
+//     store for every segment a record names, most of them to learn that a segment about to be
+//     added does not exist; then Pebble's compactions rewrite the rows several times over as
+//     history accumulates. All of that grows with history.
+//   - The Loader only appends entries to sorted runs in files beside the store (Add). Finish
+//     merges the runs into one sequence grouped by user partition in key order (each
+//     partition's entries in the order they were added), applies each partition's entries in
+//     memory with the same code as Apply (nothing to read: the store holds nothing of it),
+//     writes the resulting rows in key order into tables, and ingests the tables and the
+//     metadata partitions' next offsets into the store in one atomic step. The rows are
+//     written once, at the bottom of the store, where no compaction needs to move them.
+//
+// Until Finish returns, the store holds nothing of the load: a crash or Abort leaves it as it
+// was, and the load starts again from the same offsets. Every other write to the store fails
+// with ErrLoading meanwhile; queries answer from the store as it was.
+//
+// Memory is bounded by the run size (loadRunBytes) and, during Finish, by the largest user
+// partition's history: one partition's rows are held while they are applied. Disk: the runs
+// hold every entry added, about the size of the records, until Finish.
+//
+// A Loader is used by one goroutine.
+type Loader struct {
+	s   *Store
+	fs  vfs.FS
+	dir string
+
+	next  map[int32]int64 // next offset of each metadata partition: the store's, moved by Add
+	moved map[int32]bool  // metadata partitions Add moved
+
+	runBytes int // the size a run grows to before it is sorted and written
+	arena    []byte
+	recs     []loadRec
+	tpIndex  map[tpPrefix]int32
+	tps      []tpPrefix
+	runs     []string
+	odd      []proto.Record // records Kafka's format cannot hold, by index
+
+	res   LoadResult
+	ended bool
+}
+
+// LoadResult counts what a load did, as Apply's Result does: Applied + Duplicates + Dropped is
+// the number of entries added.
+type LoadResult struct {
+	Applied    int
+	Duplicates int
+	Dropped    int
+}
+
+// loadRec is one entry of the current run: the index of its user partition in Loader.tps and
+// where its encoding starts in the arena (metadata partition, offset, length, record).
+type loadRec struct {
+	tp  int32
+	off uint32
+}
+
+// loadRunBytes is the size of the records a run holds before it is sorted and written out. It
+// is the Loader's memory while it adds.
+const loadRunBytes = 8 << 20
+
+// loadTableBytes is the size at which Finish starts a new table.
+const loadTableBytes = 64 << 20
+
+// loadDropBatch is how many bytes of dropped-record rows Finish holds before writing them to
+// the store: unlike the partitions' rows they are not bounded by the number of partitions, and
+// written ahead of the load they change nothing a reader relies on (see Finish).
+const loadDropBatch = 1 << 20
+
+const loadDirName = "load.tmp"
+
+// oddRecord in the length of a run's entry says the entry is l.odd[i], i the next 4 bytes.
+const oddRecord = ^uint32(0)
+
+// NewLoader starts a load. It fails with ErrNotEmpty when the store holds any row of a user
+// partition (or the tombstone of one), with ErrLoading while another load runs.
+func (s *Store) NewLoader() (*Loader, error) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if s.loader != nil {
+		return nil, ErrLoading
+	}
+	l := &Loader{s: s, fs: s.opts.fs, dir: s.opts.fs.PathJoin(s.dir, loadDirName), runBytes: loadRunBytes,
+		moved: map[int32]bool{}, tpIndex: map[tpPrefix]int32{}}
+	err := s.read(func() error {
+		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{tagDeleted}})
+		if err != nil {
+			return err
+		}
+		found := it.First()
+		if err := it.Close(); err != nil {
+			return err
+		}
+		if found {
+			return ErrNotEmpty
+		}
+		// A load that a crash interrupted left its runs behind.
+		if err := l.fs.RemoveAll(l.dir); err != nil {
+			return err
+		}
+		return l.fs.MkdirAll(l.dir, 0o755)
+	})
+	if err == nil {
+		l.next, err = s.Offsets()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cache: load: %w", err)
+	}
+	s.loader = l
+	return l, nil
+}
+
+// Add adds entries to the load. As with Apply, an entry below its metadata partition's next
+// offset is a duplicate and is counted only; entries of each metadata partition come in offset
+// order. An invalid entry fails the call (wrapping ErrInvalidEntry) with nothing of it added.
+// Add keeps nothing of entries after it returns.
+func (l *Loader) Add(entries []Entry) error {
+	if l.ended {
+		return ErrLoadEnded
+	}
+	for i := range entries {
+		if err := validEntry(&entries[i]); err != nil {
+			return fmt.Errorf("cache: load: entry %d of %d: %w", i, len(entries), err)
+		}
+	}
+	for i := range entries {
+		e := &entries[i]
+		if e.Offset < l.next[e.Partition] {
+			l.res.Duplicates++
+			continue
+		}
+		l.next[e.Partition], l.moved[e.Partition] = e.Offset+1, true
+		p := loadPrefix(e.Record)
+		ti, ok := l.tpIndex[p]
+		if !ok {
+			ti = int32(len(l.tps))
+			l.tpIndex[p] = ti
+			l.tps = append(l.tps, p)
+		}
+		off := len(l.arena)
+		l.arena = binary.BigEndian.AppendUint32(l.arena, uint32(e.Partition))
+		l.arena = binary.BigEndian.AppendUint64(l.arena, uint64(e.Offset))
+		l.arena = append(l.arena, 0, 0, 0, 0)
+		if enc, err := proto.AppendEncode(l.arena, e.Record); err == nil {
+			binary.BigEndian.PutUint32(enc[off+12:], uint32(len(enc)-off-16))
+			l.arena = enc
+		} else {
+			// A record Decode returned always encodes. One built otherwise may hold what
+			// Kafka's format cannot (an unknown state, epochs out of order), and Apply
+			// drops it for that: it stays in memory, and the run holds its index.
+			binary.BigEndian.PutUint32(l.arena[off+12:], oddRecord)
+			l.arena = binary.BigEndian.AppendUint32(l.arena, uint32(len(l.odd)))
+			l.odd = append(l.odd, e.Record)
+		}
+		l.recs = append(l.recs, loadRec{tp: ti, off: uint32(off)})
+		if len(l.arena) >= l.runBytes {
+			if err := l.spill(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// loadPrefix is the key prefix of the user partition a record is about; zero for a record
+// that names none (every store drops those).
+func loadPrefix(r proto.Record) tpPrefix {
+	switch r := r.(type) {
+	case *proto.SegmentMetadata:
+		return prefixOf(r.SegmentID.TopicIDPartition)
+	case *proto.SegmentMetadataUpdate:
+		return prefixOf(r.SegmentID.TopicIDPartition)
+	case *proto.PartitionDeleteMetadata:
+		return prefixOf(r.TopicIDPartition)
+	}
+	return tpPrefix{}
+}
+
+// spill sorts the current run by user partition, keeping each partition's entries in the
+// order they were added (a counting sort over the partitions' ranks), and writes it to a file:
+// for each partition its prefix and number of entries, then the entries.
+func (l *Loader) spill() error {
+	if len(l.recs) == 0 {
+		return nil
+	}
+	order := make([]int32, len(l.tps))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(a, b int32) int { return bytes.Compare(l.tps[a][:], l.tps[b][:]) })
+	rank := make([]int32, len(l.tps))
+	for r, i := range order {
+		rank[i] = int32(r)
+	}
+	start := make([]int, len(l.tps)+1)
+	for _, r := range l.recs {
+		start[rank[r.tp]+1]++
+	}
+	for i := 1; i < len(start); i++ {
+		start[i] += start[i-1]
+	}
+	sorted := make([]uint32, len(l.recs))
+	pos := slices.Clone(start[:len(l.tps)])
+	for _, r := range l.recs {
+		k := rank[r.tp]
+		sorted[pos[k]] = r.off
+		pos[k]++
+	}
+
+	name := l.fs.PathJoin(l.dir, fmt.Sprintf("run-%06d", len(l.runs)))
+	f, err := l.fs.Create(name, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return fmt.Errorf("cache: load: %w", err)
+	}
+	w := bufio.NewWriterSize(f, 256<<10)
+	var hdr [tpPrefixLen + binary.MaxVarintLen64]byte
+	for r, i := range order {
+		n := start[r+1] - start[r]
+		copy(hdr[:], l.tps[i][:])
+		w.Write(hdr[:binary.PutUvarint(hdr[tpPrefixLen:], uint64(n))+tpPrefixLen])
+		for _, off := range sorted[start[r]:start[r+1]] {
+			size := binary.BigEndian.Uint32(l.arena[off+12:])
+			if size == oddRecord {
+				size = 4
+			}
+			w.Write(l.arena[off : off+16+size])
+		}
+	}
+	err = errors.Join(w.Flush(), f.Sync(), f.Close())
+	if err != nil {
+		return fmt.Errorf("cache: load: writing %s: %w", name, err)
+	}
+	l.runs = append(l.runs, name)
+	l.arena, l.recs = l.arena[:0], l.recs[:0]
+	clear(l.tpIndex)
+	l.tps = l.tps[:0]
+	return nil
+}
+
+// Abort ends the load and removes its runs; the store is as it was before NewLoader.
+func (l *Loader) Abort() error {
+	if l.ended {
+		return nil
+	}
+	return l.end()
+}
+
+// end releases the store for other writers and removes the load's files.
+func (l *Loader) end() error {
+	l.ended = true
+	l.arena, l.recs, l.odd = nil, nil, nil
+	l.s.writeMu.Lock()
+	if l.s.loader == l {
+		l.s.loader = nil
+	}
+	l.s.writeMu.Unlock()
+	if err := l.fs.RemoveAll(l.dir); err != nil {
+		return fmt.Errorf("cache: load: removing %s: %w", l.dir, err)
+	}
+	return nil
+}
+
+// Finish applies everything added and writes it into the store, calling onDrop (when not nil)
+// for each record not applied, grouped by user partition and in order within each. After it the
+// load has ended, whether it succeeded or not.
+//
+// The partitions' rows, their tombstones and the metadata partitions' next offsets enter the
+// store in one ingestion: after a crash the store holds all of them or none. Dropped-record rows
+// may be written before it, in batches: such a row says only what the record at its offset
+// is, which every later load or Apply of that record writes again identically.
+func (l *Loader) Finish(onDrop func(Drop)) (LoadResult, error) {
+	if l.ended {
+		return LoadResult{}, ErrLoadEnded
+	}
+	res, err := l.finish(onDrop)
+	if eerr := l.end(); err == nil {
+		err = eerr
+	}
+	if err != nil {
+		return LoadResult{}, err
+	}
+	return res, nil
+}
+
+func (l *Loader) finish(onDrop func(Drop)) (LoadResult, error) {
+	if err := l.spill(); err != nil {
+		return LoadResult{}, err
+	}
+	m, err := newRunMerger(l.fs, l.runs)
+	if err != nil {
+		return LoadResult{}, err
+	}
+	defer m.close()
+	out, err := newLoadWriter(l)
+	if err != nil {
+		return LoadResult{}, err
+	}
+	defer out.abandon()
+	var entries []Entry
+	parts := map[tpPrefix]partRow{}
+	for {
+		ok, err := m.group(func(mp int32, offset int64, rec []byte, odd bool) error {
+			if odd {
+				entries = append(entries, Entry{Partition: mp, Offset: offset, Record: l.odd[binary.BigEndian.Uint32(rec)]})
+				return nil
+			}
+			r, err := proto.Decode(rec)
+			if err != nil {
+				return fmt.Errorf("metadata partition %d offset %d: %w", mp, offset, err)
+			}
+			entries = append(entries, Entry{Partition: mp, Offset: offset, Record: r})
+			return nil
+		})
+		if err != nil {
+			return LoadResult{}, fmt.Errorf("cache: load: reading the runs: %w", err)
+		}
+		if !ok {
+			break
+		}
+		if err := l.applyGroup(entries, out, parts, onDrop); err != nil {
+			return LoadResult{}, err
+		}
+		clear(entries)
+		entries = entries[:0]
+	}
+	if err := l.ingest(out, parts); err != nil {
+		return LoadResult{}, err
+	}
+	return l.res, nil
+}
+
+// applyGroup applies one user partition's entries, in order, in a txn that reads nothing (the
+// store holds nothing of the partition), and writes the rows it leaves.
+func (l *Loader) applyGroup(entries []Entry, out *loadWriter, parts map[tpPrefix]partRow, onDrop func(Drop)) error {
+	s := l.s
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	return s.read(func() error { return l.applyTx(entries, out, parts, onDrop) })
+}
+
+func (l *Loader) applyTx(entries []Entry, out *loadWriter, parts map[tpPrefix]partRow, onDrop func(Drop)) error {
+	s := l.s
+	if s.loader != l {
+		return ErrLoadEnded // the store was replaced under the load
+	}
+	tx := s.newTxn()
+	defer tx.release()
+	tx.bulk = true
+	for i := range entries {
+		e := &entries[i]
+		d, err := tx.apply(e)
+		if err != nil {
+			return fmt.Errorf("cache: load metadata partition %d offset %d: %w", e.Partition, e.Offset, err)
+		}
+		if d == nil {
+			l.res.Applied++
+			continue
+		}
+		l.res.Dropped++
+		tx.drops = append(tx.drops, d)
+		if ce := s.log.Check(zap.DebugLevel, "record dropped"); ce != nil {
+			ce.Write(zap.Int32("metadata_partition", d.Partition), zap.Int64("offset", d.Offset),
+				zap.Stringer("reason", d.Reason), zap.Error(d.Err))
+		}
+		if onDrop != nil {
+			onDrop(*d)
+		}
+	}
+	if err := tx.write(out); err != nil {
+		return err
+	}
+	for p, pt := range tx.parts {
+		if pt.row != nil {
+			parts[p] = *pt.row
+		} else {
+			delete(parts, p)
+		}
+	}
+	return out.err
+}
+
+// ingest writes the metadata partitions' next offsets and the tombstones into a table of their
+// own, and ingests every table into the store at once.
+func (l *Loader) ingest(out *loadWriter, parts map[tpPrefix]partRow) error {
+	s := l.s
+	for mp := range l.moved {
+		out.global = append(out.global, kv{k: offsetKey(mp), v: encodeOffset(l.next[mp])})
+	}
+	if err := out.finish(); err != nil {
+		return err
+	}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if s.loader != l {
+		return ErrLoadEnded // the store was replaced under the load
+	}
+	err := s.read(func() error {
+		if err := out.flushDrops(); err != nil {
+			return err
+		}
+		if len(out.paths) == 0 {
+			return nil
+		}
+		return s.db.Ingest(context.Background(), out.paths)
+	})
+	if err != nil {
+		return fmt.Errorf("cache: load: %w", err)
+	}
+	for p, row := range parts {
+		s.parts[p] = row
+	}
+	if s.lookups != nil {
+		s.lookups.forgetAll()
+	}
+	s.gens.bump(nil)
+	return nil
+}
+
+type kv struct{ k, v []byte }
+
+// loadWriter receives a txn's rows (txn.write) during Finish: the rows of user partitions go,
+// in key order, into tables; the others (dropped records, tombstones) are kept aside. Deletes
+// are dropped: the store holds nothing of the partitions a load writes, so there is nothing
+// for them to remove.
+type loadWriter struct {
+	l      *Loader
+	wopts  sstable.WriterOptions
+	w      *sstable.Writer
+	paths  []string // tables written, in key order
+	global []kv     // offsets and tombstones
+	drops  *pebble.Batch
+	err    error
+}
+
+func newLoadWriter(l *Loader) (*loadWriter, error) {
+	s := l.s
+	po := pebbleOptions(s.opts, s.dmg.Load())
+	po.EnsureDefaults()
+	var err error
+	w := &loadWriter{l: l}
+	err = s.read(func() error {
+		w.wopts = po.MakeWriterOptions(len(po.Levels)-1, s.db.TableFormat())
+		w.drops = s.db.NewBatch()
+		return nil
+	})
+	return w, err
+}
+
+func (w *loadWriter) Set(k, v []byte, _ *pebble.WriteOptions) error {
+	if w.err != nil {
+		return w.err
+	}
+	switch k[0] {
+	case tagPartition:
+		w.err = w.setTable(k, v)
+	case tagDropped:
+		w.err = w.drops.Set(k, v, nil)
+		if w.err == nil && w.drops.Len() >= loadDropBatch {
+			w.err = w.flushDropsLocked()
+		}
+	default:
+		w.global = append(w.global, kv{k: slices.Clone(k), v: slices.Clone(v)})
+	}
+	return w.err
+}
+
+func (w *loadWriter) Delete([]byte, *pebble.WriteOptions) error             { return w.err }
+func (w *loadWriter) DeleteRange(_, _ []byte, _ *pebble.WriteOptions) error { return w.err }
+
+func (w *loadWriter) setTable(k, v []byte) error {
+	if w.w != nil && w.w.Raw().EstimatedSize() >= loadTableBytes {
+		if err := w.w.Close(); err != nil {
+			return err
+		}
+		w.w = nil
+	}
+	if w.w == nil {
+		name := w.l.fs.PathJoin(w.l.dir, fmt.Sprintf("table-%06d.sst", len(w.paths)))
+		f, err := w.l.fs.Create(name, vfs.WriteCategoryUnspecified)
+		if err != nil {
+			return err
+		}
+		w.paths = append(w.paths, name)
+		w.w = sstable.NewWriter(objstorageprovider.NewFileWritable(f), w.wopts)
+	}
+	return w.w.Set(k, v)
+}
+
+// flushDropsLocked writes the dropped-record rows held so far. The caller of applyGroup holds
+// writeMu.
+func (w *loadWriter) flushDropsLocked() error {
+	if w.drops.Empty() {
+		return nil
+	}
+	err := w.drops.Commit(pebble.NoSync)
+	w.drops.Reset()
+	return err
+}
+
+func (w *loadWriter) flushDrops() error {
+	if w.err != nil {
+		return w.err
+	}
+	return w.flushDropsLocked()
+}
+
+// finish closes the last table of rows and writes the table of offsets and tombstones.
+func (w *loadWriter) finish() error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.w != nil {
+		err := w.w.Close()
+		w.w = nil
+		if err != nil {
+			return err
+		}
+	}
+	if len(w.global) == 0 {
+		return nil
+	}
+	slices.SortFunc(w.global, func(a, b kv) int { return bytes.Compare(a.k, b.k) })
+	name := w.l.fs.PathJoin(w.l.dir, "table-global.sst")
+	f, err := w.l.fs.Create(name, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return err
+	}
+	t := sstable.NewWriter(objstorageprovider.NewFileWritable(f), w.wopts)
+	for _, r := range w.global {
+		if err := t.Set(r.k, r.v); err != nil {
+			t.Close()
+			return err
+		}
+	}
+	if err := t.Close(); err != nil {
+		return err
+	}
+	w.paths = append(w.paths, name)
+	return nil
+}
+
+// abandon releases what finish did not: an open table and the batch.
+func (w *loadWriter) abandon() {
+	if w.w != nil {
+		w.w.Close()
+		w.w = nil
+	}
+	if w.drops != nil {
+		w.drops.Close()
+		w.drops = nil
+	}
+}
+
+// runMerger reads the runs as one sequence of groups, one per user partition in key order, each
+// holding the partition's entries of every run, run by run: the order they were added in.
+type runMerger struct {
+	runs []*loadRun
+	buf  []byte
+}
+
+type loadRun struct {
+	f    vfs.File
+	r    *bufio.Reader
+	name string
+	ok   bool     // a group is at the head
+	tp   tpPrefix // the head group's partition
+	left uint64   // its entries not yet read
+}
+
+func newRunMerger(fs vfs.FS, names []string) (*runMerger, error) {
+	m := &runMerger{}
+	for _, name := range names {
+		f, err := fs.Open(name)
+		if err != nil {
+			m.close()
+			return nil, err
+		}
+		rr := &loadRun{f: f, r: bufio.NewReaderSize(f, 64<<10), name: name}
+		m.runs = append(m.runs, rr)
+		if err := rr.head(); err != nil {
+			m.close()
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// head reads the header of the next group.
+func (rr *loadRun) head() error {
+	if _, err := io.ReadFull(rr.r, rr.tp[:]); err != nil {
+		if errors.Is(err, io.EOF) {
+			rr.ok = false
+			return nil
+		}
+		return fmt.Errorf("%s: %w", rr.name, err)
+	}
+	n, err := binary.ReadUvarint(rr.r)
+	if err != nil {
+		return fmt.Errorf("%s: %w", rr.name, noEOF(err))
+	}
+	rr.ok, rr.left = true, n
+	return nil
+}
+
+func noEOF(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// group calls fn with each entry of the next group; false when every run is read. The record passed to fn is valid until the next call of group.
+func (m *runMerger) group(fn func(mp int32, offset int64, rec []byte, odd bool) error) (bool, error) {
+	var lo *loadRun
+	for _, rr := range m.runs {
+		if rr.ok && (lo == nil || bytes.Compare(rr.tp[:], lo.tp[:]) < 0) {
+			lo = rr
+		}
+	}
+	if lo == nil {
+		return false, nil
+	}
+	p := lo.tp
+	m.buf = m.buf[:0]
+	type at struct {
+		mp       int32
+		offset   int64
+		from, to int
+		odd      bool
+	}
+	var ats []at
+	for _, rr := range m.runs {
+		if !rr.ok || rr.tp != p {
+			continue
+		}
+		for ; rr.left > 0; rr.left-- {
+			var h [16]byte
+			if _, err := io.ReadFull(rr.r, h[:]); err != nil {
+				return false, fmt.Errorf("%s: %w", rr.name, noEOF(err))
+			}
+			size, odd := binary.BigEndian.Uint32(h[12:]), false
+			if size == oddRecord {
+				size, odd = 4, true
+			}
+			n := int(size)
+			from := len(m.buf)
+			m.buf = slices.Grow(m.buf, n)[:from+n]
+			if _, err := io.ReadFull(rr.r, m.buf[from:]); err != nil {
+				return false, fmt.Errorf("%s: %w", rr.name, noEOF(err))
+			}
+			ats = append(ats, at{int32(binary.BigEndian.Uint32(h[:4])), int64(binary.BigEndian.Uint64(h[4:12])), from, from + n, odd})
+		}
+		if err := rr.head(); err != nil {
+			return false, err
+		}
+	}
+	// Records are decoded only once the group is read: m.buf may move while it grows.
+	for _, a := range ats {
+		if err := fn(a.mp, a.offset, m.buf[a.from:a.to], a.odd); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+func (m *runMerger) close() {
+	for _, rr := range m.runs {
+		rr.f.Close()
+	}
+	m.runs = nil
+}
