@@ -10,6 +10,8 @@
 //     otherwise a status whose code says whether to retry and whose ErrorDetail says why (see
 //     Status for the mapping of every rlmm error).
 //   - Lists stream in chunks of at most WithListChunk records and about 1 MiB, by start offset.
+//   - A server made with NewStarting serves while its manager starts: calls wait, within their
+//     deadlines, and none is answered before Started; StartFailed fails them with Unavailable.
 //   - Serve owns the gRPC server: it returns once the server has stopped, after a graceful stop
 //     bounded by WithGracePeriod. It does not close the manager: the caller does, after Serve.
 package serve

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -77,11 +78,18 @@ func WithServerOptions(opts ...grpc.ServerOption) Option {
 	return optionFunc(func(s *Server) { s.grpcOpts = append(s.grpcOpts, opts...) })
 }
 
-// Server serves one rlmm.Manager. Create it with New, run it with Serve.
+// Server serves one rlmm.Manager. Create it with New, or with NewStarting while the manager
+// starts; run it with Serve.
 type Server struct {
 	rlmmv1.UnimplementedRemoteLogMetadataServiceServer
 
-	m           *rlmm.Manager
+	// m and startErr are written once, before up closes; calls read them after it has (see
+	// awaitManager).
+	m        *rlmm.Manager
+	startErr error
+	up       chan struct{}
+	upOnce   sync.Once
+
 	log         *zap.Logger
 	version     string
 	grace       time.Duration
@@ -97,14 +105,67 @@ type Server struct {
 
 // New returns a server of m. It does not own m: close m after Serve returns.
 func New(m *rlmm.Manager, opts ...Option) *Server {
-	s := &Server{m: m, log: zap.NewNop(), grace: DefaultGracePeriod, callTimeout: DefaultCallTimeout, chunk: DefaultListChunk,
-		stop: make(chan struct{})}
+	s := NewStarting(opts...)
+	s.Started(m)
+	return s
+}
+
+// NewStarting returns a server whose manager is still starting. Serve may run at once: clients
+// connect, and each call waits, within its deadline, until Started hands the manager over (or
+// a stop begins). A process that listens first, then starts its manager, lets its client's
+// connection and first calls overlap the manager's start (its store opening, the cluster's
+// first answers) instead of following it; no call is answered before the manager is up.
+// StartFailed instead fails the waiting calls, and every later one, with Unavailable.
+func NewStarting(opts ...Option) *Server {
+	s := &Server{log: zap.NewNop(), grace: DefaultGracePeriod, callTimeout: DefaultCallTimeout, chunk: DefaultListChunk,
+		up: make(chan struct{}), stop: make(chan struct{})}
 	for _, o := range opts {
 		if o != nil {
 			o.apply(s)
 		}
 	}
 	return s
+}
+
+// Started hands the server its manager: the calls waiting for it proceed. It does not own m:
+// close m after Serve returns. Only the first of Started and StartFailed counts.
+func (s *Server) Started(m *rlmm.Manager) {
+	s.upOnce.Do(func() {
+		s.m = m
+		close(s.up)
+	})
+}
+
+// StartFailed says the manager will not come: calls waiting for it, and every later one, fail
+// with Unavailable naming err. Only the first of Started and StartFailed counts.
+func (s *Server) StartFailed(err error) {
+	if err == nil {
+		err = errors.New("no reason given")
+	}
+	s.upOnce.Do(func() {
+		s.startErr = err
+		close(s.up)
+	})
+}
+
+// awaitManager waits until the manager is handed over (nil), it failed to start, ctx ends or a
+// stop begins (each an error status).
+func (s *Server) awaitManager(ctx context.Context) error {
+	select {
+	case <-s.up:
+	default:
+		select {
+		case <-s.up:
+		case <-ctx.Done():
+			return status.FromContextError(ctx.Err()).Err()
+		case <-s.stop:
+			return status.Error(codes.Unavailable, "serve: stopping before the manager started")
+		}
+	}
+	if s.startErr != nil {
+		return status.Errorf(codes.Unavailable, "serve: the manager did not start: %v", s.startErr)
+	}
+	return nil
 }
 
 // Serve answers on lis until ctx ends, then stops gracefully: new calls are refused, calls in
@@ -169,12 +230,16 @@ func (s *Server) untilStop(ctx context.Context) (context.Context, context.Cancel
 	return ctx, cancel
 }
 
-// boundUnary gives a call without a deadline the call timeout: nothing waits forever.
+// boundUnary gives a call without a deadline the call timeout, so that nothing waits forever,
+// and holds it until the manager is up (see NewStarting).
 func (s *Server) boundUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.callTimeout)
 		defer cancel()
+	}
+	if err := s.awaitManager(ctx); err != nil {
+		return nil, err
 	}
 	return handler(ctx, req)
 }
@@ -184,10 +249,16 @@ func (s *Server) boundUnary(ctx context.Context, req any, _ *grpc.UnaryServerInf
 func (s *Server) boundStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	if _, ok := ss.Context().Deadline(); ok || info.FullMethod == rlmmv1.RemoteLogMetadataService_WatchReadiness_FullMethodName ||
 		info.FullMethod == rlmmv1.RemoteLogMetadataService_WatchGenerations_FullMethodName {
+		if err := s.awaitManager(ss.Context()); err != nil {
+			return err
+		}
 		return handler(srv, ss)
 	}
 	ctx, cancel := context.WithTimeout(ss.Context(), s.callTimeout)
 	defer cancel()
+	if err := s.awaitManager(ctx); err != nil {
+		return err
+	}
 	return handler(srv, &boundStream{ServerStream: ss, ctx: ctx})
 }
 

@@ -56,9 +56,10 @@ names (remote.log.metadata.*, log.dir, strata.cache.dir, ...), from a file or fr
 store goes to strata.cache.dir, else beside the broker's log directory (<log.dir>-strata-rlmm).
 The properties, not flags, say how to reach the cluster (TLS and SASL included).
 
-The socket appears once the manager is up; with --notify-ready a line "serving ADDRESS" on
-stdout then says it accepts calls, so that a parent waits for that line instead of polling for
-the socket. SIGTERM or SIGINT stops it: calls in flight get --grace, then the manager closes.
+The socket appears at once, and calls made on it are answered once the manager is up (its
+store open, the cluster reached), so that a client connects while the manager starts; with
+--notify-ready a line "serving ADDRESS" on stdout says the socket accepts calls, so that a
+parent waits for that line instead of polling for the socket. SIGTERM or SIGINT stops it: calls in flight get --grace, then the manager closes.
 Logs go to stderr; nothing else is written to stdout.
 
 With --metrics-addr it also serves, over HTTP on a loopback address, Prometheus metrics
@@ -125,29 +126,43 @@ func runServe(ctx context.Context, f *serveFlags, stdin io.Reader, stdout, stder
 		return err
 	}
 	reg, metricsOpts := f.metricsRegistry()
-	m, err := rlmm.New(ctx, append([]rlmm.Option{rlmm.WithProperties(props), rlmm.WithLogger(log.Named("rlmm"))}, metricsOpts...)...)
-	if err != nil {
-		return err
-	}
-	stopMetrics, err := f.serveMetrics(reg, m, log.Named("metrics"))
-	if err != nil {
-		m.Close()
-		return err
-	}
-	defer stopMetrics()
-	// The socket appears only now, with the manager up and the store locked: a client that
-	// reaches it is served at once, and a second server of the same store has already failed.
+	// The socket opens before the manager starts, and calls wait for it (serve.NewStarting): the
+	// client connects, and sends its first calls, while the store opens and the cluster answers,
+	// instead of after. A second server of the same store finds this one answering on the
+	// socket (listenOn), or fails to lock the store, before it serves anything.
 	lis, err := f.listenOn(cacheDir)
-	if err == nil && f.notifyReady {
-		// The listener queues connections from now on: a client that connects on this line is
-		// served as soon as Serve runs. A parent gone with our stdout is no reason to stop.
+	if err != nil {
+		return err
+	}
+	srv := serve.NewStarting(f.serverOptions(log)...)
+	serveCtx, stopServing := context.WithCancel(ctx)
+	defer stopServing()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(serveCtx, lis) }()
+	if f.notifyReady {
+		// The listener queues connections from now on, and Serve answers each call once the
+		// manager is up. A parent gone with our stdout is no reason to stop.
 		if _, werr := fmt.Fprintf(stdout, "serving %s\n", lis.Addr()); werr != nil {
 			log.Warn("could not say on stdout that the server is up", zap.Error(werr))
 		}
 	}
-	if err == nil {
-		err = serve.New(m, f.serverOptions(log)...).Serve(ctx, lis)
+	m, err := rlmm.New(ctx, append([]rlmm.Option{rlmm.WithProperties(props), rlmm.WithLogger(log.Named("rlmm"))}, metricsOpts...)...)
+	if err != nil {
+		srv.StartFailed(err)
+		stopServing()
+		<-served
+		return err
 	}
+	srv.Started(m)
+	stopMetrics, err := f.serveMetrics(reg, m, log.Named("metrics"))
+	if err != nil {
+		stopServing()
+		<-served
+		m.Close()
+		return err
+	}
+	defer stopMetrics()
+	err = <-served
 	closed := make(chan error, 1)
 	go func() { closed <- m.Close() }()
 	select {

@@ -17,7 +17,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	rlmmv1 "github.com/stratalog/strata/api/rlmm/v1"
 	"github.com/stratalog/strata/rlmm"
@@ -308,5 +310,80 @@ func TestServeNotifyReady(t *testing.T) {
 	}
 	if got := stdout.String(); got != want {
 		t.Errorf("stdout at exit = %q, want only %q", got, want)
+	}
+}
+
+// TestServeListensWhileTheManagerStarts: the socket accepts calls, and --notify-ready says so,
+// before the manager is up, so that a client connects while it starts; no call is answered
+// before it is. Here the cluster never answers: a call with a short deadline ends with
+// DeadlineExceeded, one that waits ends with Unavailable naming why the manager did not start,
+// and serve exits with that error.
+func TestServeListensWhileTheManagerStarts(t *testing.T) {
+	// A loopback port no one listens on.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nobody := l.Addr().String()
+	l.Close()
+	dir := serveDir(t)
+	props := strings.Join([]string{
+		rlmm.PrefixCommonClient + "bootstrap.servers=" + nobody,
+		rlmm.PropInitRetryMaxTimeout + "=3000",
+		"log.dir=" + filepath.Join(dir, "kafka-logs"),
+	}, "\n") + "\n#end\n"
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	var stdout, stderr syncBuffer
+	exited := make(chan int, 1)
+	sock := filepath.Join(dir, "s.sock")
+	go func() {
+		exited <- run(context.Background(), []string{"serve", "--properties", "-", "--exit-on-stdin-eof", "--notify-ready", "--socket", sock}, pr, &stdout, &stderr)
+	}()
+	if _, err := io.WriteString(pw, props); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for stdout.String() == "" {
+		select {
+		case code := <-exited:
+			t.Fatalf("serve exited with %d before it said it listens\n%s", code, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing on stdout after 30s\n%s", stderr.String())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if got, want := stdout.String(), "serving "+sock+"\n"; got != want {
+		t.Fatalf("stdout = %q, want %q", got, want)
+	}
+	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := rlmmv1.NewRemoteLogMetadataServiceClient(conn)
+	short, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := client.Health(short, &rlmmv1.HealthRequest{}); status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("Health while the manager starts = %v, want DeadlineExceeded (held, not answered)", err)
+	}
+	long, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err = client.Health(long, &rlmmv1.HealthRequest{})
+	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "the manager did not start") {
+		t.Fatalf("Health waiting for a manager that fails to start = %v, want Unavailable saying so", err)
+	}
+	select {
+	case code := <-exited:
+		if code == 0 {
+			t.Fatalf("serve exited 0 with no manager\n%s", stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not exit after its manager failed to start")
+	}
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Errorf("the socket is left after the exit: %v", err)
 	}
 }
