@@ -210,7 +210,9 @@ final class LookupCache extends Watch<WatchGenerationsRequest, WatchGenerationsR
 
     @Override
     protected void open(ManagedChannel channel, ClientResponseObserver<WatchGenerationsRequest, WatchGenerationsResponse> observer) {
-        RemoteLogMetadataServiceGrpc.newStub(channel).watchGenerations(WatchGenerationsRequest.getDefaultInstance(), observer);
+        // Waits for the channel to connect (see Watch#start).
+        RemoteLogMetadataServiceGrpc.newStub(channel).withWaitForReady()
+                .watchGenerations(WatchGenerationsRequest.getDefaultInstance(), observer);
     }
 
     @Override

@@ -67,7 +67,9 @@ final class Readiness extends Watch<WatchReadinessRequest, WatchReadinessRespons
 
     @Override
     protected void open(ManagedChannel channel, ClientResponseObserver<WatchReadinessRequest, WatchReadinessResponse> observer) {
-        RemoteLogMetadataServiceGrpc.newStub(channel).watchReadiness(WatchReadinessRequest.getDefaultInstance(), observer);
+        // Waits for the channel to connect (see Watch#start).
+        RemoteLogMetadataServiceGrpc.newStub(channel).withWaitForReady()
+                .watchReadiness(WatchReadinessRequest.getDefaultInstance(), observer);
     }
 
     @Override

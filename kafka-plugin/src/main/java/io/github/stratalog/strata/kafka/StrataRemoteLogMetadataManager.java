@@ -125,13 +125,13 @@ public class StrataRemoteLogMetadataManager implements RemoteLogMetadataManager 
         try {
             supervisor = new Supervisor(config, group, new Supervisor.Listener() {
                 @Override
-                public void connected(Connection c) {
+                public boolean connected(Connection c, boolean waitForReady) {
                     // The streams first: the readiness stream's picture is live (every
                     // partition not ready) by the time the assignment is taken, and the
                     // partitions' readiness arrives as it changes, instead of after a stream
                     // opened once the assignment returned.
                     c.watch();
-                    assignment.replay(c, config);
+                    return assignment.replay(c, config, waitForReady);
                 }
 
                 @Override
@@ -637,17 +637,21 @@ public class StrataRemoteLogMetadataManager implements RemoteLogMetadataManager 
             return b.build();
         }
 
-        /** Tells c every partition; throws when c does not take it (the supervisor tries again). */
-        void replay(Connection c, StrataConfig config) {
+        /**
+         * Tells c every partition, the call waiting for the channel to connect when
+         * waitForReady (a new server's first call); returns whether there was any to tell.
+         * Throws when c does not take it (the supervisor tries again).
+         */
+        boolean replay(Connection c, StrataConfig config, boolean waitForReady) {
             OnPartitionLeadershipChangesRequest req;
             synchronized (sending) {
                 req = request();
                 if (req.getLeaderPartitionsCount() + req.getFollowerPartitionsCount() == 0) {
-                    return;
+                    return false;
                 }
                 try {
-                    c.blocking.withDeadlineAfter(config.requestTimeout.toMillis(), TimeUnit.MILLISECONDS)
-                            .onPartitionLeadershipChanges(req);
+                    var stub = c.blocking.withDeadlineAfter(config.requestTimeout.toMillis(), TimeUnit.MILLISECONDS);
+                    (waitForReady ? stub.withWaitForReady() : stub).onPartitionLeadershipChanges(req);
                 } catch (RuntimeException e) {
                     markDirty();
                     throw e;
@@ -655,6 +659,7 @@ public class StrataRemoteLogMetadataManager implements RemoteLogMetadataManager 
             }
             LOG.info("Told strata serve on {} of {} leader and {} follower partitions", c,
                     req.getLeaderPartitionsCount(), req.getFollowerPartitionsCount());
+            return true;
         }
 
         void retryIfNeeded(Connection c, StrataConfig config) {
@@ -664,7 +669,7 @@ public class StrataRemoteLogMetadataManager implements RemoteLogMetadataManager 
             }
             if (again) {
                 try {
-                    replay(c, config);
+                    replay(c, config, false);
                 } catch (RuntimeException e) {
                     LOG.warn("Telling strata serve this broker's partitions failed: {}", e.toString());
                 }

@@ -24,7 +24,7 @@ import java.util.concurrent.TimeUnit;
  *
  * <p>With a child (the default) it starts {@code strata serve}, waits for the line on its stdout
  * that says its socket accepts calls (checking for the socket as well, every 100 ms, in case no
- * line comes), then until it answers Health,
+ * line comes), then until it answers the listener's first calls (Health when there are none),
  * hands out its connection, and when the child exits starts it again after a backoff (0.2 s
  * doubling to 30 s, back to 0.2 s after a child that ran a minute). With a socket given
  * ({@code strata.socket}) it only watches that server's health. Either way, each time a server
@@ -47,8 +47,13 @@ final class Supervisor implements AutoCloseable {
     private static final Duration HEALTH_TIMEOUT = Duration.ofSeconds(2);
 
     interface Listener {
-        /** A server started answering on c; calls may use it once this returns. Throwing means: not ready, check again. */
-        void connected(Connection c) throws Exception;
+        /**
+         * A server answers on c, or (waitForReady) said it listens: calls may use c once this
+         * returns. With waitForReady its calls wait, within their deadlines, for the channel to
+         * connect and the server to answer. Returns whether one of its calls was answered (false
+         * when it had nothing to tell); throwing means: not ready, check again.
+         */
+        boolean connected(Connection c, boolean waitForReady) throws Exception;
 
         /** About every second while c answers. */
         void tick(Connection c);
@@ -203,20 +208,18 @@ final class Supervisor implements AutoCloseable {
     }
 
     /**
-     * Waits until the child answers Health as serving and the listener has taken the
-     * connection. Null when the child died, the start timeout passed or close() was called.
+     * Waits until the child answers the listener's first calls (see answers) and the listener
+     * has taken the connection. Null when the child died, the start timeout passed or close() was called.
      */
     private Connection awaitServing(Process p, CountDownLatch serving) throws InterruptedException {
         long deadline = System.nanoTime() + config.startTimeout.toNanos();
         // The channel is made, and one call tried, while the child starts: the first channel
         // loads gRPC's and Netty's classes, which takes seconds on a busy broker (each broker's
         // plugin class loader loads its own), and would otherwise delay the child's first answer.
+        // The call is not waited for: a child that already listens holds it until its manager
+        // is up, and the listener's first calls go as soon as the child says it listens.
         Connection c = Connection.open(socket.toString(), group, config.lookupCacheEntries);
-        try {
-            c.blocking.withDeadlineAfter(HEALTH_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS).health(HealthRequest.getDefaultInstance());
-        } catch (RuntimeException e) {
-            // Expected: the child is not listening yet.
-        }
+        c.future.withDeadlineAfter(HEALTH_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS).health(HealthRequest.getDefaultInstance());
         try {
             while (!closed && p.isAlive() && System.nanoTime() < deadline) {
                 // The child's line wakes this at once; without one, the socket is looked for.
@@ -242,26 +245,34 @@ final class Supervisor implements AutoCloseable {
     }
 
     /**
-     * Whether c's server answers Health as serving, and the listener then took it. Once the
-     * server has said it listens, the call waits (within its deadline) for the channel to
-     * connect: the connection attempts made while the child started failed, and the channel
-     * takes the reset of its backoff asynchronously, so a call made at once would fail with
-     * the last attempt's error and be tried again only after RETRY.
+     * Whether c's server answers, and the listener took it. Once the server has said it listens
+     * (listening), the listener's calls go first, each waiting within its deadline for the
+     * channel to connect and for the server, which holds calls until its manager is up: the
+     * connection and the manager's start overlap, and no Health call comes between them and the
+     * first real call. Health is asked only when the listener had nothing to tell, or the server
+     * has not said it listens (a socket's server: its answer says whether it is up).
      */
     private boolean answers(Connection c, boolean listening) {
         try {
-            var stub = c.blocking.withDeadlineAfter(HEALTH_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
-            HealthResponse h = (listening ? stub.withWaitForReady() : stub).health(HealthRequest.getDefaultInstance());
-            if (!h.getServing()) {
+            if (!listening && !serving(c, false)) {
                 return false;
             }
-            listener.connected(c);
+            if (!listener.connected(c, listening) && listening && !serving(c, true)) {
+                return false;
+            }
             return true;
         } catch (Exception e) {
             LOG.debug("strata serve on {} does not answer yet: {}", c, e.toString());
             c.channel.resetConnectBackoff();
             return false;
         }
+    }
+
+    /** Whether c's server answers Health as serving; with waitForReady the call waits for the channel to connect. */
+    private static boolean serving(Connection c, boolean waitForReady) {
+        var stub = c.blocking.withDeadlineAfter(HEALTH_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
+        HealthResponse h = (waitForReady ? stub.withWaitForReady() : stub).health(HealthRequest.getDefaultInstance());
+        return h.getServing();
     }
 
     /** Without a child: the socket's server is the connection while it answers Health. */
@@ -294,8 +305,7 @@ final class Supervisor implements AutoCloseable {
 
     private static boolean healthy(Connection c) {
         try {
-            return c.blocking.withDeadlineAfter(HEALTH_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)
-                    .health(HealthRequest.getDefaultInstance()).getServing();
+            return serving(c, false);
         } catch (RuntimeException e) {
             return false;
         }

@@ -30,7 +30,7 @@ abstract class Watch<Req, Resp> {
         this.meanwhile = meanwhile;
     }
 
-    /** Opens the stream on channel with observer. */
+    /** Opens the stream on channel with observer, waiting for the channel to be ready (see start). */
     protected abstract void open(ManagedChannel channel, ClientResponseObserver<Req, Resp> observer);
 
     /** Takes a message of the current stream; under lock. */
@@ -39,7 +39,13 @@ abstract class Watch<Req, Resp> {
     /** The stream ended or is closed: forget what it said; under lock. */
     protected abstract void endLocked();
 
-    /** Starts watching on channel unless a watch is under way or close() was called. */
+    /**
+     * Starts watching on channel unless a watch is under way or close() was called. The stream
+     * waits for the channel to connect rather than failing at once: a new strata serve's streams
+     * open while the channel still connects to it (and the server holds them until its manager
+     * is up), so that they are live by the time the first call returns; a connection closed
+     * meanwhile cancels it.
+     */
     void start(ManagedChannel channel) {
         synchronized (lock) {
             if (closed || call != null) {

@@ -39,12 +39,14 @@ import java.util.concurrent.atomic.AtomicReference;
 /**
  * A stand-in for strata serve in the plugin's unit tests, run as the child process: it takes
  * strata serve's command line and its properties on stdin (writing them to
- * "received.properties" beside its socket), waits for a file named "go" there before it opens
- * its socket (so a test controls when it comes up), answers Health and IsReady, keeps the last
- * record added and returns it for any lookup, and appends each OnPartitionLeadershipChanges it
- * gets, with its pid, to "leadership.log" there. WatchReadiness sends every partition it was told
- * of, ready, then each one told later. Like strata serve with --notify-ready, it prints
- * "serving SOCKET" on stdout once it listens. Exits when its stdin closes.
+ * "received.properties" beside its socket), then opens its socket but, as strata serve while its
+ * manager starts, holds every call until a file named "go" exists there (so a test controls when
+ * it comes up). It answers Health and IsReady, keeps the last record added and returns it for any
+ * lookup, appends each OnPartitionLeadershipChanges it gets, with its pid, to "leadership.log"
+ * there, and each call's method, with its pid, to "calls.log" as it arrives (before any
+ * hold). WatchReadiness sends every partition it was told of, ready, then each one told later.
+ * Like strata serve with --notify-ready, it prints "serving SOCKET" on stdout once it listens.
+ * Exits when its stdin closes.
  */
 public final class FakeServe {
     private FakeServe() {
@@ -95,9 +97,8 @@ public final class FakeServe {
             t.setDaemon(true);
             t.start();
         }
-        while (!Files.exists(dir.resolve("go"))) {
-            Thread.sleep(20);
-        }
+        Path go = dir.resolve("go");
+        Path calls = dir.resolve("calls.log");
         Path leadership = dir.resolve("leadership.log");
         long pid = ProcessHandle.current().pid();
         AtomicReference<ByteString> last = new AtomicReference<>();
@@ -216,7 +217,24 @@ public final class FakeServe {
                         connections.decrementAndGet();
                     }
                 })
-                .addService(impl).build().start();
+                .addService(io.grpc.ServerInterceptors.intercept(impl, new io.grpc.ServerInterceptor() {
+                    @Override
+                    public <Q, A> io.grpc.ServerCall.Listener<Q> interceptCall(io.grpc.ServerCall<Q, A> call, io.grpc.Metadata headers,
+                                                                          io.grpc.ServerCallHandler<Q, A> next) {
+                        try {
+                            synchronized (calls) {
+                                Files.writeString(calls, pid + " " + call.getMethodDescriptor().getBareMethodName() + "\n",
+                                        StandardCharsets.UTF_8, StandardOpenOption.CREATE, StandardOpenOption.APPEND);
+                            }
+                            while (!Files.exists(go)) {
+                                Thread.sleep(20);
+                            }
+                        } catch (IOException | InterruptedException e) {
+                            throw new IllegalStateException(e);
+                        }
+                        return next.startCall(call, headers);
+                    }
+                })).build().start();
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             try {
                 long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(1);

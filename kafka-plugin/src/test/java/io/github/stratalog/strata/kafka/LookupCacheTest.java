@@ -91,6 +91,35 @@ class LookupCacheTest {
         }
     }
 
+    /** A stream started before its server listens waits for the channel to connect (see ReadinessTest). */
+    @Test
+    void waitsForTheChannel() throws Exception {
+        String name = InProcessServerBuilder.generateName();
+        ManagedChannel early = InProcessChannelBuilder.forName(name).directExecutor().build();
+        Server later = null;
+        LookupCache c = new LookupCache(10);
+        try {
+            c.start(early); // no server of that name yet: the channel cannot connect
+            later = InProcessServerBuilder.forName(name).directExecutor().addService(new RemoteLogMetadataServiceGrpc.RemoteLogMetadataServiceImplBase() {
+                @Override
+                public void watchGenerations(WatchGenerationsRequest req, StreamObserver<WatchGenerationsResponse> out) {
+                    streams.add((ServerCallStreamObserver<WatchGenerationsResponse>) out);
+                }
+            }).build().start();
+            early.resetConnectBackoff();
+            ServerCallStreamObserver<WatchGenerationsResponse> s = streams.poll(30, TimeUnit.SECONDS);
+            assertTrue(s != null, "the stream started before the server failed instead of waiting for it");
+            s.onNext(message(gen(0, 1)));
+            waitUntil("live", c::live);
+        } finally {
+            c.close();
+            early.shutdownNow().awaitTermination(10, TimeUnit.SECONDS);
+            if (later != null) {
+                later.shutdownNow().awaitTermination(10, TimeUnit.SECONDS);
+            }
+        }
+    }
+
     /** A cache whose stream has sent its first picture: every stripe at generation 1. */
     private LookupCache live(int entries, ServerCallStreamObserver<WatchGenerationsResponse>[] stream) throws InterruptedException {
         LookupCache c = new LookupCache(entries);

@@ -24,6 +24,7 @@ import java.util.function.BooleanSupplier;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
@@ -76,6 +77,40 @@ class ReadinessTest {
                 fail(what + ": not within 30 s");
             }
             Thread.sleep(1);
+        }
+    }
+
+    /**
+     * A stream started before its server listens waits for the channel to connect rather than
+     * failing at once: a new strata serve's streams open while the channel still connects, and
+     * are live by the time its first call returns.
+     */
+    @Test
+    void waitsForTheChannel() throws Exception {
+        String name = InProcessServerBuilder.generateName();
+        ManagedChannel early = InProcessChannelBuilder.forName(name).directExecutor().build();
+        Server later = null;
+        Readiness r = new Readiness();
+        try {
+            r.start(early); // no server of that name yet: the channel cannot connect
+            later = InProcessServerBuilder.forName(name).directExecutor().addService(new RemoteLogMetadataServiceGrpc.RemoteLogMetadataServiceImplBase() {
+                @Override
+                public void watchReadiness(WatchReadinessRequest req, StreamObserver<WatchReadinessResponse> out) {
+                    streams.add((ServerCallStreamObserver<WatchReadinessResponse>) out);
+                }
+            }).build().start();
+            early.resetConnectBackoff();
+            ServerCallStreamObserver<WatchReadinessResponse> s = streams.poll(30, TimeUnit.SECONDS);
+            assertNotNull(s, "the stream started before the server failed instead of waiting for it");
+            s.onNext(message(a, true));
+            waitUntil("the picture", r::live);
+            assertEquals(Boolean.TRUE, r.ready(a));
+        } finally {
+            r.close();
+            early.shutdownNow().awaitTermination(10, TimeUnit.SECONDS);
+            if (later != null) {
+                later.shutdownNow().awaitTermination(10, TimeUnit.SECONDS);
+            }
         }
     }
 

@@ -92,6 +92,16 @@ class StrataRemoteLogMetadataManagerTest {
         }
     }
 
+    /** The methods of the calls FakeServe of pid received, in order. */
+    private List<String> calls(long pid) {
+        try {
+            return Files.readAllLines(dir.resolve("calls.log"), StandardCharsets.UTF_8).stream()
+                    .filter(l -> l.startsWith(pid + " ")).map(l -> l.substring(l.indexOf(' ') + 1)).toList();
+        } catch (IOException e) {
+            return List.of();
+        }
+    }
+
     @Test
     void superviseChild() throws Exception {
         rlmm = configure();
@@ -100,8 +110,9 @@ class StrataRemoteLogMetadataManagerTest {
         RemoteLogSegmentMetadata segment = new RemoteLogSegmentMetadata(RemoteLogSegmentId.generateNew(leader),
                 0, 99, 1_000, 7, 2_000, 4096, Map.of(0, 0L));
 
-        // The child is up but does not answer (FakeServe waits for "go"): every call fails at
-        // once as retriable, readiness is false, and leadership is kept for later.
+        // The child listens but holds every call (FakeServe waits for "go", as strata serve
+        // for its manager): every call fails at once as retriable, readiness is false, and
+        // leadership is kept for later.
         waitUntil("the child started", Duration.ofSeconds(30), () -> rlmm.supervisor().childPid() > 0);
         long t0 = System.nanoTime();
         assertThrows(RemoteStorageNotReadyException.class, () -> rlmm.addRemoteLogSegmentMetadata(segment));
@@ -119,10 +130,22 @@ class StrataRemoteLogMetadataManagerTest {
         assertTrue(text.contains("broker.id=7\n"), text);
         assertTrue(text.contains("strata.cache.dir=" + dir.resolve("data-strata-rlmm") + "\n"), text);
 
+        // The plugin sends its first calls as soon as the child says it listens, and they wait
+        // for it: the streams and the assignment, with no Health before them.
+        long pid1 = rlmm.supervisor().childPid();
+        waitUntil("the assignment reaching the held child", Duration.ofSeconds(30),
+                () -> calls(pid1).contains("OnPartitionLeadershipChanges"));
+        List<String> first = calls(pid1);
+        assertFalse(first.subList(0, first.indexOf("OnPartitionLeadershipChanges")).contains("Health"),
+                "a Health call before the assignment: " + first);
+        assertTrue(first.contains("WatchReadiness"), "no readiness stream opened while the child started: " + first);
+        assertFalse(rlmm.isReady(leader));
+        assertThrows(RemoteStorageNotReadyException.class, () -> rlmm.remoteLogSegmentMetadata(leader, 0, 5));
+
         // Up: the partitions assigned while down are told before any call goes through.
         Files.createFile(dir.resolve("go"));
         waitUntil("the child answering", Duration.ofSeconds(30), () -> rlmm.isReady(leader));
-        long pid1 = rlmm.supervisor().childPid();
+        assertEquals(pid1, rlmm.supervisor().childPid());
         assertEquals(List.of(pid1 + " leaders=1 followers=1"), leadershipLog());
         rlmm.addRemoteLogSegmentMetadata(segment).get(10, TimeUnit.SECONDS);
         // Records cross as Kafka's serde writes them: the server's bytes decode to the same segment.
