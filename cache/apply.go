@@ -14,6 +14,9 @@ type Entry struct {
 	Partition int32 // metadata partition
 	Offset    int64 // offset in it
 	Record    proto.Record
+	// Raw, when not nil, is what Record was decoded from (proto.Decode). Apply ignores it;
+	// a Loader keeps it instead of encoding Record again.
+	Raw []byte
 }
 
 // Result says what Apply did with each entry: Applied + Duplicates + len(Dropped) is the number

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/objstorage/objstorageprovider"
@@ -65,12 +66,12 @@ type Loader struct {
 	next  map[int32]int64 // next offset of each metadata partition: the store's, moved by Add
 	moved map[int32]bool  // metadata partitions Add moved
 
-	runBytes int // the size a run grows to before it is sorted and written
-	arena    []byte
-	recs     []loadRec
+	runBytes int     // the size a run grows to before it is sorted and written
+	cur      loadRun // the run being added to
+	spare    loadRun // the run written last, to reuse once written
 	tpIndex  map[tpPrefix]int32
-	tps      []tpPrefix
 	runs     []string
+	writing  chan error     // the write of the last full run, when in flight
 	odd      []proto.Record // records Kafka's format cannot hold, by index
 
 	res   LoadResult
@@ -85,6 +86,14 @@ type LoadResult struct {
 	Dropped    int
 }
 
+// loadRun is the entries of one run, as Add keeps them: their encodings in one arena, and
+// the user partitions they are about.
+type loadRun struct {
+	arena []byte
+	recs  []loadRec
+	tps   []tpPrefix
+}
+
 // loadRec is one entry of the current run: the index of its user partition in Loader.tps and
 // where its encoding starts in the arena (metadata partition, offset, length, record).
 type loadRec struct {
@@ -92,9 +101,9 @@ type loadRec struct {
 	off uint32
 }
 
-// loadRunBytes is the size of the records a run holds before it is sorted and written out. It
-// is the Loader's memory while it adds.
-const loadRunBytes = 8 << 20
+// loadRunBytes is the size of the records a run holds before it is sorted and written out. The
+// Loader's memory while it adds is two runs: one filling while the last one is written.
+const loadRunBytes = 4 << 20
 
 // loadTableBytes is the size at which Finish starts a new table.
 const loadTableBytes = 64 << 20
@@ -168,29 +177,33 @@ func (l *Loader) Add(entries []Entry) error {
 		}
 		l.next[e.Partition], l.moved[e.Partition] = e.Offset+1, true
 		p := loadPrefix(e.Record)
+		r := &l.cur
 		ti, ok := l.tpIndex[p]
 		if !ok {
-			ti = int32(len(l.tps))
+			ti = int32(len(r.tps))
 			l.tpIndex[p] = ti
-			l.tps = append(l.tps, p)
+			r.tps = append(r.tps, p)
 		}
-		off := len(l.arena)
-		l.arena = binary.BigEndian.AppendUint32(l.arena, uint32(e.Partition))
-		l.arena = binary.BigEndian.AppendUint64(l.arena, uint64(e.Offset))
-		l.arena = append(l.arena, 0, 0, 0, 0)
-		if enc, err := proto.AppendEncode(l.arena, e.Record); err == nil {
+		off := len(r.arena)
+		r.arena = binary.BigEndian.AppendUint32(r.arena, uint32(e.Partition))
+		r.arena = binary.BigEndian.AppendUint64(r.arena, uint64(e.Offset))
+		r.arena = append(r.arena, 0, 0, 0, 0)
+		if e.Raw != nil {
+			binary.BigEndian.PutUint32(r.arena[off+12:], uint32(len(e.Raw)))
+			r.arena = append(r.arena, e.Raw...)
+		} else if enc, err := proto.AppendEncode(r.arena, e.Record); err == nil {
 			binary.BigEndian.PutUint32(enc[off+12:], uint32(len(enc)-off-16))
-			l.arena = enc
+			r.arena = enc
 		} else {
 			// A record Decode returned always encodes. One built otherwise may hold what
 			// Kafka's format cannot (an unknown state, epochs out of order), and Apply
 			// drops it for that: it stays in memory, and the run holds its index.
-			binary.BigEndian.PutUint32(l.arena[off+12:], oddRecord)
-			l.arena = binary.BigEndian.AppendUint32(l.arena, uint32(len(l.odd)))
+			binary.BigEndian.PutUint32(r.arena[off+12:], oddRecord)
+			r.arena = binary.BigEndian.AppendUint32(r.arena, uint32(len(l.odd)))
 			l.odd = append(l.odd, e.Record)
 		}
-		l.recs = append(l.recs, loadRec{tp: ti, off: uint32(off)})
-		if len(l.arena) >= l.runBytes {
+		r.recs = append(r.recs, loadRec{tp: ti, off: uint32(off)})
+		if len(r.arena) >= l.runBytes {
 			if err := l.spill(); err != nil {
 				return err
 			}
@@ -213,64 +226,87 @@ func loadPrefix(r proto.Record) tpPrefix {
 	return tpPrefix{}
 }
 
-// spill sorts the current run by user partition, keeping each partition's entries in the
-// order they were added (a counting sort over the partitions' ranks), and writes it to a file:
-// for each partition its prefix and number of entries, then the entries.
+// spill hands the current run to a goroutine that sorts and writes it, once the previous one
+// is written, and starts a new run: the next entries are added while it is written.
 func (l *Loader) spill() error {
-	if len(l.recs) == 0 {
+	if len(l.cur.recs) == 0 {
 		return nil
 	}
-	order := make([]int32, len(l.tps))
+	if err := l.waitWrite(); err != nil {
+		return err
+	}
+	name := l.fs.PathJoin(l.dir, fmt.Sprintf("run-%06d", len(l.runs)))
+	l.runs = append(l.runs, name)
+	run := l.cur
+	l.cur = loadRun{arena: l.spare.arena[:0], recs: l.spare.recs[:0], tps: l.spare.tps[:0]}
+	l.spare = run
+	clear(l.tpIndex)
+	done := make(chan error, 1)
+	l.writing = done
+	go func() { done <- l.writeRun(name, &run) }()
+	return nil
+}
+
+// waitWrite waits for the run being written, if any.
+func (l *Loader) waitWrite() error {
+	if l.writing == nil {
+		return nil
+	}
+	err := <-l.writing
+	l.writing = nil
+	return err
+}
+
+// writeRun sorts a run by user partition, keeping each partition's entries in the order they
+// were added (a counting sort over the partitions' ranks), and writes it to a file: for each
+// partition its prefix and number of entries, then the entries. The file is not synced: a
+// load that does not finish starts over, its runs are never read again.
+func (l *Loader) writeRun(name string, r *loadRun) error {
+	order := make([]int32, len(r.tps))
 	for i := range order {
 		order[i] = int32(i)
 	}
-	slices.SortFunc(order, func(a, b int32) int { return bytes.Compare(l.tps[a][:], l.tps[b][:]) })
-	rank := make([]int32, len(l.tps))
-	for r, i := range order {
-		rank[i] = int32(r)
+	slices.SortFunc(order, func(a, b int32) int { return bytes.Compare(r.tps[a][:], r.tps[b][:]) })
+	rank := make([]int32, len(r.tps))
+	for k, i := range order {
+		rank[i] = int32(k)
 	}
-	start := make([]int, len(l.tps)+1)
-	for _, r := range l.recs {
-		start[rank[r.tp]+1]++
+	start := make([]int, len(r.tps)+1)
+	for _, e := range r.recs {
+		start[rank[e.tp]+1]++
 	}
 	for i := 1; i < len(start); i++ {
 		start[i] += start[i-1]
 	}
-	sorted := make([]uint32, len(l.recs))
-	pos := slices.Clone(start[:len(l.tps)])
-	for _, r := range l.recs {
-		k := rank[r.tp]
-		sorted[pos[k]] = r.off
+	sorted := make([]uint32, len(r.recs))
+	pos := slices.Clone(start[:len(r.tps)])
+	for _, e := range r.recs {
+		k := rank[e.tp]
+		sorted[pos[k]] = e.off
 		pos[k]++
 	}
 
-	name := l.fs.PathJoin(l.dir, fmt.Sprintf("run-%06d", len(l.runs)))
 	f, err := l.fs.Create(name, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return fmt.Errorf("cache: load: %w", err)
 	}
 	w := bufio.NewWriterSize(f, 256<<10)
 	var hdr [tpPrefixLen + binary.MaxVarintLen64]byte
-	for r, i := range order {
-		n := start[r+1] - start[r]
-		copy(hdr[:], l.tps[i][:])
+	for k, i := range order {
+		n := start[k+1] - start[k]
+		copy(hdr[:], r.tps[i][:])
 		w.Write(hdr[:binary.PutUvarint(hdr[tpPrefixLen:], uint64(n))+tpPrefixLen])
-		for _, off := range sorted[start[r]:start[r+1]] {
-			size := binary.BigEndian.Uint32(l.arena[off+12:])
+		for _, off := range sorted[start[k]:start[k+1]] {
+			size := binary.BigEndian.Uint32(r.arena[off+12:])
 			if size == oddRecord {
 				size = 4
 			}
-			w.Write(l.arena[off : off+16+size])
+			w.Write(r.arena[off : off+16+size])
 		}
 	}
-	err = errors.Join(w.Flush(), f.Sync(), f.Close())
-	if err != nil {
+	if err := errors.Join(w.Flush(), f.Close()); err != nil {
 		return fmt.Errorf("cache: load: writing %s: %w", name, err)
 	}
-	l.runs = append(l.runs, name)
-	l.arena, l.recs = l.arena[:0], l.recs[:0]
-	clear(l.tpIndex)
-	l.tps = l.tps[:0]
 	return nil
 }
 
@@ -285,7 +321,10 @@ func (l *Loader) Abort() error {
 // end releases the store for other writers and removes the load's files.
 func (l *Loader) end() error {
 	l.ended = true
-	l.arena, l.recs, l.odd = nil, nil, nil
+	// A run still being written matters no more: Finish has waited for the last one and
+	// returned its error, and Abort drops them all.
+	l.waitWrite()
+	l.cur, l.spare, l.odd = loadRun{}, loadRun{}, nil
 	l.s.writeMu.Lock()
 	if l.s.loader == l {
 		l.s.loader = nil
@@ -323,6 +362,9 @@ func (l *Loader) finish(onDrop func(Drop)) (LoadResult, error) {
 	if err := l.spill(); err != nil {
 		return LoadResult{}, err
 	}
+	if err := l.waitWrite(); err != nil {
+		return LoadResult{}, err
+	}
 	m, err := newRunMerger(l.fs, l.runs)
 	if err != nil {
 		return LoadResult{}, err
@@ -333,32 +375,84 @@ func (l *Loader) finish(onDrop func(Drop)) (LoadResult, error) {
 		return LoadResult{}, err
 	}
 	defer out.abandon()
-	var entries []Entry
-	parts := map[tpPrefix]partRow{}
-	for {
-		ok, err := m.group(func(mp int32, offset int64, rec []byte, odd bool) error {
-			if odd {
-				entries = append(entries, Entry{Partition: mp, Offset: offset, Record: l.odd[binary.BigEndian.Uint32(rec)]})
+
+	// Three stages, each on its own goroutine, so that the reading and decoding of one
+	// partition's entries, the applying of the previous one and the writing of the rows of the
+	// one before overlap: this goroutine applies; the reader and the writer are owned by it
+	// and waited for before it returns.
+	stop := make(chan struct{})
+	var stopOnce sync.Once
+	halt := func() { stopOnce.Do(func() { close(stop) }) }
+	groups := make(chan []Entry, 2)
+	blocks := make(chan *rowBlock, 2)
+	var readErr, writeErr error
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		defer close(groups)
+		for {
+			var entries []Entry
+			ok, err := m.group(func(mp int32, offset int64, rec []byte, odd bool) error {
+				if odd {
+					entries = append(entries, Entry{Partition: mp, Offset: offset, Record: l.odd[binary.BigEndian.Uint32(rec)]})
+					return nil
+				}
+				r, err := proto.Decode(rec)
+				if err != nil {
+					return fmt.Errorf("metadata partition %d offset %d: %w", mp, offset, err)
+				}
+				entries = append(entries, Entry{Partition: mp, Offset: offset, Record: r})
 				return nil
-			}
-			r, err := proto.Decode(rec)
+			})
 			if err != nil {
-				return fmt.Errorf("metadata partition %d offset %d: %w", mp, offset, err)
+				readErr = fmt.Errorf("cache: load: reading the runs: %w", err)
+				halt()
+				return
 			}
-			entries = append(entries, Entry{Partition: mp, Offset: offset, Record: r})
-			return nil
-		})
-		if err != nil {
-			return LoadResult{}, fmt.Errorf("cache: load: reading the runs: %w", err)
+			if !ok {
+				return
+			}
+			select {
+			case groups <- entries:
+			case <-stop:
+				return
+			}
 		}
-		if !ok {
-			break
+	}()
+	go func() {
+		defer wg.Done()
+		for blk := range blocks {
+			if writeErr == nil {
+				if writeErr = blk.each(out.setTable); writeErr != nil {
+					writeErr = fmt.Errorf("cache: load: writing a table: %w", writeErr)
+					halt()
+				}
+			}
 		}
-		if err := l.applyGroup(entries, out, parts, onDrop); err != nil {
-			return LoadResult{}, err
+	}()
+	parts := map[tpPrefix]partRow{}
+	var applyErr error
+	for entries := range groups {
+		select {
+		case <-stop:
+			continue // until the reader has stopped
+		default:
 		}
-		clear(entries)
-		entries = entries[:0]
+		blk := &rowBlock{}
+		if applyErr = l.applyGroup(entries, out, blk, parts, onDrop); applyErr != nil {
+			halt()
+			continue
+		}
+		select {
+		case blocks <- blk:
+		case <-stop:
+		}
+	}
+	close(blocks)
+	wg.Wait()
+	if err := errors.Join(applyErr, readErr, writeErr); err != nil {
+		return LoadResult{}, err
 	}
 	if err := l.ingest(out, parts); err != nil {
 		return LoadResult{}, err
@@ -366,16 +460,39 @@ func (l *Loader) finish(onDrop func(Drop)) (LoadResult, error) {
 	return l.res, nil
 }
 
+// rowBlock is the rows of one user partition, in key order, on their way to the tables: each
+// its key's and value's lengths, then both.
+type rowBlock struct{ buf []byte }
+
+func (b *rowBlock) add(k, v []byte) {
+	b.buf = binary.AppendUvarint(b.buf, uint64(len(k)))
+	b.buf = binary.AppendUvarint(b.buf, uint64(len(v)))
+	b.buf = append(append(b.buf, k...), v...)
+}
+
+func (b *rowBlock) each(fn func(k, v []byte) error) error {
+	for buf := b.buf; len(buf) > 0; {
+		nk, n1 := binary.Uvarint(buf)
+		nv, n2 := binary.Uvarint(buf[n1:])
+		buf = buf[n1+n2:]
+		if err := fn(buf[:nk], buf[nk:nk+nv]); err != nil {
+			return err
+		}
+		buf = buf[nk+nv:]
+	}
+	return nil
+}
+
 // applyGroup applies one user partition's entries, in order, in a txn that reads nothing (the
 // store holds nothing of the partition), and writes the rows it leaves.
-func (l *Loader) applyGroup(entries []Entry, out *loadWriter, parts map[tpPrefix]partRow, onDrop func(Drop)) error {
+func (l *Loader) applyGroup(entries []Entry, out *loadWriter, blk *rowBlock, parts map[tpPrefix]partRow, onDrop func(Drop)) error {
 	s := l.s
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
-	return s.read(func() error { return l.applyTx(entries, out, parts, onDrop) })
+	return s.read(func() error { return l.applyTx(entries, out, blk, parts, onDrop) })
 }
 
-func (l *Loader) applyTx(entries []Entry, out *loadWriter, parts map[tpPrefix]partRow, onDrop func(Drop)) error {
+func (l *Loader) applyTx(entries []Entry, out *loadWriter, blk *rowBlock, parts map[tpPrefix]partRow, onDrop func(Drop)) error {
 	s := l.s
 	if s.loader != l {
 		return ErrLoadEnded // the store was replaced under the load
@@ -403,6 +520,7 @@ func (l *Loader) applyTx(entries []Entry, out *loadWriter, parts map[tpPrefix]pa
 			onDrop(*d)
 		}
 	}
+	out.block = blk
 	if err := tx.write(out); err != nil {
 		return err
 	}
@@ -413,7 +531,7 @@ func (l *Loader) applyTx(entries []Entry, out *loadWriter, parts map[tpPrefix]pa
 			delete(parts, p)
 		}
 	}
-	return out.err
+	return nil
 }
 
 // ingest writes the metadata partitions' next offsets and the tombstones into a table of their
@@ -459,14 +577,17 @@ type kv struct{ k, v []byte }
 // in key order, into tables; the others (dropped records, tombstones) are kept aside. Deletes
 // are dropped: the store holds nothing of the partitions a load writes, so there is nothing
 // for them to remove.
+//
+// Two goroutines use it: the one applying (Set, through txn.write, into block; the dropped
+// records and the rest) and the one writing tables (setTable).
 type loadWriter struct {
 	l      *Loader
 	wopts  sstable.WriterOptions
-	w      *sstable.Writer
-	paths  []string // tables written, in key order
-	global []kv     // offsets and tombstones
-	drops  *pebble.Batch
-	err    error
+	block  *rowBlock       // the applying goroutine's
+	global []kv            // offsets and tombstones; the applying goroutine's
+	drops  *pebble.Batch   // the applying goroutine's
+	w      *sstable.Writer // the writing goroutine's
+	paths  []string        // tables written, in key order; the writing goroutine's
 }
 
 func newLoadWriter(l *Loader) (*loadWriter, error) {
@@ -477,6 +598,10 @@ func newLoadWriter(l *Loader) (*loadWriter, error) {
 	w := &loadWriter{l: l}
 	err = s.read(func() error {
 		w.wopts = po.MakeWriterOptions(len(po.Levels)-1, s.db.TableFormat())
+		// As the store's own tables (see experimental): every referenced row's value in
+		// place, none moved to value blocks, which the writer would also hold in memory
+		// until the table ends.
+		w.wopts.DisableValueBlocks = true
 		w.drops = s.db.NewBatch()
 		return nil
 	})
@@ -484,25 +609,24 @@ func newLoadWriter(l *Loader) (*loadWriter, error) {
 }
 
 func (w *loadWriter) Set(k, v []byte, _ *pebble.WriteOptions) error {
-	if w.err != nil {
-		return w.err
-	}
 	switch k[0] {
 	case tagPartition:
-		w.err = w.setTable(k, v)
+		w.block.add(k, v)
 	case tagDropped:
-		w.err = w.drops.Set(k, v, nil)
-		if w.err == nil && w.drops.Len() >= loadDropBatch {
-			w.err = w.flushDropsLocked()
+		if err := w.drops.Set(k, v, nil); err != nil {
+			return err
+		}
+		if w.drops.Len() >= loadDropBatch {
+			return w.flushDropsLocked()
 		}
 	default:
 		w.global = append(w.global, kv{k: slices.Clone(k), v: slices.Clone(v)})
 	}
-	return w.err
+	return nil
 }
 
-func (w *loadWriter) Delete([]byte, *pebble.WriteOptions) error             { return w.err }
-func (w *loadWriter) DeleteRange(_, _ []byte, _ *pebble.WriteOptions) error { return w.err }
+func (w *loadWriter) Delete([]byte, *pebble.WriteOptions) error             { return nil }
+func (w *loadWriter) DeleteRange(_, _ []byte, _ *pebble.WriteOptions) error { return nil }
 
 func (w *loadWriter) setTable(k, v []byte) error {
 	if w.w != nil && w.w.Raw().EstimatedSize() >= loadTableBytes {
@@ -534,18 +658,10 @@ func (w *loadWriter) flushDropsLocked() error {
 	return err
 }
 
-func (w *loadWriter) flushDrops() error {
-	if w.err != nil {
-		return w.err
-	}
-	return w.flushDropsLocked()
-}
+func (w *loadWriter) flushDrops() error { return w.flushDropsLocked() }
 
 // finish closes the last table of rows and writes the table of offsets and tombstones.
 func (w *loadWriter) finish() error {
-	if w.err != nil {
-		return w.err
-	}
 	if w.w != nil {
 		err := w.w.Close()
 		w.w = nil
@@ -591,11 +707,11 @@ func (w *loadWriter) abandon() {
 // runMerger reads the runs as one sequence of groups, one per user partition in key order, each
 // holding the partition's entries of every run, run by run: the order they were added in.
 type runMerger struct {
-	runs []*loadRun
+	runs []*runFile
 	buf  []byte
 }
 
-type loadRun struct {
+type runFile struct {
 	f    vfs.File
 	r    *bufio.Reader
 	name string
@@ -612,7 +728,7 @@ func newRunMerger(fs vfs.FS, names []string) (*runMerger, error) {
 			m.close()
 			return nil, err
 		}
-		rr := &loadRun{f: f, r: bufio.NewReaderSize(f, 64<<10), name: name}
+		rr := &runFile{f: f, r: bufio.NewReaderSize(f, 64<<10), name: name}
 		m.runs = append(m.runs, rr)
 		if err := rr.head(); err != nil {
 			m.close()
@@ -623,7 +739,7 @@ func newRunMerger(fs vfs.FS, names []string) (*runMerger, error) {
 }
 
 // head reads the header of the next group.
-func (rr *loadRun) head() error {
+func (rr *runFile) head() error {
 	if _, err := io.ReadFull(rr.r, rr.tp[:]); err != nil {
 		if errors.Is(err, io.EOF) {
 			rr.ok = false
@@ -648,7 +764,7 @@ func noEOF(err error) error {
 
 // group calls fn with each entry of the next group; false when every run is read. The record passed to fn is valid until the next call of group.
 func (m *runMerger) group(fn func(mp int32, offset int64, rec []byte, odd bool) error) (bool, error) {
-	var lo *loadRun
+	var lo *runFile
 	for _, rr := range m.runs {
 		if rr.ok && (lo == nil || bytes.Compare(rr.tp[:], lo.tp[:]) < 0) {
 			lo = rr

@@ -571,7 +571,9 @@ func (pt *ptx) write(b rowWriter) error {
 			return err
 		}
 	}
-	tx.ids = sortedKeys(tx.ids, pt.segs, func(a, b proto.UUID) int { return bytes.Compare(a[:], b[:]) })
+	// Only the slots that write something are sorted: in a fetch that adds and finishes a
+	// segment, or in a load, most unreferenced slots end as they began, absent.
+	tx.ids = sortedKeys(tx.ids, pt.segs, func(sl *segSlot) bool { return sl.dirty && (sl.m != nil || !sl.fresh) }, compareUUID)
 	for _, id := range tx.ids {
 		sl := pt.segs[id]
 		tx.kbuf = pt.p.appendSegmentKey(tx.kbuf[:0], id)
@@ -588,7 +590,7 @@ func (pt *ptx) write(b rowWriter) error {
 			return err
 		}
 	}
-	tx.epochKeys = sortedKeys(tx.epochKeys, pt.epochs, cmp.Compare[int32])
+	tx.epochKeys = sortedKeys(tx.epochKeys, pt.epochs, func(sl *epochSlot) bool { return sl.dirty }, cmp.Compare[int32])
 	for _, epoch := range tx.epochKeys {
 		if sl := pt.epochs[epoch]; sl.dirty {
 			tx.vbuf = encodeEpoch(tx.vbuf[:0], &sl.row)
@@ -599,7 +601,7 @@ func (pt *ptx) write(b rowWriter) error {
 		}
 	}
 	// By epoch, then start offset descending: the rows' key order.
-	tx.refKeys = sortedKeys(tx.refKeys, pt.refs, func(a, b refKey) int {
+	tx.refKeys = sortedKeys(tx.refKeys, pt.refs, func(sl *refSlot) bool { return sl.dirty && (sl.present || sl.mayExist) }, func(a, b refKey) int {
 		if a.epoch != b.epoch {
 			return cmp.Compare(a.epoch, b.epoch)
 		}
@@ -621,11 +623,11 @@ func (pt *ptx) write(b rowWriter) error {
 			return err
 		}
 	}
-	tx.unrefKeys = sortedKeys(tx.unrefKeys, pt.unrefs, func(a, b unrefKey) int {
+	tx.unrefKeys = sortedKeys(tx.unrefKeys, pt.unrefs, func(sl *unrefSlot) bool { return sl.present || sl.mayExist }, func(a, b unrefKey) int {
 		if a.epoch != b.epoch {
 			return cmp.Compare(a.epoch, b.epoch)
 		}
-		return bytes.Compare(a.id[:], b.id[:])
+		return compareUUID(a.id, b.id)
 	})
 	for _, u := range tx.unrefKeys {
 		sl := pt.unrefs[u]
@@ -686,14 +688,24 @@ func (pt *ptx) placeEpochs() {
 	}
 }
 
-// sortedKeys returns the keys of m in order, in dst's room.
-func sortedKeys[K comparable, V any](dst []K, m map[K]V, cmp func(a, b K) int) []K {
+// sortedKeys returns the keys of m whose values keep, in order, in dst's room.
+func sortedKeys[K comparable, V any](dst []K, m map[K]V, keep func(V) bool, cmp func(a, b K) int) []K {
 	dst = dst[:0]
-	for k := range m {
-		dst = append(dst, k)
+	for k, v := range m {
+		if keep(v) {
+			dst = append(dst, k)
+		}
 	}
 	slices.SortFunc(dst, cmp)
 	return dst
+}
+
+// compareUUID orders ids as their bytes, in two word comparisons.
+func compareUUID(a, b proto.UUID) int {
+	if c := cmp.Compare(binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(b[:8])); c != 0 {
+		return c
+	}
+	return cmp.Compare(binary.BigEndian.Uint64(a[8:]), binary.BigEndian.Uint64(b[8:]))
 }
 
 // publish copies the committed partition rows into the writer's cache (Store.parts).

@@ -101,10 +101,16 @@ func (m *Manager) startConsuming(mps []int32, startOf, endOf map[int32]int64) er
 	rebuilt := map[int32]bool{}
 	for _, mp := range fresh {
 		next, err := m.store.NextOffset(mp)
+		if err != nil && m.damaged() {
+			// The loop replaces the store and reads every partition again from its log
+			// start: that is where this one starts too.
+			next, err = startOf[mp], nil
+		}
 		if err != nil {
 			return fmt.Errorf("rlmm: reading the stored offset of %s-%d: %w", proto.TopicName, mp, err)
 		}
 		if next < startOf[mp] || next > endOf[mp] {
+			m.endLoad() // a rebuild is a write of its own
 			why := "its records from there have expired"
 			if next > endOf[mp] {
 				why = "the topic ends before it (recreated?)"
@@ -120,6 +126,7 @@ func (m *Manager) startConsuming(mps []int32, startOf, endOf map[int32]int64) er
 		}
 		resume[mp] = next
 	}
+	m.startLoad(resume, endOf)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {

@@ -28,6 +28,8 @@ const (
 	DefaultConsumeWait         = 120 * time.Second
 	DefaultInitRetryMaxTimeout = 120 * time.Second
 	DefaultInitRetryInterval   = 100 * time.Millisecond
+	// DefaultLoadMinRecords is the default of WithLoadMinRecords.
+	DefaultLoadMinRecords = 100_000
 )
 
 // Kafka's property names for the settings a broker passes through.
@@ -53,6 +55,10 @@ const (
 	// (cache.WithBlockCacheSize). docs/MEMORY.md says what each costs.
 	PropMemTableBytes   = "strata.cache.memtable.bytes"
 	PropBlockCacheBytes = "strata.cache.block.cache.bytes"
+	// PropLoadMinRecords is Strata's own: how many records an empty store must be behind the
+	// metadata topic for the manager to load them in bulk (cache.Loader) rather than apply
+	// them fetch by fetch; 0 never loads in bulk. See WithLoadMinRecords.
+	PropLoadMinRecords = "strata.cache.load.min.records"
 
 	PrefixCommonClient = "remote.log.metadata.common.client."
 	PrefixProducer     = "remote.log.metadata.producer."
@@ -119,6 +125,7 @@ type config struct {
 	producerOpts        []kgo.Opt
 	consumerOpts        []kgo.Opt
 	maxPollRecords      int
+	loadMinRecords      int64
 	cacheOpts           []cache.Option
 	metrics             prometheus.Registerer // see WithMetrics
 	props               map[string]string     // as passed, for printing
@@ -137,6 +144,7 @@ func defaultConfig() config {
 		initRetryMaxTimeout: DefaultInitRetryMaxTimeout,
 		initRetryInterval:   DefaultInitRetryInterval,
 		maxPollRecords:      DefaultMaxPollRecords,
+		loadMinRecords:      DefaultLoadMinRecords,
 		log:                 zap.NewNop(),
 	}
 }
@@ -190,6 +198,18 @@ func WithConsumeWait(d time.Duration) Option {
 // default 2 minutes) New retries reaching the cluster and creating or checking the topic.
 func WithInitRetry(interval, maxTimeout time.Duration) Option {
 	return optionFunc(func(c *config) { c.initRetryInterval, c.initRetryMaxTimeout = interval, maxTimeout })
+}
+
+// WithLoadMinRecords sets how far behind the metadata topic a store holding no user partition
+// yet (a first start, or a new cache directory) must be, in records summed over the metadata
+// partitions it starts consuming, for the manager to load them in bulk: it collects the
+// records up to the end offsets it saw and writes them into the store at once (cache.Loader),
+// which takes a fraction of the time and memory of applying them fetch by fetch, and then
+// applies the rest as usual. Nothing of the load is applied, nor any partition it covers
+// ready, until it is all in; a failed load is started over fetch by fetch. 0 never loads in
+// bulk. Default DefaultLoadMinRecords.
+func WithLoadMinRecords(n int64) Option {
+	return optionFunc(func(c *config) { c.loadMinRecords = max(n, 0) })
 }
 
 // WithCacheDir sets the directory of the store (property strata.cache.dir). Required, unless
@@ -291,6 +311,13 @@ func (c *config) applyProperties(props map[string]string) {
 	// cache.Open checks the sizes; New reports its error.
 	intProp(PropMemTableBytes, 64, func(n int64) { c.cacheOpts = append(c.cacheOpts, cache.WithMemTableSize(n)) })
 	intProp(PropBlockCacheBytes, 64, func(n int64) { c.cacheOpts = append(c.cacheOpts, cache.WithBlockCacheSize(n)) })
+	intProp(PropLoadMinRecords, 64, func(n int64) {
+		if n < 0 {
+			c.errf("%s=%d: must not be negative", PropLoadMinRecords, n)
+			return
+		}
+		c.loadMinRecords = n
+	})
 	if _, ok := props[PropCacheDir]; ok || c.cacheDir == "" {
 		c.cacheDir = CacheDirFromProperties(props)
 	}

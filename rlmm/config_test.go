@@ -32,6 +32,7 @@ func TestPropertiesMapToConfig(t *testing.T) {
 		PropInitRetryInterval:                    "250",
 		PropLogDir:                               "/var/kafka/data",
 		PropLookupCacheBytes:                     "1048576",
+		PropLoadMinRecords:                       "5000",
 		PrefixCommonClient + "bootstrap.servers": "a:9092, b:9092",
 		PrefixCommonClient + "client.id":         "broker-1-rlmm",
 		PrefixProducer + "linger.ms":             "5",
@@ -51,6 +52,12 @@ func TestPropertiesMapToConfig(t *testing.T) {
 	}
 	if cfg.maxPollRecords != 700 {
 		t.Fatalf("max.poll.records %d, want 700", cfg.maxPollRecords)
+	}
+	if cfg.loadMinRecords != 5000 {
+		t.Fatalf("%s %d, want 5000", PropLoadMinRecords, cfg.loadMinRecords)
+	}
+	if def := defaultConfig(); def.loadMinRecords != DefaultLoadMinRecords {
+		t.Fatalf("default %s %d, want %d", PropLoadMinRecords, def.loadMinRecords, DefaultLoadMinRecords)
 	}
 	if def := defaultConfig(); def.maxPollRecords != DefaultMaxPollRecords {
 		t.Fatalf("default max.poll.records %d, want %d", def.maxPollRecords, DefaultMaxPollRecords)
@@ -78,6 +85,7 @@ func TestInvalidPropertiesNameTheProperty(t *testing.T) {
 		PropRetentionMs:       {PropRetentionMs: "0"},
 		PropMinISR:            {PropMinISR: "0"},
 		PropLookupCacheBytes:  {PropLookupCacheBytes: "-1"},
+		PropLoadMinRecords:    {PropLoadMinRecords: "-1"},
 		PropConsumeWaitMs:     {PropConsumeWaitMs: "-5"},
 		"security.protocol":   {PrefixCommonClient + "security.protocol": "SSH"},
 		"sasl.mechanism":      {PrefixCommonClient + "security.protocol": "SASL_PLAINTEXT", PrefixCommonClient + "sasl.mechanism": "GSSAPI", PrefixCommonClient + "sasl.jaas.config": `x required username="u" password="p";`},

@@ -104,6 +104,9 @@ func (m *Manager) process(ctx context.Context, fetches kgo.Fetches) {
 		m.processPartition(ctx, &b, ftp.Partition, ftp.Records)
 	})
 	m.flush(&b)
+	if m.load != nil && m.loadComplete() {
+		m.endLoad()
+	}
 }
 
 // processPartition decodes one metadata partition's records into b, stopping at a record it
@@ -118,6 +121,9 @@ func (m *Manager) processPartition(ctx context.Context, b *batch, mp int32, recs
 	st.stats.Fetched += int64(len(recs))
 	next := st.applied
 	m.mu.Unlock()
+	if m.load != nil {
+		next = max(next, m.load.reached[mp])
+	}
 	if r, ok := b.reached[mp]; ok {
 		next = r
 	}
@@ -133,6 +139,7 @@ func (m *Manager) processPartition(ctx context.Context, b *batch, mp int32, recs
 			cause := fmt.Errorf("record at %s-%d offset %d does not decode: %w", proto.TopicName, mp, rec.Offset, err)
 			if m.cfg.skipBadRecords {
 				m.flush(b)
+				m.endLoad() // the skip is a write of its own
 				if serr := m.store.Skip(mp, rec.Offset, err.Error()); serr != nil {
 					m.haltPartition(mp, rec.Offset, fmt.Errorf("%v; recording its skip failed: %w", cause, serr))
 					return
@@ -151,7 +158,7 @@ func (m *Manager) processPartition(ctx context.Context, b *batch, mp int32, recs
 			m.haltPartition(mp, rec.Offset, cause)
 			return
 		}
-		b.entries = append(b.entries, cache.Entry{Partition: mp, Offset: rec.Offset, Record: r})
+		b.entries = append(b.entries, cache.Entry{Partition: mp, Offset: rec.Offset, Record: r, Raw: rec.Value})
 		next = rec.Offset + 1
 		b.reached[mp] = next
 	}
@@ -167,6 +174,7 @@ func (m *Manager) processPartition(ctx context.Context, b *batch, mp int32, recs
 // only if no other writer moved it meanwhile.
 func (m *Manager) rebuildIfExpired(ctx context.Context, b *batch, mp int32, expected int64) {
 	m.flush(b)
+	m.endLoad() // a rebuild is a write of its own
 	m.writeMu.Unlock()
 	reqCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	starts, err := m.adm.ListStartOffsets(reqCtx, proto.TopicName)
@@ -221,6 +229,9 @@ func (m *Manager) haltPartition(mp int32, offset int64, cause error) {
 // the batch was written, and nothing will be until the cause is fixed.
 func (m *Manager) flush(b *batch) {
 	if len(b.entries) == 0 {
+		return
+	}
+	if m.addToLoad(b) {
 		return
 	}
 	start := time.Now()
@@ -294,6 +305,7 @@ func (m *Manager) reportDropLocked(d cache.Drop) {
 func (m *Manager) Skip(mp int32, offset int64, reason string) error {
 	m.writeMu.Lock()
 	defer m.writeMu.Unlock()
+	m.endLoad()
 	m.mu.Lock()
 	st, ok := m.mps[mp]
 	if !ok {

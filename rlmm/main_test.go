@@ -2,6 +2,7 @@ package rlmm
 
 import (
 	"context"
+	"flag"
 	"testing"
 	"time"
 
@@ -11,6 +12,10 @@ import (
 
 	"github.com/stratalog/strata/proto"
 )
+
+// loadMinRecords, when set, is every test manager's WithLoadMinRecords: with 1, every start
+// on an empty store loads in bulk, and the whole suite runs through the load.
+var loadMinRecords = flag.Int64("rlmm.load.min.records", -1, "WithLoadMinRecords of every test manager (-1: the default)")
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
@@ -40,6 +45,9 @@ func newManager(t testing.TB, c *kfake.Cluster, dir string, opts ...Option) *Man
 		WithReplicationFactor(1),
 		WithMinISR(1),
 		WithConsumeWait(20 * time.Second),
+	}
+	if *loadMinRecords >= 0 {
+		base = append(base, WithLoadMinRecords(*loadMinRecords))
 	}
 	if tt, ok := t.(*testing.T); ok {
 		base = append(base, WithLogger(zaptest.NewLogger(tt)))

@@ -40,6 +40,7 @@ type Manager struct {
 	done     chan struct{} // closed when the consumer loop has returned
 
 	writeMu sync.Mutex
+	load    *bulkLoad // the bulk load in progress, under writeMu
 
 	identity cache.Identity // what the store is built from, read at New
 
@@ -388,7 +389,12 @@ func (m *Manager) Close() error {
 	m.client.Close()
 	m.writeMu.Lock()
 	defer m.writeMu.Unlock()
-	return m.store.Close()
+	var lerr error
+	if m.load != nil {
+		// Nothing of it is in the store: the next start loads again from the same offsets.
+		lerr, m.load = m.load.l.Abort(), nil
+	}
+	return errors.Join(lerr, m.store.Close())
 }
 
 // NumPartitions is the metadata topic's partition count.

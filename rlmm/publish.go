@@ -182,6 +182,9 @@ func (m *Manager) refuse(mp int32, tp proto.TopicIDPartition, r proto.Record) er
 		return nil
 	}
 	d, err := m.store.Preview(mp, r)
+	if errors.Is(err, cache.ErrLoading) {
+		return nil // the store holds nothing of the load yet; it decides once it does
+	}
 	if err != nil {
 		// The store decides when it reads the record; refusing early is only a courtesy.
 		m.log.Warn("could not check a write against the store; publishing it", zap.Stringer("partition", tp), zap.Error(err))

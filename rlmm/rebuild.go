@@ -204,6 +204,7 @@ func (m *Manager) replaceIfDamaged(ctx context.Context) {
 	m.mu.Lock()
 	cause := m.damage
 	m.mu.Unlock()
+	m.abandonLoad(fmt.Errorf("the store is damaged: %w", cause))
 	m.log.Warn("the store is damaged; replacing it and rebuilding it from the metadata topic",
 		zap.String("dir", m.cfg.cacheDir), zap.Int("metadata.partitions", len(mps)), zap.Error(cause))
 	err = m.store.Replace()

@@ -1,0 +1,85 @@
+package rlmm
+
+import (
+	"bytes"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/stratalog/strata/proto"
+)
+
+// TestBulkLoad: a manager starting on an empty store behind a history of segments added,
+// finished and deleted, a record that does not apply and a deleted partition, loads it in bulk
+// and ends with the store a manager applying it fetch by fetch builds, row for row. Started
+// again on that store, it loads nothing and fetches nothing.
+func TestBulkLoad(t *testing.T) {
+	c := newCluster(t)
+	// This one creates the topic.
+	each := newManager(t, c, filepath.Join(t.TempDir(), "each"), WithLoadMinRecords(0))
+	cl := rawClient(t, c)
+	tps := []proto.TopicIDPartition{tp0, tp1, tp3, {TopicID: topicID, Topic: "foo", Partition: 4}}
+	for i, tp := range tps {
+		mp := proto.MetadataPartition(tp, 5)
+		var vals [][]byte
+		for j := range 120 {
+			s := segment(tp, int64(j)*100, int64(j)*100+99)
+			vals = append(vals, encode(t, s))
+			if j%3 != 0 {
+				vals = append(vals, encode(t, finish(s, proto.CopySegmentFinished)))
+			}
+			if j%10 == 0 && j%3 != 0 {
+				vals = append(vals, encode(t, finish(s, proto.DeleteSegmentStarted)),
+					encode(t, finish(s, proto.DeleteSegmentFinished)))
+			}
+		}
+		// An update of a segment nobody added: dropped.
+		vals = append(vals, encode(t, finish(segment(tp, 0, 1), proto.CopySegmentFinished)))
+		if i == 2 {
+			for _, st := range []proto.PartitionDeleteState{proto.DeletePartitionMarked, proto.DeletePartitionStarted, proto.DeletePartitionFinished} {
+				vals = append(vals, encode(t, &proto.PartitionDeleteMetadata{TopicIDPartition: tp, BrokerID: 1, EventTimestampMs: 5, State: st}))
+			}
+		}
+		produceRaw(t, cl, mp, vals...)
+	}
+
+	core, logs := observer.New(zap.InfoLevel)
+	dir := filepath.Join(t.TempDir(), "bulk")
+	bulk := newManager(t, c, dir, WithLoadMinRecords(100), WithLogger(zap.New(core)))
+	assignReady(t, bulk, tps, nil)
+	if logs.FilterMessage("loaded the metadata topic in bulk").Len() != 1 {
+		t.Fatalf("the manager did not load in bulk: %v", logs.All())
+	}
+	assignReady(t, each, tps, nil)
+	var got, want bytes.Buffer
+	if err := bulk.View().Dump(&got); err != nil {
+		t.Fatal(err)
+	}
+	if err := each.View().Dump(&want); err != nil {
+		t.Fatal(err)
+	}
+	if got.String() != want.String() {
+		t.Fatalf("the bulk load's store:\n%s\nthe store applied fetch by fetch:\n%s", got.String(), want.String())
+	}
+	if !strings.Contains(got.String(), "reason=UnknownSegment") {
+		t.Fatalf("no dropped record in the store:\n%s", got.String())
+	}
+	if err := bulk.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	core, logs = observer.New(zap.InfoLevel)
+	again := newManager(t, c, dir, WithLoadMinRecords(1), WithLogger(zap.New(core)))
+	assignReady(t, again, tps, nil)
+	if n := logs.FilterMessage("loading the metadata topic in bulk").Len(); n != 0 {
+		t.Fatalf("a store that holds partitions was loaded in bulk again")
+	}
+	for _, st := range again.Stats() {
+		if st.Fetched != 0 {
+			t.Errorf("metadata partition %d: fetched %d records after the load, want 0", st.Partition, st.Fetched)
+		}
+	}
+}
