@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -603,4 +604,67 @@ func TestCopyReturnsByTheDeadline(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("Copy still running 30s after its deadline")
 	}
+}
+
+// An error that the server sends before it has read the request's body (versitygw refuses a
+// bad signature as soon as it has the headers) is returned after one request, with its body:
+// the client's transport is still writing the body when the response arrives, and the SDK,
+// done with the request, closes the body under it; net/http then tears the connection down
+// and the error's body is lost half read, which the SDK takes for a failed connection and
+// retries. Here the client writes the body 30 ms after the headers and the server sends the
+// second half of its answer 300 ms after the first, so that the SDK is reading the answer
+// while the body is still being written.
+func TestEarlyErrorIsNotRetried(t *testing.T) {
+	const msg = "The request signature we calculated does not match the signature you provided."
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body := `<?xml version="1.0" encoding="UTF-8"?><Error><Code>SignatureDoesNotMatch</Code><Message>` + msg + `</Message><RequestId>early</RequestId></Error>`
+		w.Header().Set("Content-Type", "application/xml")
+		w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+		w.Header().Set("Connection", "close")
+		w.WriteHeader(http.StatusForbidden)
+		io.WriteString(w, body[:len(body)/2])
+		w.(http.Flusher).Flush()
+		select {
+		case <-time.After(300 * time.Millisecond):
+		case <-r.Context().Done():
+		}
+		io.WriteString(w, body[len(body)/2:])
+	}))
+	defer srv.Close()
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	defer tr.CloseIdleConnections()
+	var d net.Dialer
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		return &slowBodyConn{Conn: c}, err
+	}
+	count := &counter{next: tr, ops: map[string]int{}}
+	st, err := s3.New(t.Context(), s3.Config{Bucket: "early", Endpoint: srv.URL, PathStyle: true, Region: "us-east-1",
+		AccessKeyID: "id", SecretAccessKey: "wrong"}, append([]s3.Option{s3.WithHTTPClient(&http.Client{Transport: count})}, testOptions...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	seg := rsmtest.Write(t, t.TempDir(), rsmtest.Spec{Partition: rsmtest.Partition("early", 0), LogSize: 1000, Seed: 1})
+	err = st.Delete(t.Context(), seg.Meta)
+	if !errors.Is(err, rsm.ErrPermanent) || !strings.Contains(err.Error(), msg) {
+		t.Errorf("Delete refused before its body was read: %v\nwant ErrPermanent with the server's message", err)
+	}
+	if ops := count.take(); len(ops) != 1 || ops["DeleteObjects"] != 1 {
+		t.Errorf("Delete refused before its body was read took %s, want one DeleteObjects", formatOps(ops))
+	}
+}
+
+// slowBodyConn sends its first write (a request's headers) at once and each later one (the
+// body) 30 ms late.
+type slowBodyConn struct {
+	net.Conn
+	writes int
+}
+
+func (c *slowBodyConn) Write(p []byte) (int, error) {
+	if c.writes++; c.writes > 1 {
+		time.Sleep(30 * time.Millisecond)
+	}
+	return c.Conn.Write(p)
 }

@@ -9,9 +9,11 @@ import (
 	"io/fs"
 	"iter"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -100,9 +102,9 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("rsm/s3: %w: loading the AWS configuration for %v: %w", rsm.ErrPermanent, cfg, err)
 	}
 	if o.httpClient != nil {
-		awsCfg.HTTPClient = o.httpClient
+		awsCfg.HTTPClient = bodySentClient{o.httpClient}
 	} else {
-		awsCfg.HTTPClient = s.ownHTTPClient(awsCfg.HTTPClient)
+		awsCfg.HTTPClient = bodySentClient{s.ownHTTPClient(awsCfg.HTTPClient)}
 	}
 	if awsCfg.Region == "" {
 		if cfg.Endpoint == "" {
@@ -148,6 +150,45 @@ func (s *Store) ownHTTPClient(sdk aws.HTTPClient) *http.Client {
 		// following it would only fail the signature elsewhere.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
+}
+
+// bodySentWait bounds how long bodySentClient waits for a request's body to be sent after its
+// response has arrived: a body of a few hundred bytes is sent in microseconds, and a server that
+// answered early and stopped reading a large one must not hold the answer up.
+const bodySentWait = 100 * time.Millisecond
+
+// bodySentClient returns a response only once the transport has finished sending the request
+// (or after bodySentWait). A server may answer before it has read the request's body (versitygw
+// refuses a bad signature on the headers alone, with Connection: close), and the SDK closes the
+// body as soon as the response arrives. The transport, still sending it, then meets the closed
+// body (the SDK's closed body answers net/http's final drain with io.EOF), takes it for a failed
+// write and closes the connection under the response; the SDK, the error's body cut off, takes
+// that for a failed connection and retries: a refused request would be sent again after a
+// backoff of up to seconds, and S3's error code and message would be lost.
+type bodySentClient struct{ c aws.HTTPClient }
+
+func (b bodySentClient) Do(r *http.Request) (*http.Response, error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return b.c.Do(r)
+	}
+	sent := make(chan struct{})
+	var once sync.Once
+	ctx := httptrace.WithClientTrace(r.Context(), &httptrace.ClientTrace{
+		// Called when the request is written or its writing failed, once per attempt of the
+		// transport's own (the first one ends the wait).
+		WroteRequest: func(httptrace.WroteRequestInfo) { once.Do(func() { close(sent) }) },
+	})
+	resp, err := b.c.Do(r.WithContext(ctx))
+	if err == nil {
+		t := time.NewTimer(bodySentWait)
+		select {
+		case <-sent:
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
+	return resp, err
 }
 
 // sdkLogger passes the SDK's log messages to zap.
