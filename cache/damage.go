@@ -191,6 +191,7 @@ func (s *Store) Replace() error {
 	if s.closed {
 		return ErrClosed
 	}
+	s.loader = nil // a load in progress ends: its runs moved aside with the store
 	if err := closeDB(s.db); err != nil {
 		s.log.Warn("cache: closing the damaged store", zap.String("dir", s.dir), zap.Error(err))
 	}

@@ -31,6 +31,7 @@ func TestLoaderMatchesApply(t *testing.T) {
 				t.Fatal(err)
 			}
 			l.runBytes = 512 << (seed % 4)
+			l.chunk = 1 + int(seed%3)*50
 			g := newGen(seed)
 			var want LoadResult
 			var wantDrops []Drop
