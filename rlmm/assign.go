@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
@@ -372,12 +373,21 @@ func permanent(err error) bool {
 	return !ke.Retriable || ke == kerr.UnknownTopicOrPartition || ke == kerr.UnknownTopicID
 }
 
+// listOffsetsOnce lists the start and end offsets of mps, the two requests at once: an
+// assignment, a restart's included, waits one round trip to the cluster rather than two.
 func (m *Manager) listOffsetsOnce(ctx context.Context, mps []int32) (map[int32]int64, map[int32]int64, error) {
-	starts, err := m.adm.ListStartOffsets(ctx, proto.TopicName)
-	if err != nil {
-		return nil, nil, fmt.Errorf("rlmm: listing start offsets of %s: %w", proto.TopicName, err)
-	}
+	var starts kadm.ListedOffsets
+	var startErr error
+	listed := make(chan struct{})
+	go func() {
+		defer close(listed)
+		starts, startErr = m.adm.ListStartOffsets(ctx, proto.TopicName)
+	}()
 	ends, err := m.adm.ListEndOffsets(ctx, proto.TopicName)
+	<-listed
+	if startErr != nil {
+		return nil, nil, fmt.Errorf("rlmm: listing start offsets of %s: %w", proto.TopicName, startErr)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("rlmm: listing end offsets of %s: %w", proto.TopicName, err)
 	}

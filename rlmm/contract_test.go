@@ -3,6 +3,7 @@ package rlmm
 import (
 	"errors"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -92,6 +93,58 @@ func TestListOffsetsRetriesTransientErrors(t *testing.T) {
 		return resp, nil, true
 	})
 	assignReady(t, m, []proto.TopicIDPartition{tp0}, nil)
+}
+
+// listingHooks records, in order, each ListOffsets request a client writes ("w") and each answer
+// it reads ("r").
+type listingHooks struct {
+	mu     sync.Mutex
+	events []string
+}
+
+func (h *listingHooks) OnBrokerWrite(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {
+	if key == int16(kmsg.ListOffsets) && err == nil {
+		h.mu.Lock()
+		h.events = append(h.events, "w")
+		h.mu.Unlock()
+	}
+}
+
+func (h *listingHooks) OnBrokerRead(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {
+	if key == int16(kmsg.ListOffsets) && err == nil {
+		h.mu.Lock()
+		h.events = append(h.events, "r")
+		h.mu.Unlock()
+	}
+}
+
+// An assignment's wait for the cluster is one round trip: the start and end offsets are listed
+// at once (before, the end offsets were asked for once the start offsets had come back, in every
+// assignment, a restart's included). The first listing is held: the second is sent meanwhile.
+func TestAssignListsOffsetsAtOnce(t *testing.T) {
+	cl := newCluster(t)
+	hooks := &listingHooks{}
+	m := newManager(t, cl, t.TempDir(), WithClientOptions(kgo.WithHooks(hooks)))
+	var held atomic.Bool
+	cl.ControlKey(int16(kmsg.ListOffsets), func(kmsg.Request) (kmsg.Response, error, bool) {
+		cl.KeepControl()
+		if held.CompareAndSwap(false, true) {
+			time.Sleep(500 * time.Millisecond)
+		}
+		return nil, nil, false
+	})
+	if err := m.AssignPartitions(ctxT(t), []proto.TopicIDPartition{tp0}, nil); err != nil {
+		t.Fatal(err)
+	}
+	hooks.mu.Lock()
+	got := strings.Join(hooks.events, "")
+	hooks.mu.Unlock()
+	if !strings.HasPrefix(got, "ww") {
+		t.Errorf("ListOffsets writes and reads: %q, want both requests written before the first answer (ww...)", got)
+	}
+	if err := m.Ready(tp0); err != nil {
+		t.Errorf("Ready after the assignment of an empty partition: %v", err)
+	}
 }
 
 // The client settings the manager's correctness depends on are not overridden by
