@@ -191,7 +191,11 @@ func (s *Store) Replace() error {
 	if s.closed {
 		return ErrClosed
 	}
-	s.loader = nil // a load in progress ends: its runs moved aside with the store
+	if s.loader != nil {
+		// A load in progress ends: its runs move aside with the store.
+		s.loader.replaced.Store(true)
+		s.loader = nil
+	}
 	if err := closeDB(s.db); err != nil {
 		s.log.Warn("cache: closing the damaged store", zap.String("dir", s.dir), zap.Error(err))
 	}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/objstorage/objstorageprovider"
@@ -75,9 +76,10 @@ type Loader struct {
 	writing  chan error     // the write of the last full run, when in flight
 	odd      []proto.Record // records Kafka's format cannot hold, by index
 
-	tx    *txn // the load's own, for the partition being applied in Finish
-	res   LoadResult
-	ended bool
+	replaced atomic.Bool // the store was replaced under the load (Replace)
+	dropMu   sync.Mutex  // serializes the calls of Finish's onDrop
+	res      LoadResult
+	ended    bool
 }
 
 // LoadResult counts what a load did, as Apply's Result does: Applied + Duplicates + Dropped is
@@ -129,8 +131,7 @@ func (s *Store) NewLoader() (*Loader, error) {
 		return nil, ErrLoading
 	}
 	l := &Loader{s: s, fs: s.opts.fs, dir: s.opts.fs.PathJoin(s.dir, loadDirName), runBytes: loadRunBytes, chunk: loadChunkEntries,
-		moved: map[int32]bool{}, tpIndex: map[tpPrefix]int32{},
-		tx: &txn{s: s, offsets: map[int32]int64{}, parts: map[tpPrefix]*ptx{}}}
+		moved: map[int32]bool{}, tpIndex: map[tpPrefix]int32{}}
 	err := s.read(func() error {
 		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{tagDeleted}})
 		if err != nil {
@@ -368,38 +369,53 @@ func (l *Loader) finish(onDrop func(Drop)) (LoadResult, error) {
 	if err := l.waitWrite(); err != nil {
 		return LoadResult{}, err
 	}
+	// Every run is written: the arenas are not needed again.
+	l.cur, l.spare = loadRun{}, loadRun{}
 	m, err := newRunMerger(l.fs, l.runs)
 	if err != nil {
 		return LoadResult{}, err
 	}
 	defer m.close()
-	out, err := newLoadWriter(l)
+	tw, err := newTableWriter(l)
 	if err != nil {
 		return LoadResult{}, err
 	}
-	defer out.abandon()
+	defer tw.abandon()
+	appliers := make([]*applier, loadAppliers)
+	for i := range appliers {
+		a, err := newApplier(l, onDrop)
+		if err != nil {
+			return LoadResult{}, err
+		}
+		defer a.sink.close()
+		appliers[i] = a
+	}
 
-	// Every run is written: the arenas are not needed again.
-	l.cur, l.spare = loadRun{}, loadRun{}
-
-	// Three stages, each on its own goroutine, so that the reading and decoding of entries,
-	// the applying of the ones before and the writing of the rows of the partition before
-	// overlap: this goroutine applies; the reader and the writer are owned by it and waited
-	// for before it returns. A partition's entries go in chunks, so that what is in flight
+	// The stages run on goroutines of their own, all owned by this one, which waits for them:
+	// a reader that reads and decodes the runs' entries, partition by partition in key order;
+	// appliers, each applying every other partition (a partition's entries all go to one);
+	// and a writer that writes the partitions' rows into tables in key order, taking them
+	// from the appliers in turn. A partition's entries go in chunks, so that what is in flight
 	// does not grow with its history; its rows go at once, when its last chunk is applied.
+	//
+	// Whatever a stage waits for, the stage it waits on makes progress: the reader sends a
+	// partition's chunks only after every chunk of the one before, so the applier of the
+	// partition the writer waits for has all of it.
 	stop := make(chan struct{})
 	var stopOnce sync.Once
 	halt := func() { stopOnce.Do(func() { close(stop) }) }
-	chunks := make(chan loadChunk, 1)
-	freeChunks := make(chan []Entry, 3)
-	blocks := make(chan *rowBlock, 1)
-	freeBlocks := make(chan *rowBlock, 2)
+	freeChunks := make(chan []Entry, 2*len(appliers)+1)
+	freeBlocks := make(chan *rowBlock, len(appliers)+1)
 	var readErr, writeErr error
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(2 + len(appliers))
 	go func() {
 		defer wg.Done()
-		defer close(chunks)
+		defer func() {
+			for _, a := range appliers {
+				close(a.in)
+			}
+		}()
 		fresh := func() []Entry {
 			select {
 			case e := <-freeChunks:
@@ -408,15 +424,16 @@ func (l *Loader) finish(onDrop func(Drop)) (LoadResult, error) {
 				return make([]Entry, 0, l.chunk)
 			}
 		}
-		send := func(c loadChunk) bool {
-			select {
-			case chunks <- c:
-				return true
-			case <-stop:
-				return false
+		for g := 0; ; g++ {
+			in := appliers[g%len(appliers)].in
+			send := func(c loadChunk) bool {
+				select {
+				case in <- c:
+					return true
+				case <-stop:
+					return false
+				}
 			}
-		}
-		for {
 			entries := fresh()
 			ok, err := m.group(func(mp int32, offset int64, rec []byte, odd bool) error {
 				var r proto.Record
@@ -424,7 +441,7 @@ func (l *Loader) finish(onDrop func(Drop)) (LoadResult, error) {
 					r = l.odd[binary.BigEndian.Uint32(rec)]
 				} else {
 					var err error
-					if r, err = proto.Decode(rec); err != nil {
+					if r, err = m.dec.Decode(rec); err != nil {
 						return fmt.Errorf("metadata partition %d offset %d: %w", mp, offset, err)
 					}
 				}
@@ -450,11 +467,23 @@ func (l *Loader) finish(onDrop func(Drop)) (LoadResult, error) {
 			}
 		}
 	}()
+	for _, a := range appliers {
+		go func() {
+			defer wg.Done()
+			defer close(a.out)
+			a.run(stop, halt, freeChunks, freeBlocks)
+		}()
+	}
 	go func() {
 		defer wg.Done()
-		for blk := range blocks {
+		// Partition g comes from applier g mod n; when that one has no more, none has.
+		for g := 0; ; g++ {
+			blk, ok := <-appliers[g%len(appliers)].out
+			if !ok {
+				break
+			}
 			if writeErr == nil {
-				if writeErr = blk.each(out.setTable); writeErr != nil {
+				if writeErr = blk.each(tw.set); writeErr != nil {
 					writeErr = fmt.Errorf("cache: load: writing a table: %w", writeErr)
 					halt()
 				}
@@ -465,52 +494,33 @@ func (l *Loader) finish(onDrop func(Drop)) (LoadResult, error) {
 			default:
 			}
 		}
+		// An applier that stopped early may still hold rows for the writer: drained, so that
+		// it can end.
+		for _, a := range appliers {
+			for range a.out {
+			}
+		}
 	}()
-	parts := map[tpPrefix]partRow{}
-	var applyErr error
-	for c := range chunks {
-		select {
-		case <-stop:
-			continue // until the reader has stopped
-		default:
-		}
-		if applyErr = l.applyChunk(c.entries, onDrop); applyErr != nil {
-			halt()
-			continue
-		}
-		clear(c.entries)
-		select {
-		case freeChunks <- c.entries[:0]:
-		default:
-		}
-		if !c.last {
-			continue
-		}
-		var blk *rowBlock
-		select {
-		case blk = <-freeBlocks:
-		default:
-			blk = &rowBlock{}
-		}
-		if applyErr = l.writePartition(out, blk, parts); applyErr != nil {
-			halt()
-			continue
-		}
-		select {
-		case blocks <- blk:
-		case <-stop:
-		}
-	}
-	close(blocks)
 	wg.Wait()
-	if err := errors.Join(applyErr, readErr, writeErr); err != nil {
+	errs := []error{readErr, writeErr}
+	for _, a := range appliers {
+		errs = append(errs, a.err)
+	}
+	if err := errors.Join(errs...); err != nil {
 		return LoadResult{}, err
 	}
-	if err := l.ingest(out, parts); err != nil {
+	if err := l.ingest(tw, appliers); err != nil {
 		return LoadResult{}, err
+	}
+	for _, a := range appliers {
+		l.res.Applied += a.res.Applied
+		l.res.Dropped += a.res.Dropped
 	}
 	return l.res, nil
 }
+
+// loadAppliers is how many goroutines apply partitions in Finish.
+const loadAppliers = 2
 
 // loadChunk is some of one user partition's entries, in order; last says they end it.
 type loadChunk struct {
@@ -546,18 +556,80 @@ func (b *rowBlock) each(fn func(k, v []byte) error) error {
 	return nil
 }
 
-// applyChunk applies entries of one user partition, in order, to the load's txn, which reads
-// nothing (the store holds nothing of the partition) and holds the partition's rows until
-// writePartition.
-func (l *Loader) applyChunk(entries []Entry, onDrop func(Drop)) error {
-	s := l.s
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	return s.read(func() error {
-		if s.loader != l {
-			return ErrLoadEnded // the store was replaced under the load
+// applier is one of Finish's appliers: it applies the chunks it receives with a txn of its
+// own, which reads nothing (the store holds nothing of the partition), and sends the rows of
+// each partition to the writer once its last chunk is applied.
+type applier struct {
+	l      *Loader
+	tx     *txn
+	sink   *loadSink
+	onDrop func(Drop)
+	in     chan loadChunk
+	out    chan *rowBlock
+	parts  map[tpPrefix]partRow // the rows of the partitions it wrote, for the writer's cache
+	res    LoadResult
+	err    error
+}
+
+func newApplier(l *Loader, onDrop func(Drop)) (*applier, error) {
+	sink, err := newLoadSink(l.s)
+	if err != nil {
+		return nil, err
+	}
+	return &applier{
+		l: l, sink: sink, onDrop: onDrop,
+		tx: &txn{s: l.s, offsets: map[int32]int64{}, parts: map[tpPrefix]*ptx{}},
+		in: make(chan loadChunk, 1), out: make(chan *rowBlock, 1), parts: map[tpPrefix]partRow{},
+	}, nil
+}
+
+func (a *applier) run(stop <-chan struct{}, halt func(), freeChunks chan []Entry, freeBlocks chan *rowBlock) {
+	for c := range a.in {
+		if a.err != nil {
+			continue // until the reader has stopped
 		}
-		tx := l.tx
+		select {
+		case <-stop:
+			continue
+		default:
+		}
+		if a.err = a.apply(c.entries); a.err != nil {
+			halt()
+			continue
+		}
+		clear(c.entries)
+		select {
+		case freeChunks <- c.entries[:0]:
+		default:
+		}
+		if !c.last {
+			continue
+		}
+		var blk *rowBlock
+		select {
+		case blk = <-freeBlocks:
+		default:
+			blk = &rowBlock{}
+		}
+		if a.err = a.write(blk); a.err != nil {
+			halt()
+			continue
+		}
+		select {
+		case a.out <- blk:
+		case <-stop:
+		}
+	}
+}
+
+// apply applies entries of one user partition, in order.
+func (a *applier) apply(entries []Entry) error {
+	s := a.l.s
+	return s.read(func() error {
+		if a.l.replaced.Load() {
+			return ErrLoadEnded
+		}
+		tx := a.tx
 		tx.bulk = true
 		for i := range entries {
 			e := &entries[i]
@@ -566,42 +638,41 @@ func (l *Loader) applyChunk(entries []Entry, onDrop func(Drop)) error {
 				return fmt.Errorf("cache: load metadata partition %d offset %d: %w", e.Partition, e.Offset, err)
 			}
 			if d == nil {
-				l.res.Applied++
+				a.res.Applied++
 				continue
 			}
-			l.res.Dropped++
+			a.res.Dropped++
 			tx.drops = append(tx.drops, d)
 			if ce := s.log.Check(zap.DebugLevel, "record dropped"); ce != nil {
 				ce.Write(zap.Int32("metadata_partition", d.Partition), zap.Int64("offset", d.Offset),
 					zap.Stringer("reason", d.Reason), zap.Error(d.Err))
 			}
-			if onDrop != nil {
-				onDrop(*d)
+			if a.onDrop != nil {
+				a.l.dropMu.Lock()
+				a.onDrop(*d)
+				a.l.dropMu.Unlock()
 			}
 		}
 		return nil
 	})
 }
 
-// writePartition writes the rows the txn holds into blk (and the dropped records and the
-// tombstone to out), keeps the partition's row for the writer's cache, and empties the txn
-// for the next partition.
-func (l *Loader) writePartition(out *loadWriter, blk *rowBlock, parts map[tpPrefix]partRow) error {
-	s := l.s
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	return s.read(func() error {
-		tx := l.tx
+// write writes the rows the txn holds into blk (the dropped records and the tombstone to the
+// sink), keeps the partition's row for the writer's cache, and empties the txn for the next
+// partition.
+func (a *applier) write(blk *rowBlock) error {
+	return a.l.s.read(func() error {
+		tx := a.tx
 		defer tx.release()
-		out.block = blk
-		if err := tx.write(out); err != nil {
+		a.sink.block = blk
+		if err := tx.write(a.sink); err != nil {
 			return err
 		}
 		for p, pt := range tx.parts {
 			if pt.row != nil {
-				parts[p] = *pt.row
+				a.parts[p] = *pt.row
 			} else {
-				delete(parts, p)
+				delete(a.parts, p)
 			}
 		}
 		return nil
@@ -610,12 +681,16 @@ func (l *Loader) writePartition(out *loadWriter, blk *rowBlock, parts map[tpPref
 
 // ingest writes the metadata partitions' next offsets and the tombstones into a table of their
 // own, and ingests every table into the store at once.
-func (l *Loader) ingest(out *loadWriter, parts map[tpPrefix]partRow) error {
+func (l *Loader) ingest(tw *tableWriter, appliers []*applier) error {
 	s := l.s
+	var global []kv
 	for mp := range l.moved {
-		out.global = append(out.global, kv{k: offsetKey(mp), v: encodeOffset(l.next[mp])})
+		global = append(global, kv{k: offsetKey(mp), v: encodeOffset(l.next[mp])})
 	}
-	if err := out.finish(); err != nil {
+	for _, a := range appliers {
+		global = append(global, a.sink.global...)
+	}
+	if err := tw.finish(global); err != nil {
 		return err
 	}
 	s.writeMu.Lock()
@@ -624,19 +699,23 @@ func (l *Loader) ingest(out *loadWriter, parts map[tpPrefix]partRow) error {
 		return ErrLoadEnded // the store was replaced under the load
 	}
 	err := s.read(func() error {
-		if err := out.flushDrops(); err != nil {
-			return err
+		for _, a := range appliers {
+			if err := a.sink.flushDrops(); err != nil {
+				return err
+			}
 		}
-		if len(out.paths) == 0 {
+		if len(tw.paths) == 0 {
 			return nil
 		}
-		return s.db.Ingest(context.Background(), out.paths)
+		return s.db.Ingest(context.Background(), tw.paths)
 	})
 	if err != nil {
 		return fmt.Errorf("cache: load: %w", err)
 	}
-	for p, row := range parts {
-		s.parts[p] = row
+	for _, a := range appliers {
+		for p, row := range a.parts {
+			s.parts[p] = row
+		}
 	}
 	if s.lookups != nil {
 		s.lookups.forgetAll()
@@ -647,42 +726,27 @@ func (l *Loader) ingest(out *loadWriter, parts map[tpPrefix]partRow) error {
 
 type kv struct{ k, v []byte }
 
-// loadWriter receives a txn's rows (txn.write) during Finish: the rows of user partitions go,
-// in key order, into tables; the others (dropped records, tombstones) are kept aside. Deletes
-// are dropped: the store holds nothing of the partitions a load writes, so there is nothing
-// for them to remove.
-//
-// Two goroutines use it: the one applying (Set, through txn.write, into block; the dropped
-// records and the rest) and the one writing tables (setTable).
-type loadWriter struct {
-	l      *Loader
-	wopts  sstable.WriterOptions
-	block  *rowBlock       // the applying goroutine's
-	global []kv            // offsets and tombstones; the applying goroutine's
-	drops  *pebble.Batch   // the applying goroutine's
-	w      *sstable.Writer // the writing goroutine's
-	paths  []string        // tables written, in key order; the writing goroutine's
+// loadSink receives an applier's rows (txn.write): the rows of user partitions go into block,
+// in key order, for the writer; the dropped-record rows are written to the store in batches;
+// the others (tombstones) are kept for the table ingest writes last. Deletes are dropped: the
+// store holds nothing of the partitions a load writes, so there is nothing for them to remove.
+type loadSink struct {
+	s      *Store
+	block  *rowBlock
+	global []kv
+	drops  *pebble.Batch
 }
 
-func newLoadWriter(l *Loader) (*loadWriter, error) {
-	s := l.s
-	po := pebbleOptions(s.opts, s.dmg.Load())
-	po.EnsureDefaults()
-	var err error
-	w := &loadWriter{l: l}
-	err = s.read(func() error {
-		w.wopts = po.MakeWriterOptions(len(po.Levels)-1, s.db.TableFormat())
-		// As the store's own tables (see experimental): every referenced row's value in
-		// place, none moved to value blocks, which the writer would also hold in memory
-		// until the table ends.
-		w.wopts.DisableValueBlocks = true
+func newLoadSink(s *Store) (*loadSink, error) {
+	w := &loadSink{s: s}
+	err := s.read(func() error {
 		w.drops = s.db.NewBatch()
 		return nil
 	})
 	return w, err
 }
 
-func (w *loadWriter) Set(k, v []byte, _ *pebble.WriteOptions) error {
+func (w *loadSink) Set(k, v []byte, _ *pebble.WriteOptions) error {
 	switch k[0] {
 	case tagPartition:
 		w.block.add(k, v)
@@ -691,7 +755,7 @@ func (w *loadWriter) Set(k, v []byte, _ *pebble.WriteOptions) error {
 			return err
 		}
 		if w.drops.Len() >= loadDropBatch {
-			return w.flushDropsLocked()
+			return w.flushDrops()
 		}
 	default:
 		w.global = append(w.global, kv{k: slices.Clone(k), v: slices.Clone(v)})
@@ -699,10 +763,52 @@ func (w *loadWriter) Set(k, v []byte, _ *pebble.WriteOptions) error {
 	return nil
 }
 
-func (w *loadWriter) Delete([]byte, *pebble.WriteOptions) error             { return nil }
-func (w *loadWriter) DeleteRange(_, _ []byte, _ *pebble.WriteOptions) error { return nil }
+func (w *loadSink) Delete([]byte, *pebble.WriteOptions) error             { return nil }
+func (w *loadSink) DeleteRange(_, _ []byte, _ *pebble.WriteOptions) error { return nil }
 
-func (w *loadWriter) setTable(k, v []byte) error {
+// flushDrops writes the dropped-record rows held so far. The caller is inside s.read.
+func (w *loadSink) flushDrops() error {
+	if w.drops.Empty() {
+		return nil
+	}
+	err := w.drops.Commit(pebble.NoSync)
+	w.drops.Reset()
+	return err
+}
+
+func (w *loadSink) close() {
+	if w.drops != nil {
+		w.drops.Close()
+		w.drops = nil
+	}
+}
+
+// tableWriter writes rows, in key order, into tables of about loadTableBytes each.
+type tableWriter struct {
+	fs    vfs.FS
+	dir   string
+	wopts sstable.WriterOptions
+	w     *sstable.Writer
+	paths []string // tables written, in key order
+}
+
+func newTableWriter(l *Loader) (*tableWriter, error) {
+	s := l.s
+	po := pebbleOptions(s.opts, s.dmg.Load())
+	po.EnsureDefaults()
+	w := &tableWriter{fs: l.fs, dir: l.dir}
+	err := s.read(func() error {
+		w.wopts = po.MakeWriterOptions(len(po.Levels)-1, s.db.TableFormat())
+		// As the store's own tables (see experimental): every referenced row's value in
+		// place, none moved to value blocks, which the writer would also hold in memory
+		// until the table ends.
+		w.wopts.DisableValueBlocks = true
+		return nil
+	})
+	return w, err
+}
+
+func (w *tableWriter) set(k, v []byte) error {
 	if w.w != nil && w.w.Raw().EstimatedSize() >= loadTableBytes {
 		if err := w.w.Close(); err != nil {
 			return err
@@ -710,8 +816,8 @@ func (w *loadWriter) setTable(k, v []byte) error {
 		w.w = nil
 	}
 	if w.w == nil {
-		name := w.l.fs.PathJoin(w.l.dir, fmt.Sprintf("table-%06d.sst", len(w.paths)))
-		f, err := w.l.fs.Create(name, vfs.WriteCategoryUnspecified)
+		name := w.fs.PathJoin(w.dir, fmt.Sprintf("table-%06d.sst", len(w.paths)))
+		f, err := w.fs.Create(name, vfs.WriteCategoryUnspecified)
 		if err != nil {
 			return err
 		}
@@ -721,21 +827,9 @@ func (w *loadWriter) setTable(k, v []byte) error {
 	return w.w.Set(k, v)
 }
 
-// flushDropsLocked writes the dropped-record rows held so far. The caller of applyGroup holds
-// writeMu.
-func (w *loadWriter) flushDropsLocked() error {
-	if w.drops.Empty() {
-		return nil
-	}
-	err := w.drops.Commit(pebble.NoSync)
-	w.drops.Reset()
-	return err
-}
-
-func (w *loadWriter) flushDrops() error { return w.flushDropsLocked() }
-
-// finish closes the last table of rows and writes the table of offsets and tombstones.
-func (w *loadWriter) finish() error {
+// finish closes the last table of rows and writes global (offsets and tombstones, which sort
+// before every user partition's rows) into a table of its own.
+func (w *tableWriter) finish(global []kv) error {
 	if w.w != nil {
 		err := w.w.Close()
 		w.w = nil
@@ -743,17 +837,17 @@ func (w *loadWriter) finish() error {
 			return err
 		}
 	}
-	if len(w.global) == 0 {
+	if len(global) == 0 {
 		return nil
 	}
-	slices.SortFunc(w.global, func(a, b kv) int { return bytes.Compare(a.k, b.k) })
-	name := w.l.fs.PathJoin(w.l.dir, "table-global.sst")
-	f, err := w.l.fs.Create(name, vfs.WriteCategoryUnspecified)
+	slices.SortFunc(global, func(a, b kv) int { return bytes.Compare(a.k, b.k) })
+	name := w.fs.PathJoin(w.dir, "table-global.sst")
+	f, err := w.fs.Create(name, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return err
 	}
 	t := sstable.NewWriter(objstorageprovider.NewFileWritable(f), w.wopts)
-	for _, r := range w.global {
+	for _, r := range global {
 		if err := t.Set(r.k, r.v); err != nil {
 			t.Close()
 			return err
@@ -766,15 +860,11 @@ func (w *loadWriter) finish() error {
 	return nil
 }
 
-// abandon releases what finish did not: an open table and the batch.
-func (w *loadWriter) abandon() {
+// abandon closes a table finish did not.
+func (w *tableWriter) abandon() {
 	if w.w != nil {
 		w.w.Close()
 		w.w = nil
-	}
-	if w.drops != nil {
-		w.drops.Close()
-		w.drops = nil
 	}
 }
 
@@ -787,6 +877,7 @@ const runReadBuffer = 16 << 10
 type runMerger struct {
 	runs []*runFile
 	buf  []byte
+	dec  proto.Decoder
 }
 
 type runFile struct {

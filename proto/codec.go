@@ -24,8 +24,29 @@ const tagTxnIndexEmpty = 0
 // *SegmentMetadataUpdate, *PartitionDeleteMetadata or *SegmentMetadataSnapshot, or a *DecodeError.
 // It never panics, never reads past b, and does not retain b: every byte slice in the result is
 // a copy.
-func Decode(b []byte) (Record, error) {
-	d := decoder{buf: b, record: "frame"}
+func Decode(b []byte) (Record, error) { return decode(b, nil) }
+
+// Decoder decodes as Decode does, and remembers the topic names it has returned (up to
+// decoderNames of them), so that the records of one topic share one string instead of each
+// holding a copy: a reader of the whole topic meets a few names millions of times. The zero
+// Decoder is ready; it is not safe for concurrent use.
+type Decoder struct {
+	names map[string]string
+}
+
+// decoderNames bounds what a Decoder remembers.
+const decoderNames = 4096
+
+// Decode is Decode, with d's names.
+func (d *Decoder) Decode(b []byte) (Record, error) {
+	if d.names == nil {
+		d.names = make(map[string]string)
+	}
+	return decode(b, d.names)
+}
+
+func decode(b []byte, names map[string]string) (Record, error) {
+	d := decoder{buf: b, record: "frame", names: names}
 	fv := d.uvarint("FrameVersion")
 	if d.err == nil && fv != frameVersion {
 		d.failAt(0, "FrameVersion", ErrUnknownFrameVersion, fmt.Sprintf("want %d, found %d", frameVersion, fv))
@@ -77,6 +98,7 @@ type decoder struct {
 	pos    int
 	record string
 	err    *DecodeError
+	names  map[string]string // topic names met before (Decoder); nil: none kept
 }
 
 func (d *decoder) failAt(at int, field string, cause error, detail string) {
@@ -193,8 +215,18 @@ func (d *decoder) string(field string) string {
 		d.failAt(at, field, ErrLengthOverflow, fmt.Sprintf("string length %d exceeds %d", l, maxStringLen))
 		return ""
 	}
-	s := string(d.buf[d.pos : d.pos+l])
+	b := d.buf[d.pos : d.pos+l]
 	d.pos += l
+	if d.names == nil {
+		return string(b)
+	}
+	if s, ok := d.names[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if len(d.names) < decoderNames {
+		d.names[s] = s
+	}
 	return s
 }
 

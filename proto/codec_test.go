@@ -5,11 +5,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
@@ -326,8 +328,13 @@ func FuzzDecode(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add([]byte{1, 0, 0})
+	var dec Decoder // shared by every input, as a reader of the topic shares it
 	f.Fuzz(func(t *testing.T, in []byte) {
 		r, err := Decode(in)
+		rd, errd := dec.Decode(in)
+		if fmt.Sprint(err) != fmt.Sprint(errd) || !reflect.DeepEqual(r, rd) {
+			t.Fatalf("Decoder.Decode: %v, %v; Decode: %v, %v", rd, errd, r, err)
+		}
 		if err != nil {
 			var de *DecodeError
 			if !errors.As(err, &de) || de.Offset < 0 || de.Offset > len(in) {
@@ -349,6 +356,38 @@ func FuzzDecode(f *testing.F) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestDecoderSharesNames: the records of one topic decoded by one Decoder share one string
+// for its name, and the Decoder stops remembering names at its bound.
+func TestDecoderSharesNames(t *testing.T) {
+	var dec Decoder
+	name := func(i int) string {
+		r := benchRecord()
+		r.SegmentID.Topic = fmt.Sprintf("topic-%d", i)
+		b, err := Encode(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := dec.Decode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got.(*SegmentMetadata).SegmentID.Topic
+	}
+	a, b := name(1), name(1)
+	if a != "topic-1" || unsafe.StringData(a) != unsafe.StringData(b) {
+		t.Fatalf("two records of topic-1 gave %q and %q, not one string", a, b)
+	}
+	for i := range decoderNames + 10 {
+		name(i)
+	}
+	if len(dec.names) != decoderNames {
+		t.Fatalf("the decoder holds %d names, want its bound %d", len(dec.names), decoderNames)
+	}
+	if x := name(decoderNames + 5); x != fmt.Sprintf("topic-%d", decoderNames+5) {
+		t.Fatalf("a name past the bound decoded as %q", x)
+	}
 }
 
 var sinkRecord Record

@@ -134,7 +134,7 @@ func (m *Manager) processPartition(ctx context.Context, b *batch, mp int32, recs
 		if rec.Offset > next {
 			m.rebuildIfExpired(ctx, b, mp, next)
 		}
-		r, err := proto.Decode(rec.Value)
+		r, err := m.dec.Decode(rec.Value)
 		if err != nil {
 			cause := fmt.Errorf("record at %s-%d offset %d does not decode: %w", proto.TopicName, mp, rec.Offset, err)
 			if m.cfg.skipBadRecords {

@@ -40,7 +40,8 @@ type Manager struct {
 	done     chan struct{} // closed when the consumer loop has returned
 
 	writeMu sync.Mutex
-	load    *bulkLoad // the bulk load in progress, under writeMu
+	load    *bulkLoad     // the bulk load in progress, under writeMu
+	dec     proto.Decoder // the loop's, under writeMu
 
 	identity cache.Identity // what the store is built from, read at New
 
