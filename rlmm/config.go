@@ -204,8 +204,8 @@ func WithInitRetry(interval, maxTimeout time.Duration) Option {
 // yet (a first start, or a new cache directory) must be, in records summed over the metadata
 // partitions it starts consuming, for the manager to load them in bulk: it collects the
 // records up to the end offsets it saw and writes them into the store at once (cache.Loader),
-// which takes a fraction of the time and memory of applying them fetch by fetch, and then
-// applies the rest as usual. Nothing of the load is applied, nor any partition it covers
+// with neither the write-ahead log, nor memtables, nor lookups of the segments it adds, nor
+// compactions (docs/MEMORY.md, "The bulk load"), and then applies the rest as usual. Nothing of the load is applied, nor any partition it covers
 // ready, until it is all in; a failed load is started over fetch by fetch. 0 never loads in
 // bulk. Default DefaultLoadMinRecords.
 func WithLoadMinRecords(n int64) Option {
