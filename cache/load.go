@@ -341,18 +341,19 @@ func (l *Loader) end() error {
 }
 
 // Finish applies everything added and writes it into the store, calling onDrop (when not nil)
-// for each record not applied, grouped by user partition and in order within each. After it the
+// for each record not applied, one call at a time, grouped by user partition and in order
+// within each. It stops soon after ctx ends, with ctx's error and nothing written. After it the
 // load has ended, whether it succeeded or not.
 //
 // The partitions' rows, their tombstones and the metadata partitions' next offsets enter the
 // store in one ingestion: after a crash the store holds all of them or none. Dropped-record rows
 // may be written before it, in batches: such a row says only what the record at its offset
 // is, which every later load or Apply of that record writes again identically.
-func (l *Loader) Finish(onDrop func(Drop)) (LoadResult, error) {
+func (l *Loader) Finish(ctx context.Context, onDrop func(Drop)) (LoadResult, error) {
 	if l.ended {
 		return LoadResult{}, ErrLoadEnded
 	}
-	res, err := l.finish(onDrop)
+	res, err := l.finish(ctx, onDrop)
 	if eerr := l.end(); err == nil {
 		err = eerr
 	}
@@ -362,7 +363,7 @@ func (l *Loader) Finish(onDrop func(Drop)) (LoadResult, error) {
 	return res, nil
 }
 
-func (l *Loader) finish(onDrop func(Drop)) (LoadResult, error) {
+func (l *Loader) finish(ctx context.Context, onDrop func(Drop)) (LoadResult, error) {
 	if err := l.spill(); err != nil {
 		return LoadResult{}, err
 	}
@@ -408,6 +409,9 @@ func (l *Loader) finish(onDrop func(Drop)) (LoadResult, error) {
 	freeBlocks := make(chan *rowBlock, len(appliers)+1)
 	var readErr, writeErr error
 	var wg sync.WaitGroup
+	// A cancelled ctx stops every stage.
+	cancelled := context.AfterFunc(ctx, halt)
+	defer cancelled()
 	wg.Add(2 + len(appliers))
 	go func() {
 		defer wg.Done()
@@ -502,14 +506,14 @@ func (l *Loader) finish(onDrop func(Drop)) (LoadResult, error) {
 		}
 	}()
 	wg.Wait()
-	errs := []error{readErr, writeErr}
+	errs := []error{ctx.Err(), readErr, writeErr}
 	for _, a := range appliers {
 		errs = append(errs, a.err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return LoadResult{}, err
 	}
-	if err := l.ingest(tw, appliers); err != nil {
+	if err := l.ingest(ctx, tw, appliers); err != nil {
 		return LoadResult{}, err
 	}
 	for _, a := range appliers {
@@ -681,7 +685,7 @@ func (a *applier) write(blk *rowBlock) error {
 
 // ingest writes the metadata partitions' next offsets and the tombstones into a table of their
 // own, and ingests every table into the store at once.
-func (l *Loader) ingest(tw *tableWriter, appliers []*applier) error {
+func (l *Loader) ingest(ctx context.Context, tw *tableWriter, appliers []*applier) error {
 	s := l.s
 	var global []kv
 	for mp := range l.moved {
@@ -707,7 +711,7 @@ func (l *Loader) ingest(tw *tableWriter, appliers []*applier) error {
 		if len(tw.paths) == 0 {
 			return nil
 		}
-		return s.db.Ingest(context.Background(), tw.paths)
+		return s.db.Ingest(ctx, tw.paths)
 	})
 	if err != nil {
 		return fmt.Errorf("cache: load: %w", err)

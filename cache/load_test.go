@@ -2,6 +2,7 @@ package cache
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -54,7 +55,7 @@ func TestLoaderMatchesApply(t *testing.T) {
 				t.Fatalf("the load wrote %d runs; the test wants several", len(l.runs))
 			}
 			var drops []Drop
-			got, err := l.Finish(func(d Drop) { drops = append(drops, d) })
+			got, err := l.Finish(context.Background(), func(d Drop) { drops = append(drops, d) })
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -171,7 +172,7 @@ func TestLoaderDuplicates(t *testing.T) {
 	if err := l.Add([]Entry{{Partition: 3, Offset: 2, Record: add}, {Partition: 3, Offset: 6, Record: add}}); err != nil {
 		t.Fatal(err)
 	}
-	res, err := l.Finish(nil)
+	res, err := l.Finish(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,8 +182,38 @@ func TestLoaderDuplicates(t *testing.T) {
 	if next, err := s.NextOffset(3); err != nil || next != 7 {
 		t.Fatalf("NextOffset(3) = %d, %v; want 7", next, err)
 	}
-	if _, err := l.Finish(nil); !errors.Is(err, ErrLoadEnded) {
+	if _, err := l.Finish(context.Background(), nil); !errors.Is(err, ErrLoadEnded) {
 		t.Fatalf("a second Finish: %v, want ErrLoadEnded", err)
 	}
 	mustCheck(t, s)
+}
+
+// A Finish whose context ends stops, with the context's error, writes nothing, and leaves no
+// goroutine behind (TestMain checks).
+func TestLoaderFinishCancelled(t *testing.T) {
+	s, fs := openMem(t)
+	before := dump(t, s)
+	l, err := s.NewLoader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.runBytes, l.chunk = 1<<10, 16
+	g := newGen(7)
+	for range 200 {
+		if err := l.Add(g.batch()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := l.Finish(ctx, nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Finish with a cancelled context: %v, want context.Canceled", err)
+	}
+	if after := dump(t, s); after != before {
+		t.Fatalf("a cancelled load wrote:\n%s", after)
+	}
+	if _, err := fs.Stat(fs.PathJoin("db", loadDirName)); err == nil {
+		t.Fatalf("the load's directory is still there")
+	}
+	newFeed(t, s, 0).applyOK(add(segID(testTP(0), 1), 0, 10, 0, 0))
 }

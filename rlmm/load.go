@@ -117,7 +117,9 @@ func (m *Manager) endLoad() {
 	// offset is at or past the end offset its metadata partition had then: the drops of
 	// earlier records are reported, not kept.
 	var dropped map[int32]map[int64]error
-	res, err := ld.l.Finish(func(d cache.Drop) {
+	// Close cancels the lifetime: a load being written then stops, and the next start loads
+	// again.
+	res, err := ld.l.Finish(m.lifetime, func(d cache.Drop) {
 		m.mu.Lock()
 		m.reportDropLocked(d)
 		m.mu.Unlock()
