@@ -2,6 +2,7 @@ package rlmm
 
 import (
 	"errors"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -144,6 +145,35 @@ func TestAssignListsOffsetsAtOnce(t *testing.T) {
 	}
 	if err := m.Ready(tp0); err != nil {
 		t.Errorf("Ready after the assignment of an empty partition: %v", err)
+	}
+}
+
+// connectHooks records the brokers a client connects to, by node id (seed brokers have
+// negative ids).
+type connectHooks struct{ leaders chan int32 }
+
+func (h connectHooks) OnBrokerConnect(meta kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
+	if err == nil && meta.NodeID >= 0 {
+		select {
+		case h.leaders <- meta.NodeID:
+		default:
+		}
+	}
+}
+
+// New connects to the metadata partitions' leaders on its own, while it finishes: the first
+// assignment's offset listing, which goes to them, does not wait for a connection after New
+// (every restart's path to ready). New's own requests go to a seed broker.
+func TestNewConnectsToTheLeaders(t *testing.T) {
+	cl := newCluster(t)
+	dir := t.TempDir()
+	newManager(t, cl, dir).Close() // creates the metadata topic: a restart finds it
+	hooks := connectHooks{leaders: make(chan int32, 1)}
+	newManager(t, cl, dir, WithClientOptions(kgo.WithHooks(hooks)))
+	select {
+	case <-hooks.leaders:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no connection to a metadata partition's leader without an assignment")
 	}
 }
 

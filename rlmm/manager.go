@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 
 	"github.com/stratalog/strata/cache"
@@ -38,6 +39,9 @@ type Manager struct {
 	lifetime context.Context
 	cancel   context.CancelFunc
 	done     chan struct{} // closed when the consumer loop has returned
+	// connecting counts the connections to the metadata partitions' leaders New opens in the
+	// background (see connectLeaders); Close waits for them.
+	connecting sync.WaitGroup
 
 	writeMu sync.Mutex
 	load    *bulkLoad     // the bulk load in progress, under writeMu
@@ -178,6 +182,7 @@ func New(ctx context.Context, opts ...Option) (*Manager, error) {
 	}
 	fail := func(err error) (*Manager, error) {
 		cancel()
+		m.connecting.Wait()
 		met.unregister()
 		client.Close()
 		if m.store != nil {
@@ -190,6 +195,7 @@ func New(ctx context.Context, opts ...Option) (*Manager, error) {
 	if err != nil {
 		return fail(err)
 	}
+	m.connectLeaders(meta)
 	want, err := m.topicIdentity(initCtx, meta)
 	if err != nil {
 		return fail(err)
@@ -270,6 +276,34 @@ func clientOptions(cfg *config) []kgo.Opt {
 		// the gap and rebuilds that metadata partition.
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 	)
+}
+
+// connectLeaders opens, in the background, the client's connection to each leader of the
+// metadata topic's partitions that meta names (nil: none). New's requests go to a seed broker's
+// connection; without this, the first assignment's offset listing, which goes to the leaders,
+// would open theirs (a TCP connect and Kafka's ApiVersions handshake, a round trip or more)
+// only after New, on every restart's path to ready: now it overlaps the rest of New. Bounded by
+// the manager's lifetime and 10 s; a failure only leaves the listing to connect by itself.
+func (m *Manager) connectLeaders(meta *kadm.Metadata) {
+	if meta == nil {
+		return
+	}
+	leaders := map[int32]bool{}
+	for _, p := range meta.Topics[proto.TopicName].Partitions {
+		if p.Leader >= 0 {
+			leaders[p.Leader] = true
+		}
+	}
+	for id := range leaders {
+		m.connecting.Add(1)
+		go func() {
+			defer m.connecting.Done()
+			ctx, cancel := context.WithTimeout(m.lifetime, 10*time.Second)
+			defer cancel()
+			// Any request opens the connection; ApiVersions is the one its handshake sends anyway.
+			m.client.Broker(int(id)).Request(ctx, kmsg.NewPtrApiVersionsRequest()) //nolint:errcheck // see above
+		}()
+	}
 }
 
 // checkClient refuses a client whose options turn off what the manager relies on and that
@@ -387,6 +421,7 @@ func (m *Manager) Close() error {
 	m.met.unregister()
 	m.cancel()
 	<-m.done
+	m.connecting.Wait()
 	m.client.Close()
 	m.writeMu.Lock()
 	defer m.writeMu.Unlock()
