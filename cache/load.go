@@ -42,7 +42,7 @@ var ErrLoadEnded = errors.New("cache: load ended")
 //     store for every segment a record names, most of them to learn that a segment about to be
 //     added does not exist; then Pebble's compactions rewrite the rows several times over as
 //     history accumulates. All of that grows with history.
-//   - The Loader only appends entries to sorted runs in files beside the store (Add). Finish
+//   - The Loader only appends entries to sorted runs, files in the store's directory (Add). Finish
 //     merges the runs into one sequence grouped by user partition in key order (each
 //     partition's entries in the order they were added), applies each partition's entries in
 //     memory with the same code as Apply (nothing to read: the store holds nothing of it),
@@ -51,12 +51,14 @@ var ErrLoadEnded = errors.New("cache: load ended")
 //     written once, at the bottom of the store, where no compaction needs to move them.
 //
 // Until Finish returns, the store holds nothing of the load: a crash or Abort leaves it as it
-// was, and the load starts again from the same offsets. Every other write to the store fails
-// with ErrLoading meanwhile; queries answer from the store as it was.
+// was (but for dropped-record rows, see Finish), and the load starts again from the same
+// offsets. Every other write to the store fails with ErrLoading meanwhile; queries answer from
+// the store as it was.
 //
-// Memory is bounded by the run size (loadRunBytes) and, during Finish, by the largest user
-// partition's history: one partition's rows are held while they are applied. Disk: the runs
-// hold every entry added, about the size of the records, until Finish.
+// Memory is bounded by the run size (loadRunBytes) and, during Finish, by a read buffer per run
+// and the history of the largest user partitions: two partitions' rows are held while they are
+// applied. Disk: the runs, in the store's directory, hold every entry added, about the size of
+// the records, until Finish.
 //
 // A Loader is used by one goroutine.
 type Loader struct {
@@ -98,7 +100,7 @@ type loadRun struct {
 	tps   []tpPrefix
 }
 
-// loadRec is one entry of the current run: the index of its user partition in Loader.tps and
+// loadRec is one entry of a run: the index of its user partition in the run's tps and
 // where its encoding starts in the arena (metadata partition, offset, length, record).
 type loadRec struct {
 	tp  int32
