@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
@@ -80,6 +81,52 @@ func TestBulkLoad(t *testing.T) {
 	for _, st := range again.Stats() {
 		if st.Fetched != 0 {
 			t.Errorf("metadata partition %d: fetched %d records after the load, want 0", st.Partition, st.Fetched)
+		}
+	}
+}
+
+// TestBulkLoadCloseAnytime: a manager closed at any moment of a bulk load (before it starts
+// writing, while it writes, or after) closes cleanly, and the next manager on the store ends
+// with everything the topic holds.
+func TestBulkLoadCloseAnytime(t *testing.T) {
+	c := newCluster(t)
+	each := newManager(t, c, filepath.Join(t.TempDir(), "each"), WithLoadMinRecords(0))
+	cl := rawClient(t, c)
+	tps := []proto.TopicIDPartition{tp0, tp1, tp3}
+	for _, tp := range tps {
+		var vals [][]byte
+		for j := range 400 {
+			s := segment(tp, int64(j)*100, int64(j)*100+99)
+			vals = append(vals, encode(t, s), encode(t, finish(s, proto.CopySegmentFinished)))
+		}
+		produceRaw(t, cl, proto.MetadataPartition(tp, 5), vals...)
+	}
+	assignReady(t, each, tps, nil)
+	var want bytes.Buffer
+	if err := each.View().Dump(&want); err != nil {
+		t.Fatal(err)
+	}
+	for _, wait := range []time.Duration{0, time.Millisecond, 5 * time.Millisecond, 20 * time.Millisecond, 100 * time.Millisecond} {
+		dir := filepath.Join(t.TempDir(), "bulk")
+		m := newManager(t, c, dir, WithLoadMinRecords(1))
+		if err := m.AssignPartitions(ctxT(t), tps, nil); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(wait)
+		if err := m.Close(); err != nil {
+			t.Fatalf("Close %v into the load: %v", wait, err)
+		}
+		m = newManager(t, c, dir, WithLoadMinRecords(1))
+		assignReady(t, m, tps, nil)
+		var got bytes.Buffer
+		if err := m.View().Dump(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got.String() != want.String() {
+			t.Fatalf("closed %v into the load, then started again: the store differs:\n%s\nwant:\n%s", wait, got.String(), want.String())
+		}
+		if err := m.Close(); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
