@@ -169,10 +169,14 @@ func (m *Manager) rewindLoad(ld *bulkLoad, cause error) {
 	m.log.Warn("the bulk load failed; applying the metadata topic fetch by fetch from where it started", zap.Error(cause))
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	// Every metadata partition whose records the load took: those it started with, and any
+	// consumed already, whose fetches went to the load too.
 	rewind := map[int32]kgo.EpochOffset{}
-	for mp := range ld.until {
-		if st, ok := m.mps[mp]; ok {
-			rewind[mp] = kgo.EpochOffset{Epoch: -1, Offset: st.applied}
+	for _, mps := range []map[int32]int64{ld.until, ld.reached} {
+		for mp := range mps {
+			if st, ok := m.mps[mp]; ok {
+				rewind[mp] = kgo.EpochOffset{Epoch: -1, Offset: st.applied}
+			}
 		}
 	}
 	if len(rewind) > 0 {

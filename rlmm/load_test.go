@@ -2,14 +2,17 @@ package rlmm
 
 import (
 	"bytes"
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/stratalog/strata/cache"
 	"github.com/stratalog/strata/proto"
 )
 
@@ -128,5 +131,51 @@ func TestBulkLoadCloseAnytime(t *testing.T) {
 		if err := m.Close(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// failLoadFS fails the creation of every file of a bulk load.
+type failLoadFS struct{ vfs.FS }
+
+func (f failLoadFS) Create(name string, category vfs.DiskWriteCategory) (vfs.File, error) {
+	if strings.Contains(name, "load.tmp") {
+		return nil, errors.New("injected: no room for the load")
+	}
+	return f.FS.Create(name, category)
+}
+
+// TestBulkLoadFailsOver: a bulk load that cannot write its runs is abandoned, its metadata
+// partitions are read again from where it started and applied fetch by fetch, and the store
+// ends as if no load had been tried.
+func TestBulkLoadFailsOver(t *testing.T) {
+	c := newCluster(t)
+	each := newManager(t, c, filepath.Join(t.TempDir(), "each"), WithLoadMinRecords(0))
+	cl := rawClient(t, c)
+	tps := []proto.TopicIDPartition{tp0, tp3}
+	for _, tp := range tps {
+		var vals [][]byte
+		for j := range 300 {
+			s := segment(tp, int64(j)*100, int64(j)*100+99)
+			vals = append(vals, encode(t, s), encode(t, finish(s, proto.CopySegmentFinished)))
+		}
+		produceRaw(t, cl, proto.MetadataPartition(tp, 5), vals...)
+	}
+	assignReady(t, each, tps, nil)
+	core, logs := observer.New(zap.WarnLevel)
+	m := newManager(t, c, filepath.Join(t.TempDir(), "bulk"), WithLoadMinRecords(1), WithLogger(zap.New(core)),
+		WithCacheOptions(cache.WithFS(failLoadFS{vfs.Default})))
+	assignReady(t, m, tps, nil)
+	if logs.FilterMessage("the bulk load failed; applying the metadata topic fetch by fetch from where it started").Len() != 1 {
+		t.Fatalf("no warning that the load failed: %v", logs.All())
+	}
+	var got, want bytes.Buffer
+	if err := m.View().Dump(&got); err != nil {
+		t.Fatal(err)
+	}
+	if err := each.View().Dump(&want); err != nil {
+		t.Fatal(err)
+	}
+	if got.String() != want.String() {
+		t.Fatalf("after a failed load:\n%s\nwant:\n%s", got.String(), want.String())
 	}
 }
