@@ -171,15 +171,28 @@ func (m *Manager) rewindLoad(ld *bulkLoad, cause error) {
 	defer m.mu.Unlock()
 	// Every metadata partition whose records the load took: those it started with, and any
 	// consumed already, whose fetches went to the load too.
+	// A partition halted meanwhile is halted past what is applied: it resumes too, and halts
+	// again when it meets the same record.
 	rewind := map[int32]kgo.EpochOffset{}
+	var resume []int32
 	for _, mps := range []map[int32]int64{ld.until, ld.reached} {
 		for mp := range mps {
-			if st, ok := m.mps[mp]; ok {
-				rewind[mp] = kgo.EpochOffset{Epoch: -1, Offset: st.applied}
+			st, ok := m.mps[mp]
+			if !ok {
+				continue
+			}
+			rewind[mp] = kgo.EpochOffset{Epoch: -1, Offset: st.applied}
+			if st.halt != nil {
+				st.halt = nil
+				resume = append(resume, mp)
 			}
 		}
 	}
 	if len(rewind) > 0 {
 		m.client.SetOffsets(map[string]map[int32]kgo.EpochOffset{proto.TopicName: rewind})
 	}
+	if len(resume) > 0 {
+		m.client.ResumeFetchPartitions(map[string][]int32{proto.TopicName: resume})
+	}
+	m.broadcastLocked()
 }

@@ -179,3 +179,59 @@ func TestBulkLoadFailsOver(t *testing.T) {
 		t.Fatalf("after a failed load:\n%s\nwant:\n%s", got.String(), want.String())
 	}
 }
+
+// TestBulkLoadFailsOverPastAHalt: a metadata partition halted at a record that does not decode
+// while a bulk load runs is halted past what is applied when the load fails: it is read again
+// from what is applied, and halts again at the same record, with everything before it applied.
+func TestBulkLoadFailsOverPastAHalt(t *testing.T) {
+	c := newCluster(t)
+	each := newManager(t, c, filepath.Join(t.TempDir(), "each"), WithLoadMinRecords(0))
+	cl := rawClient(t, c)
+	mp := proto.MetadataPartition(tp3, 5)
+	var vals [][]byte
+	for j := range 200 {
+		s := segment(tp3, int64(j)*100, int64(j)*100+99)
+		vals = append(vals, encode(t, s), encode(t, finish(s, proto.CopySegmentFinished)))
+	}
+	vals = append(vals, []byte{0xff, 0xff})
+	produceRaw(t, cl, mp, vals...)
+	halted := func(m *Manager) *HaltError {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for time.Now().Before(deadline) {
+			for _, st := range m.Stats() {
+				// Halted with everything before the record applied: during the load it
+				// halts first with nothing applied.
+				if st.Partition == mp && st.Halt != nil && st.Applied == st.Halt.Offset {
+					return st.Halt
+				}
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		t.Fatalf("metadata partition %d never halted with all before the halt applied: %+v", mp, m.Stats())
+		return nil
+	}
+	if err := each.AssignPartitions(ctxT(t), []proto.TopicIDPartition{tp3}, nil); err != nil {
+		t.Fatal(err)
+	}
+	want := halted(each)
+	m := newManager(t, c, filepath.Join(t.TempDir(), "bulk"), WithLoadMinRecords(1),
+		WithCacheOptions(cache.WithFS(failLoadFS{vfs.Default})))
+	if err := m.AssignPartitions(ctxT(t), []proto.TopicIDPartition{tp3}, nil); err != nil {
+		t.Fatal(err)
+	}
+	got := halted(m)
+	if got.Offset != want.Offset || got.Offset != 400 {
+		t.Fatalf("halted at offset %d, want %d (as a manager applying fetch by fetch halts)", got.Offset, want.Offset)
+	}
+	var gotDump, wantDump bytes.Buffer
+	if err := m.View().Dump(&gotDump); err != nil {
+		t.Fatal(err)
+	}
+	if err := each.View().Dump(&wantDump); err != nil {
+		t.Fatal(err)
+	}
+	if gotDump.String() != wantDump.String() {
+		t.Fatalf("after a failed load past a halt:\n%s\nwant:\n%s", gotDump.String(), wantDump.String())
+	}
+}

@@ -140,6 +140,12 @@ func (m *Manager) processPartition(ctx context.Context, b *batch, mp int32, recs
 			if m.cfg.skipBadRecords {
 				m.flush(b)
 				m.endLoad() // the skip is a write of its own
+				m.mu.Lock()
+				failed := st.applied < next
+				m.mu.Unlock()
+				if failed {
+					return // a load that failed: the partition is read again from what is applied, this record included
+				}
 				if serr := m.store.Skip(mp, rec.Offset, err.Error()); serr != nil {
 					m.haltPartition(mp, rec.Offset, fmt.Errorf("%v; recording its skip failed: %w", cause, serr))
 					return
