@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
@@ -58,18 +59,12 @@ func TestBulkLoad(t *testing.T) {
 		t.Fatalf("the manager did not load in bulk: %v", logs.All())
 	}
 	assignReady(t, each, tps, nil)
-	var got, want bytes.Buffer
-	if err := bulk.View().Dump(&got); err != nil {
-		t.Fatal(err)
+	got, want := dumpOf(t, bulk), dumpOf(t, each)
+	if got != want {
+		t.Fatalf("the bulk load's store:\n%s\nthe store applied fetch by fetch:\n%s", got, want)
 	}
-	if err := each.View().Dump(&want); err != nil {
-		t.Fatal(err)
-	}
-	if got.String() != want.String() {
-		t.Fatalf("the bulk load's store:\n%s\nthe store applied fetch by fetch:\n%s", got.String(), want.String())
-	}
-	if !strings.Contains(got.String(), "reason=UnknownSegment") {
-		t.Fatalf("no dropped record in the store:\n%s", got.String())
+	if !strings.Contains(got, "reason=UnknownSegment") {
+		t.Fatalf("no dropped record in the store:\n%s", got)
 	}
 	if err := bulk.Close(); err != nil {
 		t.Fatal(err)
@@ -93,22 +88,9 @@ func TestBulkLoad(t *testing.T) {
 // with everything the topic holds.
 func TestBulkLoadCloseAnytime(t *testing.T) {
 	c := newCluster(t)
-	each := newManager(t, c, filepath.Join(t.TempDir(), "each"), WithLoadMinRecords(0))
-	cl := rawClient(t, c)
 	tps := []proto.TopicIDPartition{tp0, tp1, tp3}
-	for _, tp := range tps {
-		var vals [][]byte
-		for j := range 400 {
-			s := segment(tp, int64(j)*100, int64(j)*100+99)
-			vals = append(vals, encode(t, s), encode(t, finish(s, proto.CopySegmentFinished)))
-		}
-		produceRaw(t, cl, proto.MetadataPartition(tp, 5), vals...)
-	}
-	assignReady(t, each, tps, nil)
-	var want bytes.Buffer
-	if err := each.View().Dump(&want); err != nil {
-		t.Fatal(err)
-	}
+	each := fillAndApply(t, c, tps, 400)
+	want := dumpOf(t, each)
 	for _, wait := range []time.Duration{0, time.Millisecond, 5 * time.Millisecond, 20 * time.Millisecond, 100 * time.Millisecond} {
 		dir := filepath.Join(t.TempDir(), "bulk")
 		m := newManager(t, c, dir, WithLoadMinRecords(1))
@@ -121,12 +103,9 @@ func TestBulkLoadCloseAnytime(t *testing.T) {
 		}
 		m = newManager(t, c, dir, WithLoadMinRecords(1))
 		assignReady(t, m, tps, nil)
-		var got bytes.Buffer
-		if err := m.View().Dump(&got); err != nil {
-			t.Fatal(err)
-		}
-		if got.String() != want.String() {
-			t.Fatalf("closed %v into the load, then started again: the store differs:\n%s\nwant:\n%s", wait, got.String(), want.String())
+		got := dumpOf(t, m)
+		if got != want {
+			t.Fatalf("closed %v into the load, then started again: the store differs:\n%s\nwant:\n%s", wait, got, want)
 		}
 		if err := m.Close(); err != nil {
 			t.Fatal(err)
@@ -149,18 +128,8 @@ func (f failLoadFS) Create(name string, category vfs.DiskWriteCategory) (vfs.Fil
 // ends as if no load had been tried.
 func TestBulkLoadFailsOver(t *testing.T) {
 	c := newCluster(t)
-	each := newManager(t, c, filepath.Join(t.TempDir(), "each"), WithLoadMinRecords(0))
-	cl := rawClient(t, c)
 	tps := []proto.TopicIDPartition{tp0, tp3}
-	for _, tp := range tps {
-		var vals [][]byte
-		for j := range 300 {
-			s := segment(tp, int64(j)*100, int64(j)*100+99)
-			vals = append(vals, encode(t, s), encode(t, finish(s, proto.CopySegmentFinished)))
-		}
-		produceRaw(t, cl, proto.MetadataPartition(tp, 5), vals...)
-	}
-	assignReady(t, each, tps, nil)
+	each := fillAndApply(t, c, tps, 300)
 	core, logs := observer.New(zap.WarnLevel)
 	m := newManager(t, c, filepath.Join(t.TempDir(), "bulk"), WithLoadMinRecords(1), WithLogger(zap.New(core)),
 		WithCacheOptions(cache.WithFS(failLoadFS{vfs.Default})))
@@ -168,15 +137,9 @@ func TestBulkLoadFailsOver(t *testing.T) {
 	if logs.FilterMessage("the bulk load failed; applying the metadata topic fetch by fetch from where it started").Len() != 1 {
 		t.Fatalf("no warning that the load failed: %v", logs.All())
 	}
-	var got, want bytes.Buffer
-	if err := m.View().Dump(&got); err != nil {
-		t.Fatal(err)
-	}
-	if err := each.View().Dump(&want); err != nil {
-		t.Fatal(err)
-	}
-	if got.String() != want.String() {
-		t.Fatalf("after a failed load:\n%s\nwant:\n%s", got.String(), want.String())
+	got, want := dumpOf(t, m), dumpOf(t, each)
+	if got != want {
+		t.Fatalf("after a failed load:\n%s\nwant:\n%s", got, want)
 	}
 }
 
@@ -224,14 +187,37 @@ func TestBulkLoadFailsOverPastAHalt(t *testing.T) {
 	if got.Offset != want.Offset || got.Offset != 400 {
 		t.Fatalf("halted at offset %d, want %d (as a manager applying fetch by fetch halts)", got.Offset, want.Offset)
 	}
-	var gotDump, wantDump bytes.Buffer
-	if err := m.View().Dump(&gotDump); err != nil {
+	gotDump, wantDump := dumpOf(t, m), dumpOf(t, each)
+	if gotDump != wantDump {
+		t.Fatalf("after a failed load past a halt:\n%s\nwant:\n%s", gotDump, wantDump)
+	}
+}
+
+// dumpOf is the manager's store as View().Dump prints it.
+func dumpOf(t *testing.T, m *Manager) string {
+	t.Helper()
+	var b bytes.Buffer
+	if err := m.View().Dump(&b); err != nil {
 		t.Fatal(err)
 	}
-	if err := each.View().Dump(&wantDump); err != nil {
-		t.Fatal(err)
+	return b.String()
+}
+
+// fillAndApply writes n segments, added and finished, of each of tps to the metadata topic of c,
+// and returns a manager that applied them fetch by fetch and is ready.
+func fillAndApply(t *testing.T, c *kfake.Cluster, tps []proto.TopicIDPartition, n int) *Manager {
+	t.Helper()
+	// This one creates the topic.
+	each := newManager(t, c, filepath.Join(t.TempDir(), "each"), WithLoadMinRecords(0))
+	cl := rawClient(t, c)
+	for _, tp := range tps {
+		var vals [][]byte
+		for j := range n {
+			s := segment(tp, int64(j)*100, int64(j)*100+99)
+			vals = append(vals, encode(t, s), encode(t, finish(s, proto.CopySegmentFinished)))
+		}
+		produceRaw(t, cl, proto.MetadataPartition(tp, 5), vals...)
 	}
-	if gotDump.String() != wantDump.String() {
-		t.Fatalf("after a failed load past a halt:\n%s\nwant:\n%s", gotDump.String(), wantDump.String())
-	}
+	assignReady(t, each, tps, nil)
+	return each
 }
