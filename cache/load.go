@@ -66,8 +66,7 @@ type Loader struct {
 	fs  vfs.FS
 	dir string
 
-	next  map[int32]int64 // next offset of each metadata partition: the store's, moved by Add
-	moved map[int32]bool  // metadata partitions Add moved
+	next map[int32]int64 // next offset of each metadata partition: the store's, moved by Add
 
 	runBytes int     // the size a run grows to before it is sorted and written
 	chunk    int     // the most entries of a partition Finish passes from reading to applying at once
@@ -133,7 +132,7 @@ func (s *Store) NewLoader() (*Loader, error) {
 		return nil, ErrLoading
 	}
 	l := &Loader{s: s, fs: s.opts.fs, dir: s.opts.fs.PathJoin(s.dir, loadDirName), runBytes: loadRunBytes, chunk: loadChunkEntries,
-		moved: map[int32]bool{}, tpIndex: map[tpPrefix]int32{}}
+		tpIndex: map[tpPrefix]int32{}}
 	err := s.read(func() error {
 		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{tagDeleted}})
 		if err != nil {
@@ -181,7 +180,7 @@ func (l *Loader) Add(entries []Entry) error {
 			l.res.Duplicates++
 			continue
 		}
-		l.next[e.Partition], l.moved[e.Partition] = e.Offset+1, true
+		l.next[e.Partition] = e.Offset + 1
 		p := loadPrefix(e.Record)
 		r := &l.cur
 		ti, ok := l.tpIndex[p]
@@ -690,7 +689,8 @@ func (a *applier) write(blk *rowBlock) error {
 func (l *Loader) ingest(ctx context.Context, tw *tableWriter, appliers []*applier) error {
 	s := l.s
 	var global []kv
-	for mp := range l.moved {
+	// Every metadata partition's: those Add did not move are written as the store has them.
+	for mp := range l.next {
 		global = append(global, kv{k: offsetKey(mp), v: encodeOffset(l.next[mp])})
 	}
 	for _, a := range appliers {

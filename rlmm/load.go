@@ -67,8 +67,8 @@ func (m *Manager) startLoad(resume, endOf map[int32]int64) {
 	m.log.Info("loading the metadata topic in bulk", zap.Int("metadata.partitions", len(resume)), zap.Int64("records.behind", behind))
 }
 
-// addToLoad hands the batch to the load, and writes the load into the store once it has
-// reached its end offsets. It reports whether the batch was taken: false when no load runs.
+// addToLoad hands the batch to the load. It reports whether the batch was taken: false when no
+// load runs. The loop writes the load once it has reached its end offsets (process).
 // REQUIRES: writeMu held.
 func (m *Manager) addToLoad(b *batch) bool {
 	if m.load == nil {
@@ -85,9 +85,6 @@ func (m *Manager) addToLoad(b *batch) bool {
 	}
 	b.entries = b.entries[:0]
 	clear(b.reached)
-	if m.loadComplete() {
-		m.endLoad()
-	}
 	return true
 }
 
