@@ -109,12 +109,19 @@ func serveManager(t testing.TB, m *rlmm.Manager, opts ...Option) *harness {
 // serveManagerAt is serveManager on the socket path.
 func serveManagerAt(t testing.TB, m *rlmm.Manager, path string, opts ...Option) *harness {
 	t.Helper()
+	client, stop := serveOn(t, New(m, opts...), path)
+	return &harness{m: m, client: client, stop: stop}
+}
+
+// serveOn serves s on a Unix socket at path until the test ends, and returns a client of it
+// and what stops it (returning what Serve returned).
+func serveOn(t testing.TB, s *Server, path string) (rlmmv1.RemoteLogMetadataServiceClient, func() error) {
+	t.Helper()
 	lis, err := net.Listen("unix", path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := New(m, opts...)
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx, lis) }()
 	conn, err := grpc.NewClient("unix://"+path, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -136,7 +143,7 @@ func serveManagerAt(t testing.TB, m *rlmm.Manager, path string, opts ...Option) 
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	return &harness{m: m, client: rlmmv1.NewRemoteLogMetadataServiceClient(conn), stop: stop}
+	return rlmmv1.NewRemoteLogMetadataServiceClient(conn), stop
 }
 
 func newHarness(t testing.TB, opts ...rlmm.Option) (*harness, *kfake.Cluster) {

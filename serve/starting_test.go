@@ -3,14 +3,11 @@ package serve
 import (
 	"context"
 	"errors"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	rlmmv1 "github.com/stratalog/strata/api/rlmm/v1"
@@ -21,35 +18,9 @@ import (
 // and what stops it (returning what Serve returned).
 func serveStarting(t *testing.T, opts ...Option) (*Server, rlmmv1.RemoteLogMetadataServiceClient, func() error) {
 	t.Helper()
-	lis, err := net.Listen("unix", socketPath(t))
-	if err != nil {
-		t.Fatal(err)
-	}
 	s := NewStarting(opts...)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, lis) }()
-	conn, err := grpc.NewClient("unix://"+lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	var served error
-	stop := func() error {
-		if !stopped {
-			stopped = true
-			cancel()
-			served = <-done
-			conn.Close()
-		}
-		return served
-	}
-	t.Cleanup(func() {
-		if err := stop(); err != nil {
-			t.Errorf("Serve = %v", err)
-		}
-	})
-	return s, rlmmv1.NewRemoteLogMetadataServiceClient(conn), stop
+	client, stop := serveOn(t, s, socketPath(t))
+	return s, client, stop
 }
 
 // TestCallsWaitForTheManager: a server made with NewStarting accepts connections and calls at
